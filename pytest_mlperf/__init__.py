@@ -1,0 +1,8 @@
+"""pytest-mlperf: MLPerf inference and training benchmarks as parametrized pytest tests."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pytest-mlperf")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+source"

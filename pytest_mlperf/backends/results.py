@@ -1,0 +1,242 @@
+"""Replay: judge a results tree that already exists (an audit; nothing runs).
+
+Inference trees come in two layouts:
+- published: <system name>/<benchmark>/<Scenario>/{performance/run_1,accuracy}/ (submission results/ folder)
+- NVIDIA's working layout: [build/logs/]<YYYY.MM.DD-HH.MM.SS>/<system name>/<benchmark>/<Scenario>/ with
+  perf_harness_summary.json and accuracy_summary.json beside the system folders.
+Training trees hold one MLLOG trial log per run (result_<n>.txt, or *.log).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from ..catalog import Catalog, InferenceCase, TrainingCase, split_system_name
+from ..logs import ParseError
+from ..logs.harness import parse_summary_json
+from ..logs.mllog import MARKER, iter_events
+from . import Artifacts, BackendUnavailable, Case, ResultMissing
+
+TIMESTAMP_RE = re.compile(r"^\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}$")
+LOG_FILES = ("mlperf_log_detail.txt", "mlperf_log_summary.txt")
+PERF_JSON = "perf_harness_summary.json"
+ACC_JSON = "accuracy_summary.json"
+
+
+def _logged_mode(folder: Path) -> str | None:
+    """The test mode a LoadGen log folder holds, read cheaply (the full parse comes later)."""
+    detail = folder / "mlperf_log_detail.txt"
+    if detail.exists():
+        with detail.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if '"effective_test_mode"' in line and MARKER in line:
+                    try:
+                        return str(json.loads(line.split(MARKER, 1)[1])["value"])
+                    except (ValueError, KeyError):
+                        return None
+    summary = folder / "mlperf_log_summary.txt"
+    if summary.exists():
+        for line in summary.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("Mode"):
+                return line.split(":", 1)[1].strip()
+    if (folder / "accuracy.txt").exists():
+        return "AccuracyOnly"
+    return None
+
+
+def _timestamp_dirs(root: Path) -> list[Path]:
+    """NVIDIA's build/logs/<timestamp> folders under root (root itself may be one), newest first."""
+    if TIMESTAMP_RE.match(root.name):
+        return [root]
+    found = [p for p in root.iterdir() if p.is_dir() and TIMESTAMP_RE.match(p.name)] if root.is_dir() else []
+    for nested in (root / "build" / "logs", root / "logs"):
+        if nested.is_dir():
+            found += [p for p in nested.iterdir() if p.is_dir() and TIMESTAMP_RE.match(p.name)]
+    return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def _harness_messages(stamp_dir: Path, kind: str) -> dict[str, dict] | None:
+    path = stamp_dir / (PERF_JSON if kind == "PerformanceOnly" else ACC_JSON)
+    return parse_summary_json(path, "perf" if kind == "PerformanceOnly" else "accuracy") if path.exists() else None
+
+
+class ResultsBackend:
+    name = "results"
+    needs_gpu = False
+
+    def __init__(self, root: Path | str, catalog: Catalog):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise BackendUnavailable(f"--mlperf-results {self.root}: not a directory")
+        self.catalog = catalog
+        self.ignored: list[str] = []
+
+    # ---- case lists -------------------------------------------------------------------------------------
+    def cases(self, kind: str, catalog_cases: list[Case] | None) -> list[Case]:
+        if kind == "training":
+            return self._training_cases(catalog_cases)
+        if catalog_cases is None:
+            return self.discover_inference()
+        return list(catalog_cases)
+
+    def discover_inference(self) -> list[InferenceCase]:
+        cases: dict[str, InferenceCase] = {}
+        for folder in self._log_folders():
+            case = self._case_from_folder(folder)
+            if case is None:
+                continue
+            key = case.id
+            if key in cases:  # the same case in two timestamp folders: keep both, name the older by its stamp
+                case = case.with_(run=f"{case.run}@{folder.parents[2].name}")
+                key = case.id
+            cases[key] = case
+        return sorted(cases.values(), key=lambda c: c.id)
+
+    def _log_folders(self) -> list[Path]:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            if any(name in filenames for name in LOG_FILES):
+                found.append(Path(dirpath))
+        return found
+
+    def _case_from_folder(self, folder: Path) -> InferenceCase | None:
+        run = "run_1"
+        if folder.name == "accuracy":
+            mode, scenario_dir = "AccuracyOnly", folder.parent
+        elif folder.parent.name == "performance":
+            mode, scenario_dir, run = "PerformanceOnly", folder.parent.parent, folder.name
+        else:
+            mode, scenario_dir = _logged_mode(folder) or "PerformanceOnly", folder
+        bench_dir = scenario_dir.parent
+        system_dir = bench_dir.parent
+        if bench_dir.name not in self.catalog.benchmarks:
+            self.ignored.append(f"{folder}: benchmark {bench_dir.name!r} is not in the catalog")
+            return None
+        try:
+            scenario = self.catalog.scenario(scenario_dir.name)
+        except ValueError:
+            self.ignored.append(f"{folder}: scenario {scenario_dir.name!r} is not in the catalog")
+            return None
+        benchmark = self.catalog.benchmarks[bench_dir.name]
+        system_id, harness, power = split_system_name(system_dir.name)
+        if harness is None:
+            harness = self._harness_from_json(system_dir.parent, system_dir.name, benchmark.name,
+                                              scenario.name, mode) or benchmark.default_harness
+        system = self.catalog.system_by_id(system_id)
+        return InferenceCase(system_id=system_id, benchmark=benchmark, scenario=scenario, mode=mode,
+                             harness=harness, sku=system.sku if system else None, power=power, run=run,
+                             source=folder, qualify=True)
+
+    def _harness_from_json(self, stamp_dir: Path, system_name: str, bench: str, scenario: str,
+                           mode: str) -> str | None:
+        messages = _harness_messages(stamp_dir, mode) if TIMESTAMP_RE.match(stamp_dir.name) else None
+        for config_name, benches in (messages or {}).items():
+            if config_name.startswith(system_name + "-") and config_name.endswith("-" + scenario) and bench in benches:
+                return config_name[len(system_name) + 1:].split("_k_")[0]
+        return None
+
+    # ---- running (finding) one case -----------------------------------------------------------------------
+    def run(self, case: Case, workdir: Path) -> Artifacts:
+        if isinstance(case, TrainingCase):
+            if case.source is None:
+                raise ResultMissing(self._training_missing(case))
+            return Artifacts(case.source)
+        if case.source is not None:
+            return self._with_messages(case, case.source)
+        return self.locate(case)
+
+    def locate(self, case: InferenceCase) -> Artifacts:
+        looked = []
+        tail = Path(case.benchmark.name) / case.scenario.name
+        leaf = Path("accuracy") if case.mode == "AccuracyOnly" else Path("performance") / case.run
+        published = self.root / case.system_name / tail / leaf
+        looked.append(str(published))
+        if published.is_dir():
+            attributable = case.harness in ("triton", case.benchmark.default_harness)
+            if attributable:
+                return Artifacts(published)
+            raise ResultMissing(
+                f"no result for harness {case.harness!r}: the published layout keeps one non-Triton harness per "
+                f"benchmark ({case.benchmark.default_harness!r} for {case.benchmark.name}); looked for {published}")
+        for stamp in _timestamp_dirs(self.root):
+            folder = stamp / case.system_name / tail
+            looked.append(str(folder))
+            if not folder.is_dir() or _logged_mode(folder) != case.mode:
+                continue
+            messages = _harness_messages(stamp, case.mode)
+            if messages is None:
+                if case.harness in ("triton", case.benchmark.default_harness):
+                    return Artifacts(folder)
+                continue
+            if case.config_name in messages and case.benchmark.name in messages[case.config_name]:
+                return self._with_messages(case, folder)
+        raise ResultMissing(f"no {case.mode} result for {case.config_name}; looked for " + ", ".join(looked))
+
+    def _with_messages(self, case: InferenceCase, folder: Path) -> Artifacts:
+        stamp = folder.parents[2] if len(folder.parents) > 2 else None
+        if stamp is None or not TIMESTAMP_RE.match(stamp.name):
+            return Artifacts(folder)
+        messages = _harness_messages(stamp, case.mode) or {}
+        message = messages.get(case.config_name, {}).get(case.benchmark.name)
+        files = [stamp / (PERF_JSON if case.mode == "PerformanceOnly" else ACC_JSON)] if message else []
+        if case.mode == "PerformanceOnly":
+            return Artifacts(folder, harness_perf=message, files=files)
+        return Artifacts(folder, harness_accuracy=message, files=files)
+
+    # ---- training ---------------------------------------------------------------------------------------
+    def trial_logs(self) -> list[Path]:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if (name.startswith("result_") and name.endswith(".txt")) or name.endswith(".log"):
+                    found.append(Path(dirpath) / name)
+        return found
+
+    def _recipe(self, path: Path) -> tuple[int, int, int] | None:
+        params: dict[str, object] = {}
+        wanted = ("global_batch_size", "gradient_accumulation_steps", "opt_learning_rate_training_steps")
+        try:
+            for event in iter_events(path):
+                if event.key in wanted:
+                    params[event.key] = event.value
+                if len(params) == len(wanted):
+                    return tuple(int(float(params[k])) for k in wanted)  # type: ignore[return-value]
+        except (ParseError, TypeError, ValueError):
+            return None
+        return None
+
+    def _trial_name(self, path: Path) -> str:
+        rel = path.relative_to(self.root).with_suffix("")
+        parts = [p for p in rel.parts if p != "bert"]
+        return "/".join(parts)
+
+    def _training_cases(self, catalog_cases: list[Case] | None) -> list[Case]:
+        trials = []
+        for path in self.trial_logs():
+            recipe = self._recipe(path)
+            config = self.catalog.training_config_for(*recipe) if recipe else None
+            trials.append((path, config))
+        if catalog_cases is None:
+            return [TrainingCase(config=config, target=self.catalog.training_target, trial=self._trial_name(path),
+                                 source=path) for path, config in trials]
+        out: list[Case] = []
+        for case in catalog_cases:
+            assert isinstance(case, TrainingCase)
+            matching = [path for path, config in trials if case.config and config == case.config]
+            if not matching:
+                out.append(case)  # run() skips it, naming what it looked for
+            out += [case.with_(trial=self._trial_name(path), source=path) for path in matching]
+        return out
+
+    def _training_missing(self, case: TrainingCase) -> str:
+        cfg = case.config
+        if cfg is None:
+            return f"no trial log in {self.root}"
+        return (f"no trial log in {self.root} with config {cfg.name}'s recipe (global_batch_size="
+                f"{cfg.global_batch_size}, gradient_accumulation_steps={cfg.gradient_steps}, "
+                f"max_steps={cfg.max_steps}); looked at result_*.txt and *.log files")

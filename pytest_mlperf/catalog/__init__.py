@@ -1,0 +1,321 @@
+"""What exists, as data: systems, benchmarks, scenarios, training configs, and the cases they make.
+
+The facts live in one JSON file per MLPerf round beside this module; this module only types them.
+A Case is one benchmark x scenario x mode (x harness) for one system, or one training config.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+MODES = ("AccuracyOnly", "PerformanceOnly")
+SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
+HARNESSES = ("custom", "lwis", "triton")
+
+
+class CatalogError(ValueError):
+    """A name that the catalog does not know, with what it does know."""
+
+
+@dataclass(frozen=True)
+class Gpu:
+    key: str
+    names: tuple[str, ...]
+    memory_gib: float | None
+    pci_device_id: str | None
+    max_power_w: float | None
+    sm: int
+    integrated: bool = False
+
+
+@dataclass(frozen=True)
+class System:
+    sku: str
+    system_id: str
+    category: str  # datacenter | edge
+    gpu: Gpu
+    count: int
+    description: str
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    model: str
+    level: str  # "99" or "99.9"
+    metric: str
+    reference: float
+    default_harness: str
+    server_latency_ms: float | None
+
+    @property
+    def threshold(self) -> float:
+        return self.reference * (0.999 if self.level == "99.9" else 0.99)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    min_duration_ms: int
+    min_query_count: int
+    min_sample_count: int
+    perf_key: str
+    unit: str
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    name: str
+    file: str
+    common: str | None
+    gpu: str
+    nodes: int
+    gpus_per_node: int
+    batch_size: int
+    gradient_steps: int
+    learning_rate: float
+    max_steps: int
+    walltime_min: int
+    packed: bool
+
+    @property
+    def global_batch_size(self) -> int:
+        # NVIDIA's BATCHSIZE already includes the accumulation steps (1x4x56x2 sets BATCHSIZE=112).
+        return self.nodes * self.gpus_per_node * self.batch_size
+
+
+def system_name(system_id: str, harness: str, power: str = "MaxP") -> str:
+    """NVIDIA's results-tree name: <system_id>_TRT, plus _Triton and _MaxQ."""
+    name = f"{system_id}_TRT"
+    if harness == "triton":
+        name += "_Triton"
+    if power == "MaxQ":
+        name += "_MaxQ"
+    return name
+
+
+def split_system_name(name: str) -> tuple[str, str | None, str]:
+    """Inverse of system_name: (system_id, 'triton' or None, power)."""
+    power = "MaxP"
+    harness = None
+    if name.endswith("_MaxQ"):
+        name, power = name[: -len("_MaxQ")], "MaxQ"
+    if name.endswith("_Triton"):
+        name, harness = name[: -len("_Triton")], "triton"
+    if name.endswith("_TRT"):
+        name = name[: -len("_TRT")]
+    return name, harness, power
+
+
+@dataclass(frozen=True)
+class InferenceCase:
+    """One benchmark x scenario x mode x harness on one system."""
+
+    system_id: str
+    benchmark: Benchmark
+    scenario: Scenario
+    mode: str
+    harness: str
+    sku: str | None = None
+    power: str = "MaxP"
+    run: str = "run_1"  # the performance/<run> folder of a results tree
+    source: Path | None = None  # set when the case was discovered in a results tree
+    qualify: bool = False  # prefix the test id with the system (several systems in one session)
+
+    kind = "inference"
+
+    @property
+    def system_name(self) -> str:
+        return system_name(self.system_id, self.harness, self.power)
+
+    @property
+    def workload(self) -> str:
+        level = self.benchmark.level.replace(".", "_")
+        return f"{self.harness}_k_{level}_{self.power}"
+
+    @property
+    def config_name(self) -> str:
+        return f"{self.system_name}-{self.workload}-{self.scenario.name}"
+
+    @property
+    def id(self) -> str:
+        parts = [self.benchmark.name, self.scenario.name, self.mode, self.harness]
+        if self.power != "MaxP":
+            parts.append(self.power)
+        if self.mode == "PerformanceOnly" and self.run != "run_1":
+            parts.append(self.run)
+        base = "-".join(parts)
+        return f"{self.system_name}/{base}" if self.qualify else base
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        return (
+            "inference",
+            self.benchmark.model.replace("-", "_"),
+            self.scenario.name.lower(),
+            "accuracy" if self.mode == "AccuracyOnly" else "performance",
+            self.harness,
+        )
+
+    def with_(self, **changes) -> InferenceCase:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class TrainingCase:
+    """One training config (and, once a results tree is read, one trial log of it)."""
+
+    config: TrainingConfig | None
+    sku: str | None = None
+    target: float = 0.720
+    trial: str | None = None  # e.g. "dgxa100_ngc22.09_pytorch/result_0"
+    source: Path | None = None
+
+    kind = "training"
+    benchmark_name = "bert"
+
+    @property
+    def config_label(self) -> str:
+        return self.config.name if self.config else "unknown-config"
+
+    @property
+    def id(self) -> str:
+        base = f"bert-{self.config_label}"
+        return f"{base}-{self.trial}" if self.trial else base
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        return ("training", "bert")
+
+    def with_(self, **changes) -> TrainingCase:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    inference_round: str
+    training_round: str
+    gpus: dict[str, Gpu]
+    systems: dict[str, System]
+    benchmarks: dict[str, Benchmark]
+    scenarios: dict[str, Scenario]
+    matrix: dict[str, dict[str, dict]]
+    training_configs: dict[str, TrainingConfig]
+    training_systems: dict[str, tuple[str, ...]]
+    training_target: float
+
+    def system(self, sku: str) -> System:
+        try:
+            return self.systems[sku]
+        except KeyError:
+            known = ", ".join(self.systems)
+            raise CatalogError(f"unknown SKU {sku!r}; known SKUs: {known}") from None
+
+    def system_by_id(self, system_id: str) -> System | None:
+        for system in self.systems.values():
+            if system.system_id == system_id:
+                return system
+        return None
+
+    def benchmark(self, name: str) -> Benchmark:
+        try:
+            return self.benchmarks[name]
+        except KeyError:
+            raise CatalogError(f"unknown benchmark {name!r}; known: {', '.join(self.benchmarks)}") from None
+
+    def scenario(self, name: str) -> Scenario:
+        for key, scenario in self.scenarios.items():
+            if key.lower() == name.lower():
+                return scenario
+        raise CatalogError(f"unknown scenario {name!r}; known: {', '.join(self.scenarios)}")
+
+    def inference_cases(self, sku: str) -> list[InferenceCase]:
+        system = self.system(sku)
+        cases = []
+        for bench_name, entry in self.matrix[system.category].items():
+            bench = self.benchmarks[bench_name]
+            for scenario_name in entry["scenarios"]:
+                for mode in MODES:
+                    for harness in entry["harnesses"]:
+                        cases.append(
+                            InferenceCase(
+                                system_id=system.system_id,
+                                benchmark=bench,
+                                scenario=self.scenarios[scenario_name],
+                                mode=mode,
+                                harness=harness,
+                                sku=sku,
+                            )
+                        )
+        return cases
+
+    def training_cases(self, sku: str) -> list[TrainingCase]:
+        self.system(sku)
+        return [
+            TrainingCase(config=self.training_configs[name], sku=sku, target=self.training_target)
+            for name in self.training_systems.get(sku, ())
+        ]
+
+    def training_config_for(self, global_batch_size: int, gradient_steps: int, max_steps: int) -> TrainingConfig | None:
+        """The config whose recipe a trial log shows (global batch, accumulation, step budget)."""
+        for config in self.training_configs.values():
+            if (
+                config.global_batch_size == global_batch_size
+                and config.gradient_steps == gradient_steps
+                and config.max_steps == max_steps
+            ):
+                return config
+        return None
+
+
+def _load_json(name: str) -> dict:
+    return json.loads(resources.files(__package__).joinpath(name).read_text(encoding="utf-8"))
+
+
+@cache
+def load() -> Catalog:
+    inf = _load_json("inference_v2_0.json")
+    tra = _load_json("training_v2_1.json")
+    gpus = {
+        key: Gpu(
+            key=key,
+            names=tuple(g["names"]),
+            memory_gib=g["memory_gib"],
+            pci_device_id=g["pci_device_id"],
+            max_power_w=g["max_power_w"],
+            sm=g["sm"],
+            integrated=g.get("integrated", False),
+        )
+        for key, g in inf["gpus"].items()
+    }
+    systems = {
+        sku: System(
+            sku=sku,
+            system_id=s["system_id"],
+            category=s["category"],
+            gpu=gpus[s["gpu"]],
+            count=s["count"],
+            description=s["description"],
+        )
+        for sku, s in inf["systems"].items()
+    }
+    benchmarks = {name: Benchmark(name=name, **b) for name, b in inf["benchmarks"].items()}
+    scenarios = {name: Scenario(name=name, **s) for name, s in inf["scenarios"].items()}
+    configs = {name: TrainingConfig(name=name, **c) for name, c in tra["configs"].items()}
+    return Catalog(
+        inference_round=inf["round"],
+        training_round=tra["round"],
+        gpus=gpus,
+        systems=systems,
+        benchmarks=benchmarks,
+        scenarios=scenarios,
+        matrix=inf["matrix"],
+        training_configs=configs,
+        training_systems={k: tuple(v) for k, v in tra["systems"].items()},
+        training_target=tra["target"]["value"],
+    )

@@ -1,0 +1,74 @@
+"""Artifacts on disk -> parsed records -> verdict -> metrics. Shared by the plugin and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backends import Artifacts
+from .catalog import InferenceCase, TrainingCase
+from .logs import ParseError
+from .logs.accuracy import parse_accuracy
+from .logs.loadgen import parse_detail, parse_summary
+from .logs.mllog import parse_training_log
+from .metrics import Metric, accuracy_metrics, performance_metrics, training_metrics
+from .verdict import Verdict, accuracy_verdict, performance_verdict, training_verdict
+
+SUMMARY = "mlperf_log_summary.txt"
+DETAIL = "mlperf_log_detail.txt"
+ACCURACY = "accuracy.txt"
+
+
+@dataclass
+class CaseResult:
+    case_id: str
+    kind: str
+    verdict: Verdict
+    metrics: list[Metric]
+    artifacts: list[Path] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+
+def evaluate_inference(case: InferenceCase, artifacts: Artifacts) -> CaseResult:
+    folder = artifacts.path
+    summary_path, detail_path = folder / SUMMARY, folder / DETAIL
+    if not summary_path.exists() and not detail_path.exists():
+        raise ParseError(folder, f"neither {SUMMARY} nor {DETAIL} is there")
+    summary = parse_summary(summary_path) if summary_path.exists() else None
+    detail = parse_detail(detail_path) if detail_path.exists() else None
+    files = [p for p in (summary_path, detail_path) if p.exists()]
+    logged_mode = detail.mode if detail is not None else (summary.mode if summary and summary.mode else None)
+    if logged_mode and logged_mode != case.mode:
+        raise ParseError(folder, f"the logs are from a {logged_mode} run, the case asks for {case.mode}")
+    info = {"system_name": case.system_name, "config_name": case.config_name, "folder": str(folder)}
+    if case.mode == "AccuracyOnly":
+        accuracy_path = folder / ACCURACY
+        result = parse_accuracy(accuracy_path)
+        files.append(accuracy_path)
+        verdict = accuracy_verdict(result, case.benchmark, artifacts.harness_accuracy)
+        metrics = accuracy_metrics(case.config_name, result, case.benchmark.threshold, verdict)
+    else:
+        if (summary is None or not summary.is_performance) and detail is None:
+            raise ParseError(summary_path, "a performance run needs a summary with results or a detail log")
+        verdict = performance_verdict(summary if summary and summary.is_performance else None, detail,
+                                      case.scenario, case.benchmark, artifacts.harness_perf)
+        metrics = performance_metrics(case.config_name, case.scenario.perf_key, case.scenario.unit,
+                                      case.scenario.higher_is_better, summary, detail, verdict)
+        if detail is not None:
+            info["warnings"] = len(detail.warnings)
+            info["errors"] = len(detail.errors)
+    return CaseResult(case.id, "inference", verdict, metrics, files + artifacts.files, info)
+
+
+def evaluate_training(case: TrainingCase, artifacts: Artifacts) -> CaseResult:
+    run = parse_training_log(artifacts.path)
+    verdict = training_verdict(run, case.target)
+    info = {"config": case.config_label, "platform": run.platform, "org": run.org,
+            "global_batch_size": run.params.get("global_batch_size")}
+    return CaseResult(case.id, "training", verdict, training_metrics(run, verdict), [artifacts.path], info)
+
+
+def evaluate(case: InferenceCase | TrainingCase, artifacts: Artifacts) -> CaseResult:
+    if isinstance(case, TrainingCase):
+        return evaluate_training(case, artifacts)
+    return evaluate_inference(case, artifacts)

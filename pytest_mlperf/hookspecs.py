@@ -1,0 +1,21 @@
+"""Hooks that users' conftest.py files may implement (registered through pytest_addhooks)."""
+
+from __future__ import annotations
+
+import pluggy
+import pytest
+
+hookspec = pluggy.HookspecMarker("pytest")
+
+
+@hookspec
+def pytest_mlperf_modify_cases(config: pytest.Config, kind: str, cases: list) -> None:
+    """Change, in place, the list of cases the suite of ``kind`` ("inference" or "training") will run.
+
+    Remove cases a site never runs, or add cases built with ``pytest_mlperf.catalog``.
+    """
+
+
+@hookspec
+def pytest_mlperf_result(config: pytest.Config, case, result) -> None:
+    """Called with each judged case before it is reported; may add to ``result.metrics`` or ``result.info``."""

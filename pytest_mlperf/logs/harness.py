@@ -1,0 +1,121 @@
+"""NVIDIA's end-of-run summaries: the blocks that run_harness prints, and the two JSON files behind them
+(perf_harness_summary.json, accuracy_summary.json: {config name: {benchmark: message}})."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import ParseError, read_text
+
+PERF_BANNER = "Perf harness results:"
+ACC_BANNER = "Accuracy results:"
+
+_PERF_RE = re.compile(r"^(?P<key>[A-Za-z0-9_.]+): (?P<value>[-0-9.eE+]+), Result is (?P<validity>VALID|INVALID)$")
+_ACC_RE = re.compile(
+    r"^Accuracy = (?P<value>[-0-9.eE+]+), Threshold = (?P<threshold>[-0-9.eE+]+)\. "
+    r"Accuracy test (?P<verdict>PASSED|FAILED)\.?$"
+)
+NO_ACCURACY = "No accuracy results in PerformanceOnly mode."
+
+
+@dataclass(frozen=True)
+class PerfMessage:
+    key: str
+    value: float
+    validity: str
+
+
+@dataclass(frozen=True)
+class AccuracyMessage:
+    value: float | None
+    threshold: float | None
+    passed: bool | None  # None: the run was PerformanceOnly
+
+
+def parse_perf_message(message: str, where: str = "<message>") -> PerfMessage:
+    match = _PERF_RE.match(message.strip())
+    if not match:
+        raise ParseError(where, f"unrecognised perf result {message!r} "
+                                "(expected '<key>: <value>, Result is VALID|INVALID')")
+    return PerfMessage(match.group("key"), float(match.group("value")), match.group("validity"))
+
+
+def parse_accuracy_message(message: str, where: str = "<message>") -> AccuracyMessage:
+    text = message.strip()
+    if text == NO_ACCURACY:
+        return AccuracyMessage(None, None, None)
+    match = _ACC_RE.match(text)
+    if not match:
+        raise ParseError(where, f"unrecognised accuracy result {message!r}")
+    return AccuracyMessage(float(match.group("value")), float(match.group("threshold")),
+                           match.group("verdict") == "PASSED")
+
+
+@dataclass
+class HarnessSummary:
+    """{config name: {benchmark: parsed message}} for perf and accuracy."""
+
+    perf: dict[str, dict[str, PerfMessage]]
+    accuracy: dict[str, dict[str, AccuracyMessage]]
+
+
+def parse_summary_json(path: Path | str, kind: str) -> dict[str, dict]:
+    """perf_harness_summary.json (kind='perf') or accuracy_summary.json (kind='accuracy')."""
+    path = Path(path)
+    try:
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise ParseError(path, f"malformed JSON ({exc.msg})", line=exc.lineno) from None
+    if not isinstance(data, dict):
+        raise ParseError(path, "expected an object of {config name: {benchmark: message}}")
+    parse = parse_perf_message if kind == "perf" else parse_accuracy_message
+    out: dict[str, dict] = {}
+    for config, benches in data.items():
+        if not isinstance(benches, dict):
+            raise ParseError(path, f"config {config!r}: expected an object of benchmark messages")
+        out[config] = {bench: parse(str(msg), f"{path} [{config}/{bench}]") for bench, msg in benches.items()}
+    return out
+
+
+def parse_stdout(path: Path | str) -> HarnessSummary:
+    """The two banner blocks at the end of `make run_harness` output (stdout.txt or a console log)."""
+    path = Path(path)
+    lines = read_text(path).splitlines()
+    perf: dict[str, dict[str, PerfMessage]] = {}
+    accuracy: dict[str, dict[str, AccuracyMessage]] = {}
+    target: dict | None = None
+    kind = None
+    config = None
+    seen = set()
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip()
+        if line.startswith("=") and PERF_BANNER in line:
+            target, kind, config = perf, "perf", None
+            seen.add("perf")
+            continue
+        if line.startswith("=") and ACC_BANNER in line:
+            target, kind, config = accuracy, "accuracy", None
+            seen.add("accuracy")
+            continue
+        if target is None or not line.strip():
+            continue
+        if not line.startswith(" ") and line.endswith(":"):
+            config = line[:-1]
+            target.setdefault(config, {})
+            continue
+        if line.startswith("    ") and config is not None:
+            bench, sep, message = line.strip().partition(": ")
+            if not sep:
+                raise ParseError(path, f"expected '<benchmark>: <message>', found {line.strip()!r}", line=number)
+            where = f"{path}:{number}"
+            target[config][bench] = (parse_perf_message(message, where) if kind == "perf"
+                                     else parse_accuracy_message(message, where))
+            continue
+        # Anything else ends the block (make's own lines follow it).
+        target, config = None, None
+    if not seen:
+        raise ParseError(path, "no 'Perf harness results' or 'Accuracy results' block: the run did not finish")
+    return HarnessSummary(perf=perf, accuracy=accuracy)

@@ -1,0 +1,87 @@
+"""Metric records, named as users of VirtualClient's MLPerf workload already know them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .logs.accuracy import AccuracyResult
+from .logs.loadgen import LoadgenDetail, LoadgenSummary
+from .logs.mllog import TrainingRun
+from .verdict import Verdict
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    value: float
+    unit: str
+    higher_is_better: bool | None  # None: a state (PASS/FAIL), not a quantity to trend
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_LATENCY_STATS = ("min", "mean", "max")
+
+
+def accuracy_metrics(config_name: str, result: AccuracyResult, threshold: float, verdict: Verdict) -> list[Metric]:
+    return [
+        Metric(f"{config_name}-AccuracyMode", 1.0 if verdict.ok else 0.0, "PASS/FAIL", None),
+        Metric("AccuracyValue", result.value, result.metric, True),
+        Metric("ThresholdValue", threshold, result.metric, None),
+        Metric("AccuracyThresholdRatio", result.value / threshold if threshold else 0.0, "ratio", True),
+    ]
+
+
+def performance_metrics(config_name: str, perf_key: str, unit: str, higher_is_better: bool,
+                        summary: LoadgenSummary | None, detail: LoadgenDetail | None,
+                        verdict: Verdict) -> list[Metric]:
+    out = [Metric(f"{config_name}-PerformanceMode", 1.0 if verdict.ok else 0.0, "VALID/INVALID", None)]
+    headline = None
+    if detail is not None and isinstance(detail.get(perf_key), int | float):
+        headline = float(detail.get(perf_key))
+    elif summary is not None and summary.headline is not None:
+        headline = summary.headline[1]
+    if headline is not None:
+        out.append(Metric(perf_key, headline, unit, higher_is_better))
+    if detail is None:
+        return out
+    for key in ("result_samples_per_second", "result_scheduled_samples_per_sec", "result_completed_samples_per_sec"):
+        value = detail.get(key)
+        if key != perf_key and isinstance(value, int | float):
+            out.append(Metric(key, float(value), "samples/s", True))
+    for key, value in sorted(detail.percentiles_ns.items()):
+        if key != perf_key:
+            out.append(Metric(key, value, "ns", False))
+    for stat in _LATENCY_STATS:
+        value = detail.get(f"result_{stat}_latency_ns")
+        if isinstance(value, int | float):
+            out.append(Metric(f"result_{stat}_latency_ns", float(value), "ns", False))
+    count = detail.get("result_query_count")
+    if isinstance(count, int | float):
+        out.append(Metric("result_query_count", float(count), "queries", None))
+    return out
+
+
+def training_metrics(run: TrainingRun, verdict: Verdict) -> list[Metric]:
+    out = [Metric("converged", 1.0 if verdict.ok else 0.0, "CONVERGED/NOT CONVERGED", None)]
+    if run.last_accuracy is not None:
+        out.append(Metric("eval_mlm_accuracy", run.last_accuracy, "fraction", True))
+    if run.time_to_train_s is not None:
+        out.append(Metric("time_to_train", run.time_to_train_s, "s", False,
+                          {"source": "MLLOG run_stop - run_start"}))
+    samples = run.train_samples or (run.evals[-1].samples if run.evals else None)
+    if samples:
+        out.append(Metric("samples_to_converge" if verdict.ok else "samples_seen", float(samples), "samples", None))
+        if run.time_to_train_s:
+            # Measured from what ran, unlike the printed figure, which uses max_steps (see REFERENCE).
+            out.append(Metric("measured_sequences_per_second", samples / run.time_to_train_s, "sequences/s", True,
+                              {"source": "samples / (run_stop - run_start)"}))
+    if run.summary:
+        units = {"e2e_time": ("s", False), "training_sequences_per_second": ("sequences/s", True),
+                 "final_loss": ("", False), "raw_train_time": ("s", False)}
+        for key, value in run.summary.items():
+            unit, higher = units.get(key, ("", None))
+            out.append(Metric(key, value, unit, higher, {"source": "run summary line"}))
+    return out

@@ -1,0 +1,322 @@
+"""The pytest face of pytest-mlperf: options, markers, parametrization, fixtures and report hooks.
+
+It wires the other modules together and holds no benchmark logic.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import pytest
+
+from . import __version__, catalog, gpu
+from .backends import BackendUnavailable, ResultMissing
+from .backends.results import ResultsBackend
+from .evaluate import CaseResult, evaluate
+from .logs import ParseError
+from .report import junit_properties, result_record, write_json
+
+MARKERS = {
+    "inference": "MLPerf Inference v2.0 cases",
+    "training": "MLPerf Training v2.1 cases",
+    "bert": "BERT (inference bert-99 and bert-99.9, and training)",
+    "rnnt": "RNN-T speech recognition",
+    "ssd_mobilenet": "SSD-MobileNet object detection",
+    "ssd_resnet34": "SSD-ResNet34 object detection",
+    "offline": "Offline scenario",
+    "server": "Server scenario",
+    "singlestream": "SingleStream scenario",
+    "multistream": "MultiStream scenario",
+    "accuracy": "AccuracyOnly mode: the accuracy must pass its target",
+    "performance": "PerformanceOnly mode: LoadGen must call the run VALID",
+    "custom": "NVIDIA's custom harness",
+    "lwis": "NVIDIA's LWIS harness",
+    "triton": "the Triton Inference Server harness",
+}
+
+BACKENDS = ("auto", "results", "local", "nvidia")
+RESULT_KEY = pytest.StashKey[CaseResult]()
+STATE_NAME = "mlperf_state"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mlperf", "MLPerf benchmarks (pytest-mlperf)")
+    group.addoption("--sku", dest="mlperf_sku", default=None, metavar="NAME",
+                    help="System under test: a catalog SKU such as A100-SXM-80GBx8, or 'auto' to detect it")
+    group.addoption("--mlperf-backend", dest="mlperf_backend", default="auto", choices=BACKENDS,
+                    help="How cases run: results (replay a results tree), local, nvidia, or auto (default)")
+    group.addoption("--mlperf-results", dest="mlperf_results", default=None, metavar="DIR",
+                    help="Replay an existing results tree (published layout, build/logs, or training trial logs)")
+    group.addoption("--mlperf-json", dest="mlperf_json", default=None, metavar="PATH",
+                    help="Write every case's verdict and metrics to this JSON file")
+
+
+class MlperfState:
+    """Run state for one pytest session (one per xdist worker, one on the controller)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.catalog = catalog.load()
+        self.records: list[dict] = []
+        self.system: catalog.System | None = None
+        self.detected: gpu.Inventory | None = None
+        self.backend = None
+        self.backend_reason = ""
+        self.unavailable: str | None = None
+        self._resolve_sku()
+        self._choose_backend()
+
+    def _resolve_sku(self) -> None:
+        sku = self.config.getoption("mlperf_sku")
+        if sku is None:
+            return
+        if sku == "auto":
+            try:
+                self.detected = gpu.detect()
+            except gpu.NvmlUnavailable as exc:
+                raise pytest.UsageError(f"--sku auto: {exc}; name the system with --sku NAME "
+                                        f"(known: {', '.join(self.catalog.systems)})") from None
+            self.system = gpu.match_sku(self.detected, self.catalog)
+            if self.system is None:
+                raise pytest.UsageError(f"--sku auto: this machine ({gpu.describe(self.detected)}) matches no "
+                                        f"catalog SKU; known: {', '.join(self.catalog.systems)}")
+            return
+        try:
+            self.system = self.catalog.system(sku)
+        except catalog.CatalogError as exc:
+            raise pytest.UsageError(f"--sku: {exc}") from None
+
+    def _choose_backend(self) -> None:
+        choice = self.config.getoption("mlperf_backend")
+        results = self.config.getoption("mlperf_results")
+        if choice == "results" and not results:
+            raise pytest.UsageError("--mlperf-backend results needs --mlperf-results DIR")
+        if results and choice in ("auto", "results"):
+            path = Path(results).expanduser()
+            try:
+                self.backend = ResultsBackend(path, self.catalog)
+            except BackendUnavailable as exc:
+                raise pytest.UsageError(str(exc)) from None
+            self.backend_reason = f"--mlperf-results {path}"
+            return
+        if results:
+            raise pytest.UsageError(f"--mlperf-results replays a tree; it cannot be combined with "
+                                    f"--mlperf-backend {choice}")
+        if choice in ("local", "nvidia"):
+            raise pytest.UsageError(f"--mlperf-backend {choice}: this version of pytest-mlperf does not include "
+                                    "that backend yet; replay a results tree with --mlperf-results DIR")
+        self.unavailable = ("no backend can run here: this version replays results trees only; "
+                            "pass --mlperf-results DIR")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # On the xdist controller this sees the workers' reports, mlperf record included.
+        record = getattr(report, "mlperf", None)
+        if record is not None:
+            self.records.append(record)
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name if self.backend is not None else "none"
+
+    def cases(self, kind: str) -> list:
+        if self.system is not None:
+            base = (self.catalog.inference_cases(self.system.sku) if kind == "inference"
+                    else self.catalog.training_cases(self.system.sku))
+        else:
+            base = None
+        if self.backend is None:
+            cases = list(base or [])
+        else:
+            cases = self.backend.cases(kind, base)
+        self.config.hook.pytest_mlperf_modify_cases(config=self.config, kind=kind, cases=cases)
+        return cases
+
+    def header(self) -> dict:
+        return {
+            "pytest_mlperf": __version__,
+            "catalog": f"{self.catalog.inference_round}; {self.catalog.training_round}",
+            "sku": self.system.sku if self.system else None,
+            "system_id": self.system.system_id if self.system else None,
+            "backend": self.backend_name,
+            "backend_reason": self.backend_reason or self.unavailable,
+            "host": platform.node(),
+        }
+
+
+def _state(config: pytest.Config) -> MlperfState:
+    return config.pluginmanager.get_plugin(STATE_NAME)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    if config.option.help:
+        return
+    state = MlperfState(config)
+    config.pluginmanager.register(state, STATE_NAME)
+    if config.pluginmanager.hasplugin("html"):
+        from .report.html import HtmlReport
+
+        config.pluginmanager.register(HtmlReport(state), "mlperf_html")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Suite-level JUnit properties: junitxml creates its writer in its own pytest_configure.
+    state = _state(session.config)
+    xml = getattr(session.config, "stash", {}).get(_junit_key(), None) if state is not None else None
+    if xml is not None:
+        for key, value in state.header().items():
+            if value is not None:
+                xml.add_global_property(f"mlperf:{key}", str(value))
+
+
+def _junit_key():
+    from _pytest.junitxml import xml_key
+
+    return xml_key
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = _state(config)
+    if state is None:
+        return []
+    lines = [f"mlperf: backend {state.backend_name} ({state.backend_reason or state.unavailable})"]
+    if state.system is not None:
+        lines.append(f"mlperf: system {state.system.sku} ({state.system.system_id})")
+    if state.detected is not None:
+        lines.append(f"mlperf: detected {gpu.describe(state.detected)}")
+    return lines
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "mlperf_case" not in metafunc.fixturenames:
+        return
+    state = _state(metafunc.config)
+    kind = "training" if metafunc.definition.get_closest_marker("training") else "inference"
+    cases = state.cases(kind)
+    params = []
+    for case in cases:
+        marks = [getattr(pytest.mark, name) for name in case.markers]
+        if state.unavailable:
+            marks.append(pytest.mark.skip(reason=state.unavailable))
+        params.append(pytest.param(case, marks=marks, id=case.id))
+    if not params:
+        reason = state.unavailable or (
+            f"no {kind} cases: {'the catalog lists none for ' + state.system.sku if state.system else ''}"
+            f"{'' if state.system else 'the results tree holds none'}")
+        params.append(pytest.param(None, marks=[getattr(pytest.mark, kind), pytest.mark.skip(reason=reason)],
+                                   id=f"no-{kind}-cases"))
+    metafunc.parametrize("mlperf_case", params, scope="function")
+
+
+@pytest.fixture
+def mlperf_case(request: pytest.FixtureRequest):
+    """The case (catalog.InferenceCase or catalog.TrainingCase) this test judges."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def mlperf_state(pytestconfig: pytest.Config) -> MlperfState:
+    return _state(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def mlperf_gpus() -> gpu.Inventory:
+    """The machine's GPUs through NVML; skips when there is no NVIDIA driver."""
+    try:
+        return gpu.detect()
+    except gpu.NvmlUnavailable as exc:
+        pytest.skip(f"no GPU inventory: {exc}")
+
+
+@pytest.fixture(scope="session")
+def mlperf_system(mlperf_state: MlperfState, mlperf_gpus: gpu.Inventory) -> catalog.System:
+    """The catalog system, checked against the machine: a mismatch is an error naming both."""
+    system = mlperf_state.system or gpu.match_sku(mlperf_gpus, mlperf_state.catalog)
+    if system is None:
+        pytest.fail(f"this machine ({gpu.describe(mlperf_gpus)}) matches no catalog SKU", pytrace=False)
+    problems = gpu.system_mismatch(system, mlperf_gpus)
+    if problems:
+        pytest.fail(f"--sku {system.sku} expects {system.count}x {system.gpu.names[0]}, detected "
+                    f"{gpu.describe(mlperf_gpus)}: " + "; ".join(problems), pytrace=False)
+    return system
+
+
+@pytest.fixture
+def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_path: Path):
+    """Run (or replay) a case, judge it, attach its metrics to the reports, and return the CaseResult."""
+
+    def run(case) -> CaseResult:
+        backend = mlperf_state.backend
+        if backend is None:
+            pytest.skip(mlperf_state.unavailable or "no backend")
+        if backend.needs_gpu:
+            request.getfixturevalue("mlperf_system")
+        try:
+            artifacts = backend.run(case, tmp_path)
+        except ResultMissing as exc:
+            pytest.skip(str(exc))
+        try:
+            result = evaluate(case, artifacts)
+        except ParseError as exc:
+            pytest.fail(f"cannot judge {case.id}: {exc}", pytrace=False)
+        request.config.hook.pytest_mlperf_result(config=request.config, case=case, result=result)
+        request.node.stash[RESULT_KEY] = result
+        request.node.user_properties.extend(junit_properties(result, backend.name))
+        return result
+
+    return run
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when != "call" and not (report.when == "setup" and report.skipped):
+        return report
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("mlperf_case")
+    if case is None and "mlperf_case" not in getattr(item, "fixturenames", ()):
+        return report
+    state = _state(item.config)
+    result = item.stash.get(RESULT_KEY, None)
+    reason = ""
+    if result is None and report.longrepr is not None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr).splitlines()[-1]
+        reason = reason.removeprefix("Skipped: ")
+    record = result_record(case.id if case is not None else item.name, item.nodeid, report.outcome, result,
+                           reason, state.backend_name)
+    report.mlperf = record
+    if result is not None and item.config.pluginmanager.hasplugin("html"):
+        from pytest_html import extras
+
+        from .report.html import metrics_table
+
+        report.extras = [*getattr(report, "extras", []), extras.html(metrics_table(record))]
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = _state(session.config)
+    path = session.config.getoption("mlperf_json")
+    if state is None or not path or hasattr(session.config, "workerinput"):
+        return
+    write_json(Path(path), state.header(), state.records)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    state = _state(config)
+    if state is None or not state.records:
+        return
+    terminalreporter.section("MLPerf verdicts")
+    for record in state.records:
+        label = record.get("verdict") or record["outcome"].upper()
+        terminalreporter.write_line(f"{label:<14} {record['id']}: {record.get('reason', '')}")
+    path = config.getoption("mlperf_json")
+    if path and not hasattr(config, "workerinput"):
+        terminalreporter.write_line(f"results JSON: {path}")

@@ -1,0 +1,95 @@
+"""Pass criteria: parsed records + catalog targets -> Verdict(ok, reason)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .catalog import Benchmark, Scenario
+from .logs.accuracy import AccuracyResult
+from .logs.harness import AccuracyMessage, PerfMessage
+from .logs.loadgen import FLAG_LINES, LoadgenDetail, LoadgenSummary
+from .logs.mllog import TrainingRun
+
+FLAG_TEXT = {key: label.replace(" satisfied", "").lower() for label, key in FLAG_LINES.items()}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str
+    label: str  # PASS/FAIL, VALID/INVALID, CONVERGED/NOT CONVERGED
+    details: dict = field(default_factory=dict)
+
+
+def accuracy_verdict(result: AccuracyResult, benchmark: Benchmark,
+                     harness: AccuracyMessage | None = None) -> Verdict:
+    threshold = benchmark.threshold
+    ok = result.value >= threshold
+    relation = ">=" if ok else "<"
+    reason = (f"{'PASS' if ok else 'FAIL'}: {result.metric} {result.value:.3f} {relation} threshold {threshold:.3f} "
+              f"({benchmark.level}% of {benchmark.reference:g})")
+    if harness is not None and harness.passed is not None and harness.passed != ok:
+        return Verdict(False, f"{reason}; but NVIDIA's harness said Accuracy test "
+                              f"{'PASSED' if harness.passed else 'FAILED'} (threshold {harness.threshold})",
+                       "FAIL", {"value": result.value, "threshold": threshold})
+    return Verdict(ok, reason, "PASS" if ok else "FAIL", {"value": result.value, "threshold": threshold})
+
+
+def performance_verdict(summary: LoadgenSummary | None, detail: LoadgenDetail | None, scenario: Scenario,
+                        benchmark: Benchmark, harness: PerfMessage | None = None) -> Verdict:
+    """VALID iff LoadGen says VALID; the reason names each unmet condition in LoadGen's terms."""
+    if summary is None and detail is None:
+        raise ValueError("a performance verdict needs the summary or the detail log")
+    validity = detail.validity if detail is not None else summary.validity  # type: ignore[union-attr]
+    flags = dict(summary.flags) if summary is not None else {}
+    if detail is not None:
+        flags.update(detail.flags)
+    if summary is not None and detail is not None and summary.validity != detail.validity:
+        return Verdict(False, f"INVALID: summary says {summary.validity} but detail log says {detail.validity}",
+                       "INVALID", {"flags": flags})
+    unmet = [FLAG_TEXT[key] + " not satisfied" for key, met in flags.items() if not met]
+    if validity == "VALID":
+        ok, label = True, "VALID"
+        reason = "VALID: " + ", ".join(f"{FLAG_TEXT[k]} satisfied" for k in flags) if flags else "VALID"
+    else:
+        ok, label = False, "INVALID"
+        parts = list(unmet) or ["LoadGen reported INVALID"]
+        latency = _latency_note(detail, scenario, benchmark)
+        if latency and "performance constraints not satisfied" in parts:
+            parts[parts.index("performance constraints not satisfied")] += f" ({latency})"
+        if summary is not None and summary.recommendations:
+            parts.append("LoadGen recommends: " + " ".join(summary.recommendations))
+        reason = "INVALID: " + "; ".join(parts)
+    if harness is not None and harness.validity != label:
+        return Verdict(False, f"{reason}; but NVIDIA's harness printed Result is {harness.validity}",
+                       "INVALID", {"flags": flags})
+    return Verdict(ok, reason, label, {"flags": flags})
+
+
+def _latency_note(detail: LoadgenDetail | None, scenario: Scenario, benchmark: Benchmark) -> str | None:
+    if detail is None or scenario.name != "Server":
+        return None
+    p99 = detail.get("result_99.00_percentile_latency_ns")
+    target = detail.get("effective_target_latency_ns") or (
+        benchmark.server_latency_ms * 1e6 if benchmark.server_latency_ms else None)
+    if p99 is None or not target:
+        return None
+    return f"p99 latency {float(p99) / 1e6:.1f} ms > target {float(target) / 1e6:.0f} ms" if p99 > target else None
+
+
+def training_verdict(run: TrainingRun, target: float) -> Verdict:
+    last = run.last_accuracy
+    samples = run.evals[-1].samples if run.evals else None
+    seen = f" after {samples} samples" if samples is not None else ""
+    details = {"status": run.status, "last_eval_accuracy": last, "target": target}
+    if last is None:
+        return Verdict(False, f"NOT CONVERGED: run_stop status {run.status!r} and no eval_accuracy logged",
+                       "NOT CONVERGED", details)
+    reached = last >= target
+    if run.status == "success" and reached:
+        return Verdict(True, f"CONVERGED: eval_accuracy {last:.5f} >= {target:.3f}{seen}", "CONVERGED", details)
+    if run.status == "success":
+        return Verdict(False, f"NOT CONVERGED: run_stop says success but the last eval_accuracy {last:.5f} "
+                              f"< {target:.3f}{seen}", "NOT CONVERGED", details)
+    return Verdict(False, f"NOT CONVERGED: run_stop status {run.status!r}, last eval_accuracy {last:.5f} "
+                          f"{'>=' if reached else '<'} {target:.3f}{seen}", "NOT CONVERGED", details)

@@ -1,0 +1,166 @@
+/*
+ * A stand-in libnvidia-ml.so.1 for machines without an NVIDIA driver.
+ *
+ * It answers the few NVML calls pytest-mlperf's GPU inventory makes, so that the real nvidia-ml-py
+ * binding can be exercised end to end. The machine it describes comes from the FAKE_NVML_SPEC
+ * environment variable, e.g.
+ *   count=8;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400;
+ *   driver=510.47.03;cuda=11060;vbios=92.00.45.00.03;mig=0
+ * Built against nvml.h from the nvidia-nvml-dev wheel, so the struct layouts are NVIDIA's.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "nvml.h"
+
+static struct {
+    unsigned int count;
+    char name[96];
+    unsigned long long memory_mib;
+    unsigned int pci;
+    unsigned int power_w;
+    char driver[80];
+    int cuda;
+    char vbios[32];
+    unsigned int mig;
+    int loaded;
+} spec;
+
+static void load_spec(void) {
+    if (spec.loaded) return;
+    spec.loaded = 1;
+    spec.count = 1;
+    strcpy(spec.name, "NVIDIA A100-SXM4-80GB");
+    spec.memory_mib = 81920;
+    spec.pci = 0x20B210DE;
+    spec.power_w = 400;
+    strcpy(spec.driver, "510.47.03");
+    spec.cuda = 11060;
+    strcpy(spec.vbios, "92.00.45.00.03");
+    spec.mig = 0;
+    const char *env = getenv("FAKE_NVML_SPEC");
+    if (!env) return;
+    char *copy = strdup(env);
+    for (char *item = strtok(copy, ";"); item; item = strtok(NULL, ";")) {
+        char *eq = strchr(item, '=');
+        if (!eq) continue;
+        *eq = '\0';
+        const char *key = item, *value = eq + 1;
+        if (!strcmp(key, "count")) spec.count = (unsigned int)strtoul(value, NULL, 0);
+        else if (!strcmp(key, "name")) snprintf(spec.name, sizeof spec.name, "%s", value);
+        else if (!strcmp(key, "memory_mib")) spec.memory_mib = strtoull(value, NULL, 0);
+        else if (!strcmp(key, "pci")) spec.pci = (unsigned int)strtoul(value, NULL, 0);
+        else if (!strcmp(key, "power_w")) spec.power_w = (unsigned int)strtoul(value, NULL, 0);
+        else if (!strcmp(key, "driver")) snprintf(spec.driver, sizeof spec.driver, "%s", value);
+        else if (!strcmp(key, "cuda")) spec.cuda = atoi(value);
+        else if (!strcmp(key, "vbios")) snprintf(spec.vbios, sizeof spec.vbios, "%s", value);
+        else if (!strcmp(key, "mig")) spec.mig = (unsigned int)strtoul(value, NULL, 0);
+    }
+    free(copy);
+}
+
+/* A handle is the device index plus one, so that NULL never names a device. */
+static int index_of(nvmlDevice_t device) {
+    long index = (long)(size_t)device - 1;
+    return (index >= 0 && index < (long)spec.count) ? (int)index : -1;
+}
+
+static nvmlReturn_t copy_str(char *out, unsigned int length, const char *value) {
+    if (!out) return NVML_ERROR_INVALID_ARGUMENT;
+    if (strlen(value) + 1 > length) return NVML_ERROR_INSUFFICIENT_SIZE;
+    strcpy(out, value);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlInitWithFlags(unsigned int flags) { (void)flags; load_spec(); return NVML_SUCCESS; }
+nvmlReturn_t nvmlInit_v2(void) { load_spec(); return NVML_SUCCESS; }
+nvmlReturn_t nvmlShutdown(void) { return NVML_SUCCESS; }
+
+const char *nvmlErrorString(nvmlReturn_t result) {
+    switch (result) {
+    case NVML_SUCCESS: return "Success";
+    case NVML_ERROR_INVALID_ARGUMENT: return "Invalid Argument";
+    case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
+    case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
+    default: return "Unknown Error";
+    }
+}
+
+nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length) {
+    return copy_str(version, length, spec.driver);
+}
+
+nvmlReturn_t nvmlSystemGetCudaDriverVersion(int *version) {
+    if (!version) return NVML_ERROR_INVALID_ARGUMENT;
+    *version = spec.cuda;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *count) {
+    if (!count) return NVML_ERROR_INVALID_ARGUMENT;
+    *count = spec.count;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device) {
+    if (!device || index >= spec.count) return NVML_ERROR_INVALID_ARGUMENT;
+    *device = (nvmlDevice_t)(size_t)(index + 1);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length) {
+    if (index_of(device) < 0) return NVML_ERROR_INVALID_ARGUMENT;
+    return copy_str(name, length, spec.name);
+}
+
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length) {
+    int index = index_of(device);
+    if (index < 0) return NVML_ERROR_INVALID_ARGUMENT;
+    char value[96];
+    snprintf(value, sizeof value, "GPU-fa4e0000-0000-0000-0000-%012d", index);
+    return copy_str(uuid, length, value);
+}
+
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
+    if (index_of(device) < 0 || !memory) return NVML_ERROR_INVALID_ARGUMENT;
+    memory->total = spec.memory_mib * 1024ULL * 1024ULL;
+    memory->used = 0;
+    memory->free = memory->total;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci) {
+    int index = index_of(device);
+    if (index < 0 || !pci) return NVML_ERROR_INVALID_ARGUMENT;
+    memset(pci, 0, sizeof *pci);
+    pci->domain = 0;
+    pci->bus = (unsigned int)(0x07 + index);
+    pci->device = 0;
+    pci->pciDeviceId = spec.pci;
+    pci->pciSubSystemId = 0x145F10DE;
+    snprintf(pci->busId, sizeof pci->busId, "00000000:%02X:00.0", pci->bus);
+    snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "0000:%02X:00.0", pci->bus);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetVbiosVersion(nvmlDevice_t device, char *version, unsigned int length) {
+    if (index_of(device) < 0) return NVML_ERROR_INVALID_ARGUMENT;
+    return copy_str(version, length, spec.vbios);
+}
+
+nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t device, unsigned int *limit) {
+    if (index_of(device) < 0 || !limit) return NVML_ERROR_INVALID_ARGUMENT;
+    *limit = spec.power_w * 1000U;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetPowerManagementDefaultLimit(nvmlDevice_t device, unsigned int *limit) {
+    return nvmlDeviceGetPowerManagementLimit(device, limit);
+}
+
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *current, unsigned int *pending) {
+    if (index_of(device) < 0 || !current || !pending) return NVML_ERROR_INVALID_ARGUMENT;
+    *current = spec.mig;
+    *pending = spec.mig;
+    return NVML_SUCCESS;
+}
