@@ -20,7 +20,7 @@ def metrics_table(record: dict) -> str:
         f"<td>{escape(m['unit'])}</td><td>{_direction(m['higher_is_better'])}</td></tr>"
         for m in record.get("metrics", [])
     )
-    verdict = escape(f"{record.get('verdict', record['outcome'])}: {record.get('reason', '')}")
+    verdict = escape(record.get("reason") or record.get("verdict") or record["outcome"])
     return (
         f"<div class='mlperf'><p><b>MLPerf verdict</b> {verdict} (backend {escape(record['backend'])})</p>"
         "<table class='mlperf-metrics' border='1' cellpadding='3'>"

@@ -1,0 +1,45 @@
+"""What this repository's own test runs need: pytester, and where the shared fixture logs are.
+
+The published MLPerf logs live in a `shared/` folder beside the checkout (never copied into it). Point
+PYTEST_MLPERF_SHARED at it elsewhere; tests that need it skip, saying so, when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent
+
+
+def shared_dir() -> Path | None:
+    env = os.environ.get("PYTEST_MLPERF_SHARED")
+    candidates = [Path(env)] if env else []
+    candidates.append(ROOT.parent / "shared")
+    for candidate in candidates:
+        if (candidate / "fixtures").is_dir():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def mlperf_shared() -> Path:
+    found = shared_dir()
+    if found is None:
+        pytest.skip("published MLPerf fixture logs not found: set PYTEST_MLPERF_SHARED to the folder holding "
+                    "fixtures/ (looked in $PYTEST_MLPERF_SHARED and ../shared)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def inference_fixtures(mlperf_shared: Path) -> Path:
+    return mlperf_shared / "fixtures" / "inference"
+
+
+@pytest.fixture(scope="session")
+def training_fixtures(mlperf_shared: Path) -> Path:
+    return mlperf_shared / "fixtures" / "training"

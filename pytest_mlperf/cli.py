@@ -1,0 +1,145 @@
+"""pytest-mlperf command line: the same parsers, verdicts and catalog, without pytest.
+
+    pytest-mlperf metrics PATH...   metrics of log files or results folders, one JSON object per line
+    pytest-mlperf gpus              this machine's GPU inventory and the catalog SKU it matches
+    pytest-mlperf systems           the catalog's SKUs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import catalog, gpu
+from .backends import ResultMissing
+from .backends.results import ResultsBackend
+from .evaluate import evaluate
+from .logs import ParseError
+from .logs.accuracy import parse_accuracy
+from .logs.harness import parse_stdout, parse_summary_json
+from .logs.loadgen import parse_detail, parse_summary
+from .logs.mllog import parse_training_log
+from .metrics import training_metrics
+from .verdict import training_verdict
+
+
+def _line(name: str, value: float, unit: str, **extra) -> dict:
+    return {"name": name, "value": value, "unit": unit, **extra}
+
+
+def file_metrics(path: Path) -> Iterator[dict]:
+    """Metrics of one log file, whatever kind it is (chosen by name, then by content)."""
+    name = path.name
+    source = {"source": str(path)}
+    if name.startswith("mlperf_log_summary"):
+        summary = parse_summary(path)
+        if summary.headline:
+            yield _line(summary.headline[0], summary.headline[1], "", **source)
+        if summary.validity:
+            yield _line("result_validity", 1.0 if summary.validity == "VALID" else 0.0, "VALID/INVALID", **source)
+        for label, value in summary.stats.items():
+            yield _line(label, value, "ns" if "(ns)" in label else "", **source)
+        yield _line("loadgen_warnings", float(summary.warnings), "count", **source)
+        yield _line("loadgen_errors", float(summary.errors), "count", **source)
+    elif name.startswith("mlperf_log_detail"):
+        detail = parse_detail(path)
+        for key, value in detail.values.items():
+            if key.startswith("result_") and isinstance(value, bool):
+                yield _line(key, 1.0 if value else 0.0, "yes/no", **source)
+            elif key.startswith("result_") and isinstance(value, int | float):
+                yield _line(key, float(value), "ns" if key.endswith("_ns") else "", **source)
+        if detail.validity:
+            yield _line("result_validity", 1.0 if detail.validity == "VALID" else 0.0, "VALID/INVALID", **source)
+        yield _line("loadgen_warnings", float(len(detail.warnings)), "count", **source)
+        yield _line("loadgen_errors", float(len(detail.errors)), "count", **source)
+    elif name == "accuracy.txt":
+        result = parse_accuracy(path)
+        yield _line("AccuracyValue", result.value, result.metric, **source)
+    elif name in ("perf_harness_summary.json", "accuracy_summary.json"):
+        kind = "perf" if name.startswith("perf") else "accuracy"
+        for config, benches in parse_summary_json(path, kind).items():
+            for bench, message in benches.items():
+                if kind == "perf":
+                    yield _line(message.key, message.value, "", config=config, benchmark=bench, **source)
+                elif message.value is not None:
+                    yield _line("AccuracyValue", message.value, "", config=config, benchmark=bench, **source)
+    elif name == "stdout.txt":
+        summary = parse_stdout(path)
+        for config, benches in summary.perf.items():
+            for bench, message in benches.items():
+                yield _line(message.key, message.value, "", config=config, benchmark=bench, **source)
+    else:
+        run = parse_training_log(path)
+        verdict = training_verdict(run, catalog.load().training_target)
+        for metric in training_metrics(run, verdict):
+            yield _line(metric.name, metric.value, metric.unit, **source)
+
+
+def folder_metrics(path: Path) -> Iterator[dict]:
+    backend = ResultsBackend(path, catalog.load())
+    cases = backend.cases("inference", None) + backend.cases("training", None)
+    for case in cases:
+        try:
+            result = evaluate(case, backend.run(case, path))
+        except ResultMissing:
+            continue
+        for metric in result.metrics:
+            yield _line(metric.name, metric.value, metric.unit, case=case.id, verdict=result.verdict.label)
+
+
+def cmd_metrics(args) -> int:
+    status = 0
+    for raw in args.paths:
+        path = Path(raw)
+        try:
+            rows = folder_metrics(path) if path.is_dir() else file_metrics(path)
+            for row in rows:
+                print(json.dumps(row))
+        except ParseError as exc:
+            print(f"pytest-mlperf metrics: {exc}", file=sys.stderr)
+            status = 2
+    return status
+
+
+def cmd_gpus(args) -> int:
+    try:
+        inventory = gpu.detect()
+    except gpu.NvmlUnavailable as exc:
+        print(f"pytest-mlperf gpus: {exc}", file=sys.stderr)
+        return 3
+    system = gpu.match_sku(inventory, catalog.load())
+    print(json.dumps({"inventory": inventory.to_dict(), "sku": system.sku if system else None,
+                      "system_id": system.system_id if system else None}, indent=2))
+    return 0
+
+
+def cmd_systems(args) -> int:
+    cat = catalog.load()
+    for system in cat.systems.values():
+        configs = ", ".join(cat.training_systems.get(system.sku, ())) or "-"
+        print(f"{system.sku:<18} {system.system_id:<34} {system.category:<10} {system.count}x {system.gpu.names[0]}"
+              f"  training: {configs}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pytest-mlperf", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    metrics = sub.add_parser("metrics", help="print metrics of log files or results folders as JSON lines")
+    metrics.add_argument("paths", nargs="+", metavar="PATH")
+    metrics.set_defaults(func=cmd_metrics)
+    sub.add_parser("gpus", help="print the GPU inventory and matched SKU").set_defaults(func=cmd_gpus)
+    sub.add_parser("systems", help="list the catalog's SKUs").set_defaults(func=cmd_systems)
+    args = parser.parse_args(argv)
+    if args.command == "metrics":
+        missing = [p for p in args.paths if not Path(p).exists()]
+        if missing:
+            parser.error(f"no such file or folder: {', '.join(missing)}")
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""The plugin through pytester: options, markers, ids, skips, verdicts, JUnit properties, HTML and JSON.
+
+These run the real suites (suites/*.py, copied into pytester's folder) against the published logs.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+SUITES = ROOT / "suites"
+
+
+@pytest.fixture
+def suites(pytester: pytest.Pytester) -> pytest.Pytester:
+    for name in ("test_inference.py", "test_training.py"):
+        (pytester.path / name).write_text((SUITES / name).read_text())
+    pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider\n")
+    return pytester
+
+
+def test_options_are_in_the_mlperf_group(suites):
+    result = suites.runpytest("--help")
+    result.stdout.fnmatch_lines(["*MLPerf benchmarks (pytest-mlperf)*", "*--sku=NAME*", "*--mlperf-backend*",
+                                 "*--mlperf-results=DIR*", "*--mlperf-json=PATH*"])
+
+
+def test_markers_are_registered(suites):
+    result = suites.runpytest("--markers")
+    for name in ("inference", "training", "bert", "rnnt", "ssd_mobilenet", "ssd_resnet34", "offline", "server",
+                 "singlestream", "multistream", "accuracy", "performance", "custom", "lwis", "triton"):
+        result.stdout.fnmatch_lines([f"@pytest.mark.{name}:*"])
+
+
+def test_unknown_sku_is_a_usage_error_listing_known_skus(suites):
+    result = suites.runpytest("--sku", "H100x8")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--sku: unknown SKU 'H100x8'; known SKUs: A100-SXM-80GBx8, A100-SXM-80GBx4,*"])
+
+
+def test_missing_results_dir_is_a_usage_error(suites, tmp_path):
+    result = suites.runpytest("--mlperf-results", str(tmp_path / "nope"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--mlperf-results {tmp_path / 'nope'}: not a directory*"])
+
+
+def test_backend_not_in_this_version_is_a_usage_error(suites):
+    result = suites.runpytest("--mlperf-backend", "nvidia")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mlperf-backend nvidia: this version*does not include that backend*"])
+
+
+def test_without_a_backend_every_case_skips_with_the_reason(suites):
+    result = suites.runpytest("-m", "inference", "--sku", "A2x1", "-rs")
+    result.assert_outcomes(skipped=20)
+    result.stdout.fnmatch_lines(["*no backend can run here*pass --mlperf-results DIR*"])
+
+
+def test_ids_follow_the_results_tree(suites):
+    result = suites.runpytest("--collect-only", "-q", "-m", "inference", "--sku", "A100-SXM-80GBx8")
+    result.stdout.fnmatch_lines([
+        "test_inference.py::test_inference[bert-99-Offline-AccuracyOnly-lwis]",
+        "test_inference.py::test_inference[bert-99.9-Server-PerformanceOnly-triton]",
+        "test_inference.py::test_inference[ssd-mobilenet-Offline-PerformanceOnly-lwis]",
+    ])
+    result.stdout.fnmatch_lines(["36/39 tests collected (3 deselected)*"])
+
+
+def test_edge_sku_has_singlestream_and_multistream(suites):
+    result = suites.runpytest("--collect-only", "-q", "-m", "inference and multistream", "--sku", "A30x1")
+    result.stdout.fnmatch_lines(["*test_inference[[]ssd-mobilenet-MultiStream-AccuracyOnly-lwis[]]",
+                                 "*test_inference[[]ssd-resnet34-MultiStream-PerformanceOnly-lwis[]]"])
+    assert "Server" not in result.stdout.str()
+
+
+def test_markers_slice_the_matrix(suites, inference_fixtures):
+    result = suites.runpytest("-m", "inference and bert and server and performance", "--sku", "A100-SXM-80GBx8",
+                              "--mlperf-results", str(inference_fixtures))
+    # bert-99 custom/lwis/triton and bert-99.9 custom/triton; the published tree has no lwis bert result
+    result.assert_outcomes(passed=4, skipped=1)
+
+
+def test_replay_of_one_sku_passes_what_the_fixtures_prove(suites, inference_fixtures, tmp_path):
+    xml, html, js = tmp_path / "r.xml", tmp_path / "r.html", tmp_path / "r.json"
+    result = suites.runpytest("-m", "inference", "--sku", "A100-SXM-80GBx8", "--mlperf-results",
+                              str(inference_fixtures), f"--junitxml={xml}", f"--html={html}", f"--mlperf-json={js}",
+                              "-rs")
+    result.assert_outcomes(passed=28, skipped=8)
+    result.stdout.fnmatch_lines([
+        "*no PerformanceOnly result for DGX-A100_A100-SXM-80GBx8_TRT-lwis_k_99_MaxP-Offline; looked for "
+        f"{inference_fixtures}/DGX-A100_A100-SXM-80GBx8_TRT/ssd-mobilenet/Offline/performance/run_1*",
+    ])
+
+    root = ET.parse(xml).getroot()
+    suite_props = {p.get("name"): p.get("value") for p in root.find("testsuite").find("properties")}
+    assert suite_props["mlperf:sku"] == "A100-SXM-80GBx8" and suite_props["mlperf:backend"] == "results"
+    cases = {tc.get("name"): tc for tc in root.iter("testcase")}
+    server = cases["test_inference[bert-99-Server-PerformanceOnly-custom]"]
+    props = {p.get("name"): p.get("value") for p in server.iter("property")}
+    assert props["DGX-A100_A100-SXM-80GBx8_TRT-custom_k_99_MaxP-Server-PerformanceMode"] == "1"
+    assert float(props["result_scheduled_samples_per_sec"]) == pytest.approx(25792.11, rel=1e-5)
+    assert float(props["result_99.00_percentile_latency_ns"]) == 86591792
+    assert props["mlperf:verdict"] == "VALID"
+    acc = {p.get("name"): p.get("value") for p in cases["test_inference[rnnt-Offline-AccuracyOnly-custom]"].iter("property")}
+    assert float(acc["AccuracyValue"]) == pytest.approx(92.5545108119687)
+    assert float(acc["ThresholdValue"]) == pytest.approx(91.6222725)
+    for name, tc in cases.items():
+        if tc.find("skipped") is None:
+            assert any(p.get("name") == "mlperf:verdict" for p in tc.iter("property")), name
+
+    data = json.loads(js.read_text())
+    assert data["sku"] == "A100-SXM-80GBx8" and data["backend"] == "results"
+    assert len(data["results"]) == 36
+    by_id = {r["id"]: r for r in data["results"]}
+    offline = by_id["bert-99-Offline-PerformanceOnly-custom"]
+    metric = {m["name"]: m for m in offline["metrics"]}["result_samples_per_second"]
+    assert metric["value"] == pytest.approx(27971.4, rel=1e-4)
+    assert metric["unit"] == "samples/s" and metric["higher_is_better"] is True
+    assert by_id["bert-99-Offline-PerformanceOnly-lwis"]["outcome"] == "skipped"
+    assert "looked for" in by_id["bert-99-Offline-PerformanceOnly-lwis"]["reason"]
+
+    page = html.read_text()
+    assert "<h2>MLPerf results</h2>" in page and "mlperf-summary" in page
+    assert "result_scheduled_samples_per_sec = 25,792.10 samples/s" in page  # summary table headline
+    assert "PASS: 14, SKIPPED: 8, VALID: 14" in page
+    tests = _html_tests(page)
+    row = tests["test_inference.py::test_inference[bert-99-Server-PerformanceOnly-custom]"]
+    assert "<td>VALID</td>" in row["resultsTableRow"]
+    extra = row["extras"][0]["content"]
+    assert "mlperf-metrics" in extra and "<td>result_scheduled_samples_per_sec</td>" in extra
+    assert "25,792.10" in extra and "<td>samples/s</td><td>higher</td>" in extra
+    acc = tests["test_inference.py::test_inference[bert-99-Offline-AccuracyOnly-custom]"]["extras"][0]["content"]
+    assert "PASS: F1 90.381 &gt;= threshold 89.965" in acc
+
+
+def _html_tests(page: str) -> dict:
+    """pytest-html 4 keeps each test's row and extras in a JSON blob inside the page."""
+    blob = json.loads(html_lib.unescape(re.search(r'data-jsonblob="([^"]*)"', page).group(1)))
+    return {test_id: runs[-1] for test_id, runs in blob["tests"].items()}
+
+
+def test_replay_of_every_system_fails_the_two_ranging_runs(suites, inference_fixtures):
+    result = suites.runpytest("-m", "inference", "--mlperf-results", str(inference_fixtures))
+    result.assert_outcomes(passed=57, failed=2)
+    result.stdout.fnmatch_lines([
+        "*test_inference[[]DGX-A100_A100-SXM-80GBx8_TRT_MaxQ/bert-99-Server-PerformanceOnly-custom-MaxQ-ranging[]]*",
+        "*AssertionError: INVALID: early stopping not satisfied",
+    ])
+    result.stdout.fnmatch_lines([
+        "*AssertionError: INVALID: performance constraints not satisfied (p99 latency 1121.8 ms > target 1000 ms);"
+        " early stopping not satisfied; LoadGen recommends: Reduce target QPS to improve latency.",
+    ])
+
+
+def test_training_replay_passes_converged_and_fails_aborted(suites, training_fixtures, tmp_path):
+    js = tmp_path / "t.json"
+    result = suites.runpytest("-m", "training", "--mlperf-results", str(training_fixtures), f"--mlperf-json={js}")
+    result.assert_outcomes(passed=30, failed=2)
+    result.stdout.fnmatch_lines([
+        "*AssertionError: NOT CONVERGED: run_stop status 'aborted', last eval_accuracy 0.71967 < 0.720 after "
+        "3151872 samples",
+        "*AssertionError: NOT CONVERGED: run_stop status 'aborted', last eval_accuracy 0.71973 < 0.720 after "
+        "2697713 samples",
+    ])
+    records = {r["id"]: r for r in json.loads(js.read_text())["results"]}
+    fujitsu = {m["name"]: m["value"] for m in records["bert-1x8x56x1-gx_A100-SXMx8_pytorch_NGC_22.09/result_0"]["metrics"]}
+    assert fujitsu["e2e_time"] == pytest.approx(1063.4499187469482)
+    assert fujitsu["training_sequences_per_second"] == pytest.approx(2858.0708718125343)
+    assert fujitsu["final_loss"] == 0.0 and fujitsu["raw_train_time"] == pytest.approx(1050.2188835144043)
+    assert fujitsu["eval_mlm_accuracy"] == pytest.approx(0.7201793193817139)
+    # measured from samples and MLLOG time, lower than the printed figure that assumes max_steps
+    assert fujitsu["measured_sequences_per_second"] < fujitsu["training_sequences_per_second"]
+
+
+def test_training_replay_for_a_sku_matches_configs_by_recipe(suites, training_fixtures):
+    result = suites.runpytest("-m", "training", "--sku", "A100-SXM-80GBx8", "--mlperf-results",
+                              str(training_fixtures), "-rs")
+    # 1x8x56x1: NVIDIA + Fujitsu (20); 8x8x48x1: NVIDIA 8-node (10) + Dell's aborted run; 512x8x2x1_pack: none
+    result.assert_outcomes(passed=30, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*no trial log in * with config 512x8x2x1_pack's recipe (global_batch_size=8192,*"])
+
+
+def test_corrupt_log_fails_naming_file_and_line(suites, inference_fixtures, tmp_path):
+    tree = tmp_path / "tree"
+    src = inference_fixtures / "DGX-A100_A100-SXM-80GBx8_TRT/rnnt/Offline/performance/run_1"
+    dst = tree / "DGX-A100_A100-SXM-80GBx8_TRT/rnnt/Offline/performance/run_1"
+    dst.mkdir(parents=True)
+    (dst / "mlperf_log_summary.txt").write_text((src / "mlperf_log_summary.txt").read_text())
+    lines = (src / "mlperf_log_detail.txt").read_text().splitlines(keepends=True)
+    lines[9] = lines[9][: len(lines[9]) // 2] + "\n"
+    (dst / "mlperf_log_detail.txt").write_text("".join(lines))
+    result = suites.runpytest("-m", "inference", "--mlperf-results", str(tree))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*cannot judge *rnnt-Offline-PerformanceOnly-custom: {dst}/mlperf_log_detail.txt:10:"
+                                 " malformed MLLOG record*"])
+    assert "VALID" not in result.stdout.str().split("MLPerf verdicts")[-1].replace("INVALID", "")
+
+
+def test_user_hook_can_drop_cases(suites, inference_fixtures):
+    suites.makeconftest("""
+        def pytest_mlperf_modify_cases(config, kind, cases):
+            if kind == "inference":
+                cases[:] = [c for c in cases if c.harness != "lwis"]
+    """)
+    result = suites.runpytest("-m", "inference", "--sku", "A100-SXM-80GBx8", "--mlperf-results",
+                              str(inference_fixtures))
+    result.assert_outcomes(passed=24, skipped=2)
+
+
+def test_user_hook_sees_each_result(suites, inference_fixtures):
+    suites.makeconftest("""
+        from pytest_mlperf.metrics import Metric
+        def pytest_mlperf_result(config, case, result):
+            result.metrics.append(Metric("site_tag", 7.0, "", None))
+    """)
+    result = suites.runpytest("-m", "inference and rnnt and offline", "--sku", "A100-SXM-80GBx8",
+                              "--mlperf-results", str(inference_fixtures), "--junitxml=x.xml")
+    result.assert_outcomes(passed=2)
+    props = [p.get("name") for p in ET.parse(suites.path / "x.xml").getroot().iter("property")]
+    assert props.count("site_tag") == 2
+
+
+def test_xdist_workers_report_the_same_results(suites, inference_fixtures, tmp_path):
+    js = tmp_path / "x.json"
+    result = suites.runpytest_subprocess("-n", "2", "-m", "inference", "--sku", "A100-SXM-80GBx8",
+                                         "--mlperf-results", str(inference_fixtures), f"--mlperf-json={js}")
+    result.assert_outcomes(passed=28, skipped=8)
+    records = json.loads(js.read_text())["results"]
+    assert len(records) == 36 and sum(r["outcome"] == "passed" for r in records) == 28
+
+
+def test_runs_without_pytest_html(suites, inference_fixtures):
+    result = suites.runpytest("-p", "no:html", "-m", "inference and rnnt", "--sku", "A100-SXM-80GBx8",
+                              "--mlperf-results", str(inference_fixtures))
+    result.assert_outcomes(passed=4)
+
+
+def test_suites_are_readable_one_function_each():
+    for name, marker in (("test_inference.py", "inference"), ("test_training.py", "training")):
+        text = (SUITES / name).read_text()
+        assert text.count("def test_") == 1 and f"@pytest.mark.{marker}" in text
+        assert "assert result.verdict.ok, result.verdict.reason" in text
+
+
+def test_results_dir_relative_to_invocation(suites, inference_fixtures):
+    link = suites.path / "published"
+    link.symlink_to(inference_fixtures)
+    result = suites.runpytest("-m", "inference and ssd_mobilenet", "--sku", "A30x1", "--mlperf-results", "published")
+    result.assert_outcomes(passed=6)
+    assert Path(link).is_symlink()
