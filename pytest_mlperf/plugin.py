@@ -100,6 +100,7 @@ class MlperfState:
             raise pytest.UsageError("--mlperf-backend results needs --mlperf-results DIR")
         if results and choice in ("auto", "results"):
             path = Path(results).expanduser()
+            self._guard_rootdir(path)
             try:
                 self.backend = ResultsBackend(path, self.catalog)
             except BackendUnavailable as exc:
@@ -120,6 +121,18 @@ class MlperfState:
         record = getattr(report, "mlperf", None)
         if record is not None:
             self.records.append(record)
+
+    def _guard_rootdir(self, tree: Path) -> None:
+        # pytest picks its rootdir before plugins register their options, so a bare option value that is an
+        # existing folder counts as a test path; it could become the rootdir and receive .pytest_cache.
+        try:
+            inside = self.config.rootpath.resolve().is_relative_to(tree.resolve())
+        except OSError:
+            inside = False
+        if inside:
+            raise pytest.UsageError(
+                f"pytest took the results tree {tree} as its rootdir and would write its cache into it; write "
+                f"--mlperf-results={tree} (one word), or name the suites folder, e.g. 'pytest suites ...'")
 
     @property
     def backend_name(self) -> str:

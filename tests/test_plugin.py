@@ -46,7 +46,7 @@ def test_unknown_sku_is_a_usage_error_listing_known_skus(suites):
 
 
 def test_missing_results_dir_is_a_usage_error(suites, tmp_path):
-    result = suites.runpytest("--mlperf-results", str(tmp_path / "nope"))
+    result = suites.runpytest(f"--mlperf-results={tmp_path / 'nope'}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--mlperf-results {tmp_path / 'nope'}: not a directory*"])
 
@@ -82,15 +82,14 @@ def test_edge_sku_has_singlestream_and_multistream(suites):
 
 def test_markers_slice_the_matrix(suites, inference_fixtures):
     result = suites.runpytest("-m", "inference and bert and server and performance", "--sku", "A100-SXM-80GBx8",
-                              "--mlperf-results", str(inference_fixtures))
+                              f"--mlperf-results={inference_fixtures}")
     # bert-99 custom/lwis/triton and bert-99.9 custom/triton; the published tree has no lwis bert result
     result.assert_outcomes(passed=4, skipped=1)
 
 
 def test_replay_of_one_sku_passes_what_the_fixtures_prove(suites, inference_fixtures, tmp_path):
     xml, html, js = tmp_path / "r.xml", tmp_path / "r.html", tmp_path / "r.json"
-    result = suites.runpytest("-m", "inference", "--sku", "A100-SXM-80GBx8", "--mlperf-results",
-                              str(inference_fixtures), f"--junitxml={xml}", f"--html={html}", f"--mlperf-json={js}",
+    result = suites.runpytest("-m", "inference", "--sku", "A100-SXM-80GBx8", f"--mlperf-results={inference_fixtures}", f"--junitxml={xml}", f"--html={html}", f"--mlperf-json={js}",
                               "-rs")
     result.assert_outcomes(passed=28, skipped=8)
     result.stdout.fnmatch_lines([
@@ -147,7 +146,7 @@ def _html_tests(page: str) -> dict:
 
 
 def test_replay_of_every_system_fails_the_two_ranging_runs(suites, inference_fixtures):
-    result = suites.runpytest("-m", "inference", "--mlperf-results", str(inference_fixtures))
+    result = suites.runpytest("-m", "inference", f"--mlperf-results={inference_fixtures}")
     result.assert_outcomes(passed=57, failed=2)
     result.stdout.fnmatch_lines([
         "*test_inference[[]DGX-A100_A100-SXM-80GBx8_TRT_MaxQ/bert-99-Server-PerformanceOnly-custom-MaxQ-ranging[]]*",
@@ -161,7 +160,7 @@ def test_replay_of_every_system_fails_the_two_ranging_runs(suites, inference_fix
 
 def test_training_replay_passes_converged_and_fails_aborted(suites, training_fixtures, tmp_path):
     js = tmp_path / "t.json"
-    result = suites.runpytest("-m", "training", "--mlperf-results", str(training_fixtures), f"--mlperf-json={js}")
+    result = suites.runpytest("-m", "training", f"--mlperf-results={training_fixtures}", f"--mlperf-json={js}")
     result.assert_outcomes(passed=30, failed=2)
     result.stdout.fnmatch_lines([
         "*AssertionError: NOT CONVERGED: run_stop status 'aborted', last eval_accuracy 0.71967 < 0.720 after "
@@ -180,8 +179,7 @@ def test_training_replay_passes_converged_and_fails_aborted(suites, training_fix
 
 
 def test_training_replay_for_a_sku_matches_configs_by_recipe(suites, training_fixtures):
-    result = suites.runpytest("-m", "training", "--sku", "A100-SXM-80GBx8", "--mlperf-results",
-                              str(training_fixtures), "-rs")
+    result = suites.runpytest("-m", "training", "--sku", "A100-SXM-80GBx8", f"--mlperf-results={training_fixtures}", "-rs")
     # 1x8x56x1: NVIDIA + Fujitsu (20); 8x8x48x1: NVIDIA 8-node (10) + Dell's aborted run; 512x8x2x1_pack: none
     result.assert_outcomes(passed=30, failed=1, skipped=1)
     result.stdout.fnmatch_lines(["*no trial log in * with config 512x8x2x1_pack's recipe (global_batch_size=8192,*"])
@@ -196,7 +194,7 @@ def test_corrupt_log_fails_naming_file_and_line(suites, inference_fixtures, tmp_
     lines = (src / "mlperf_log_detail.txt").read_text().splitlines(keepends=True)
     lines[9] = lines[9][: len(lines[9]) // 2] + "\n"
     (dst / "mlperf_log_detail.txt").write_text("".join(lines))
-    result = suites.runpytest("-m", "inference", "--mlperf-results", str(tree))
+    result = suites.runpytest("-m", "inference", f"--mlperf-results={tree}")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*cannot judge *rnnt-Offline-PerformanceOnly-custom: {dst}/mlperf_log_detail.txt:10:"
                                  " malformed MLLOG record*"])
@@ -209,8 +207,7 @@ def test_user_hook_can_drop_cases(suites, inference_fixtures):
             if kind == "inference":
                 cases[:] = [c for c in cases if c.harness != "lwis"]
     """)
-    result = suites.runpytest("-m", "inference", "--sku", "A100-SXM-80GBx8", "--mlperf-results",
-                              str(inference_fixtures))
+    result = suites.runpytest("-m", "inference", "--sku", "A100-SXM-80GBx8", f"--mlperf-results={inference_fixtures}")
     result.assert_outcomes(passed=24, skipped=2)
 
 
@@ -221,7 +218,7 @@ def test_user_hook_sees_each_result(suites, inference_fixtures):
             result.metrics.append(Metric("site_tag", 7.0, "", None))
     """)
     result = suites.runpytest("-m", "inference and rnnt and offline", "--sku", "A100-SXM-80GBx8",
-                              "--mlperf-results", str(inference_fixtures), "--junitxml=x.xml")
+                              f"--mlperf-results={inference_fixtures}", "--junitxml=x.xml")
     result.assert_outcomes(passed=2)
     props = [p.get("name") for p in ET.parse(suites.path / "x.xml").getroot().iter("property")]
     assert props.count("site_tag") == 2
@@ -230,7 +227,7 @@ def test_user_hook_sees_each_result(suites, inference_fixtures):
 def test_xdist_workers_report_the_same_results(suites, inference_fixtures, tmp_path):
     js = tmp_path / "x.json"
     result = suites.runpytest_subprocess("-n", "2", "-m", "inference", "--sku", "A100-SXM-80GBx8",
-                                         "--mlperf-results", str(inference_fixtures), f"--mlperf-json={js}")
+                                         f"--mlperf-results={inference_fixtures}", f"--mlperf-json={js}")
     result.assert_outcomes(passed=28, skipped=8)
     records = json.loads(js.read_text())["results"]
     assert len(records) == 36 and sum(r["outcome"] == "passed" for r in records) == 28
@@ -238,7 +235,7 @@ def test_xdist_workers_report_the_same_results(suites, inference_fixtures, tmp_p
 
 def test_runs_without_pytest_html(suites, inference_fixtures):
     result = suites.runpytest("-p", "no:html", "-m", "inference and rnnt", "--sku", "A100-SXM-80GBx8",
-                              "--mlperf-results", str(inference_fixtures))
+                              f"--mlperf-results={inference_fixtures}")
     result.assert_outcomes(passed=4)
 
 
@@ -252,6 +249,15 @@ def test_suites_are_readable_one_function_each():
 def test_results_dir_relative_to_invocation(suites, inference_fixtures):
     link = suites.path / "published"
     link.symlink_to(inference_fixtures)
-    result = suites.runpytest("-m", "inference and ssd_mobilenet", "--sku", "A30x1", "--mlperf-results", "published")
+    result = suites.runpytest("-m", "inference and ssd_mobilenet", "--sku", "A30x1", "--mlperf-results=published")
     result.assert_outcomes(passed=6)
     assert Path(link).is_symlink()
+
+
+def test_results_tree_taken_as_rootdir_is_refused(suites, inference_fixtures):
+    """pytest reads a bare option value that names a folder as a test path; that tree must not get a cache."""
+    result = suites.runpytest("-m", "inference", "--mlperf-results", str(inference_fixtures))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*pytest took the results tree {inference_fixtures} as its rootdir*"
+                                 f"--mlperf-results={inference_fixtures} (one word)*"])
+    assert not (inference_fixtures / ".pytest_cache").exists()

@@ -1,0 +1,98 @@
+"""The catalog: every system, benchmark, rule and training config of the seed, with NVIDIA's names."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_mlperf import catalog
+
+SEED_SYSTEMS = {
+    "A100-SXM-80GBx8": ("DGX-A100_A100-SXM-80GBx8", "datacenter", 8, "0x20B210DE"),
+    "A100-SXM-80GBx4": ("DGX-Station-A100_A100-SXM-80GBx4", "datacenter", 4, "0x20B210DE"),
+    "A100-PCIex8": ("A100-PCIe-80GBx8", "datacenter", 8, "0x20B510DE"),
+    "A2x2": ("A2x2", "datacenter", 2, "0x25B610DE"),
+    "A30x8": ("A30x8", "datacenter", 8, "0x20B710DE"),
+    "A100-SXM-80GBx1": ("DGX-A100_A100-SXM-80GBx1", "edge", 1, "0x20B210DE"),
+    "A100-PCIex1": ("A100-PCIe-80GBx1", "edge", 1, "0x20B510DE"),
+    "A30x1": ("A30x1", "edge", 1, "0x20B710DE"),
+    "A2x1": ("A2x1", "edge", 1, "0x25B610DE"),
+    "Orin": ("Orin", "edge", 1, None),
+    "Xavier-NX": ("Xavier_NX", "edge", 1, None),
+}
+
+
+@pytest.fixture(scope="module")
+def cat() -> catalog.Catalog:
+    return catalog.load()
+
+
+def test_every_seed_system(cat):
+    assert set(cat.systems) == set(SEED_SYSTEMS)
+    for sku, (system_id, category, count, pci) in SEED_SYSTEMS.items():
+        system = cat.system(sku)
+        assert (system.system_id, system.category, system.count, system.gpu.pci_device_id) == \
+            (system_id, category, count, pci)
+
+
+def test_unknown_sku_lists_the_known_ones(cat):
+    with pytest.raises(catalog.CatalogError, match="unknown SKU 'T4x8'; known SKUs: A100-SXM-80GBx8, "):
+        cat.system("T4x8")
+
+
+@pytest.mark.parametrize("name,threshold", [("bert-99", 89.96526), ("bert-99.9", 90.783126),
+                                            ("rnnt", 91.6222725), ("ssd-mobilenet", 21.78),
+                                            ("ssd-resnet34", 19.8)])
+def test_accuracy_thresholds(cat, name, threshold):
+    assert cat.benchmark(name).threshold == pytest.approx(threshold, abs=1e-6)
+
+
+def test_rules_of_the_round(cat):
+    assert {b: cat.benchmark(b).server_latency_ms for b in ("bert-99", "rnnt", "ssd-resnet34")} == \
+        {"bert-99": 130, "rnnt": 1000, "ssd-resnet34": 100}
+    assert all(s.min_duration_ms == 600000 for s in cat.scenarios.values())
+    assert cat.scenario("server").min_query_count == 270336
+    assert cat.scenario("Offline").min_sample_count == 24576
+    assert cat.scenario("SingleStream").min_query_count == 1024
+
+
+def test_datacenter_matrix_matches_the_seed_table(cat):
+    cases = cat.inference_cases("A100-SXM-80GBx8")
+    names = {c.config_name for c in cases}
+    # rows of the seed's VirtualClient metric table, with the 80GB system id
+    for workload in ("custom_k_99_9_MaxP-Offline", "custom_k_99_MaxP-Server", "lwis_k_99_MaxP-Server"):
+        assert f"DGX-A100_A100-SXM-80GBx8_TRT-{workload}" in names
+    assert "DGX-A100_A100-SXM-80GBx8_TRT_Triton-triton_k_99_9_MaxP-Server" in names
+    assert len(cases) == 36 and len({c.id for c in cases}) == 36
+    assert {c.mode for c in cases} == {"AccuracyOnly", "PerformanceOnly"}
+    assert not any(c.scenario.name in ("SingleStream", "MultiStream") for c in cases)
+
+
+def test_edge_matrix(cat):
+    cases = cat.inference_cases("Orin")
+    assert {c.scenario.name for c in cases} == {"Offline", "SingleStream", "MultiStream"}
+    assert not any(c.benchmark.name == "bert-99.9" or c.scenario.name == "Server" for c in cases)
+    assert {c.benchmark.name for c in cases if c.scenario.name == "MultiStream"} == {"ssd-mobilenet", "ssd-resnet34"}
+
+
+def test_case_names(cat):
+    case = next(c for c in cat.inference_cases("A100-SXM-80GBx8") if c.benchmark.name == "bert-99.9"
+                and c.scenario.name == "Server" and c.mode == "PerformanceOnly" and c.harness == "triton")
+    assert case.id == "bert-99.9-Server-PerformanceOnly-triton"
+    assert case.config_name == "DGX-A100_A100-SXM-80GBx8_TRT_Triton-triton_k_99_9_MaxP-Server"
+    assert case.markers == ("inference", "bert", "server", "performance", "triton")
+    assert catalog.split_system_name("GX2570M6_A100-SXM4-40GBx8_TRT_MaxQ") == ("GX2570M6_A100-SXM4-40GBx8", None, "MaxQ")
+    assert catalog.system_name("A30x8", "triton", "MaxQ") == "A30x8_TRT_Triton_MaxQ"
+
+
+def test_training_configs(cat):
+    configs = cat.training_configs
+    assert set(configs) == {"1x8x56x1", "1x4x56x2", "A30_1x2x224x14", "8x8x48x1", "512x8x2x1_pack"}
+    assert configs["1x8x56x1"].global_batch_size == 448 and configs["1x8x56x1"].max_steps == 6700
+    assert configs["1x4x56x2"].global_batch_size == 448 and configs["1x4x56x2"].gradient_steps == 2
+    assert configs["8x8x48x1"].global_batch_size == 3072 and configs["8x8x48x1"].nodes == 8
+    assert configs["A30_1x2x224x14"].gpus_per_node == 2 and configs["512x8x2x1_pack"].packed
+    assert cat.training_target == 0.720
+    assert [c.config.name for c in cat.training_cases("A100-SXM-80GBx8")] == ["1x8x56x1", "8x8x48x1", "512x8x2x1_pack"]
+    assert cat.training_cases("A2x1") == []
+    assert cat.training_config_for(448, 1, 6700).name == "1x8x56x1"
+    assert cat.training_config_for(768, 1, 3680) is None

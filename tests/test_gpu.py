@@ -1,0 +1,158 @@
+"""GPU detection end to end without a GPU.
+
+The stand-in is at the outermost boundary: a fake libnvidia-ml.so.1, compiled here with gcc against NVIDIA's
+nvml.h (PyPI nvidia-nvml-dev), answers the real nvidia-ml-py binding. The library is found through
+LD_LIBRARY_PATH, which the dynamic loader reads at process start, so each check runs in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_mlperf import catalog, gpu
+
+HERE = Path(__file__).parent
+A100 = "name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400"
+STATION = "count=4;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=275"
+A30 = "count=8;name=NVIDIA A30;memory_mib=24576;pci=0x20B710DE;power_w=165"
+H100 = "count=8;name=NVIDIA H100 80GB HBM3;memory_mib=81559;pci=0x233010DE;power_w=700"
+
+
+def _nvml_header() -> Path | None:
+    try:
+        import nvidia
+    except ImportError:
+        return None
+    for base in map(Path, nvidia.__path__):
+        for header in base.rglob("nvml.h"):
+            return header
+    return None
+
+
+@pytest.fixture(scope="session")
+def fake_nvml(tmp_path_factory) -> Path:
+    header = _nvml_header()
+    if header is None or shutil.which("gcc") is None:
+        pytest.skip("building the fake NVML library needs gcc and nvml.h (pip install 'pytest-mlperf[dev]')")
+    out = tmp_path_factory.mktemp("nvml")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-Wall", "-Werror", f"-I{header.parent}",
+                    "-o", str(out / "libnvidia-ml.so.1"), str(HERE / "fake_nvml" / "fake_nvml.c")], check=True)
+    return out
+
+
+def _env(lib: Path | None, spec: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "FAKE_NVML_SPEC")}
+    if lib is not None:
+        env["LD_LIBRARY_PATH"] = str(lib)
+    if spec is not None:
+        env["FAKE_NVML_SPEC"] = spec
+    return env
+
+
+def _gpus(lib, spec) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest_mlperf.cli", "gpus"], env=_env(lib, spec),
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("spec,sku", [
+    (f"count=8;{A100};driver=510.47.03;cuda=11060;vbios=92.00.45.00.03", "A100-SXM-80GBx8"),
+    (f"count=1;{A100}", "A100-SXM-80GBx1"),
+    (STATION, "A100-SXM-80GBx4"),
+    (A30, "A30x8"),
+    ("count=2;name=NVIDIA A2;memory_mib=15360;pci=0x25B610DE;power_w=60", "A2x2"),
+    ("count=8;name=NVIDIA A100 80GB PCIe;memory_mib=81920;pci=0x20B510DE;power_w=300", "A100-PCIex8"),
+    (H100, None),
+])
+def test_inventory_maps_to_sku(fake_nvml, spec, sku):
+    proc = _gpus(fake_nvml, spec)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["sku"] == sku
+    devices = data["inventory"]["devices"]
+    assert len(devices) == int(spec.split("count=")[1].split(";")[0]) if "count=" in spec else 1
+
+
+def test_inventory_fields(fake_nvml):
+    proc = _gpus(fake_nvml, f"count=8;{A100};driver=510.47.03;cuda=11060;vbios=92.00.45.00.03;mig=1")
+    data = json.loads(proc.stdout)["inventory"]
+    assert data["driver_version"] == "510.47.03" and data["cuda_driver_version"] == "11.6"
+    dev = data["devices"][7]
+    assert dev["name"] == "NVIDIA A100-SXM4-80GB" and dev["pci_device_id"] == "0x20B210DE"
+    assert dev["memory_bytes"] == 80 * 2**30 and dev["vbios"] == "92.00.45.00.03"
+    assert dev["power_limit_w"] == 400.0 and dev["mig_mode"] == 1
+    assert dev["pci_bus_id"] == "00000000:0E:00.0" and dev["uuid"].startswith("GPU-")
+
+
+def test_no_driver_is_a_clear_reason():
+    proc = _gpus(None, None)
+    assert proc.returncode == 3
+    assert "NVML could not start" in proc.stderr and "no NVIDIA driver" in proc.stderr
+
+
+def test_sku_auto_without_nvml_is_a_usage_error(pytester):
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("--sku", "auto", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--sku auto: NVML could not start*name the system with --sku NAME*"])
+
+
+def test_sku_auto_detects_through_the_plugin(fake_nvml, pytester):
+    pytester.makepyfile(test_x="def test_x(mlperf_system):\n    assert mlperf_system.sku == 'A30x8'\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--sku", "auto", "-p", "no:cacheprovider",
+                           str(pytester.path / "test_x.py")], env=_env(fake_nvml, A30), capture_output=True,
+                          text=True, cwd=pytester.path, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "mlperf: system A30x8 (A30x8)" in proc.stdout
+    assert "mlperf: detected 8x NVIDIA A30 (driver 510.47.03, CUDA 11.6)" in proc.stdout
+    assert "1 passed" in proc.stdout
+
+
+def test_wrong_sku_errors_with_expected_and_detected(fake_nvml, pytester):
+    pytester.makepyfile(test_x="def test_needs_hardware(mlperf_system):\n    pass\n")
+    env = _env(fake_nvml, A30)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--sku", "A100-SXM-80GBx8", "-p", "no:cacheprovider",
+                           "-q", "-rE", str(pytester.path / "test_x.py")], env=env, capture_output=True,
+                          text=True, cwd=pytester.path, timeout=120)
+    assert proc.returncode == 1
+    assert "--sku A100-SXM-80GBx8 expects 8x A100-SXM-80GB, detected 8x NVIDIA A30 (driver 510.47.03, CUDA 11.6)" \
+        in proc.stdout
+    assert "GPU 0: name 'NVIDIA A30' / PCI id 0x20B710DE is not A100-SXM-80GB (0x20B210DE)" in proc.stdout
+    assert "1 error" in proc.stdout
+
+
+def test_hardware_tests_skip_without_nvml(pytester):
+    pytester.makepyfile(test_x="def test_needs_hardware(mlperf_system):\n    pass\n")
+    result = pytester.runpytest_subprocess("--sku", "A100-SXM-80GBx8", "-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no GPU inventory: NVML could not start*"])
+
+
+def _device(**kw) -> gpu.GpuDevice:
+    base = dict(index=0, name="NVIDIA A100-SXM4-80GB", uuid=None, memory_bytes=80 * 2**30,
+                pci_device_id="0x20B210DE", pci_bus_id=None, vbios=None, power_limit_w=400.0,
+                default_power_limit_w=400.0, mig_mode=0)
+    base.update(kw)
+    return gpu.GpuDevice(**base)
+
+
+def test_matching_rules_follow_nvidia():
+    cat = catalog.load()
+    a100 = cat.system("A100-SXM-80GBx8").gpu
+    assert gpu.gpu_matches(a100, _device()) == []
+    # the PCI id alone identifies the part when the marketing name differs
+    assert gpu.gpu_matches(a100, _device(name="A100 renamed")) == []
+    # memory within 5 %: 78 GiB passes, 70 GiB does not
+    assert gpu.gpu_matches(a100, _device(memory_bytes=78 * 2**30)) == []
+    assert "memory 70.0 GiB is not 80 GiB +-5%" in gpu.gpu_matches(a100, _device(memory_bytes=70 * 2**30))[0]
+    # the DGX Station's 275 W part is not the DGX A100's 400 W part
+    inventory = gpu.Inventory("510.47.03", "11.6", tuple(_device(index=i, default_power_limit_w=275.0)
+                                                         for i in range(4)))
+    assert gpu.match_sku(inventory, cat).sku == "A100-SXM-80GBx4"
+    assert gpu.system_mismatch(cat.system("A100-SXM-80GBx8"), inventory)[0] == "4 GPU(s), expected 8"
