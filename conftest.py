@@ -30,8 +30,10 @@ def shared_dir() -> Path | None:
 def mlperf_shared() -> Path:
     found = shared_dir()
     if found is None:
-        pytest.skip("published MLPerf fixture logs not found: set PYTEST_MLPERF_SHARED to the folder holding "
-                    "fixtures/ (looked in $PYTEST_MLPERF_SHARED and ../shared)")
+        pytest.skip(
+            "published MLPerf fixture logs not found: set PYTEST_MLPERF_SHARED to the folder holding "
+            "fixtures/ (looked in $PYTEST_MLPERF_SHARED and ../shared)"
+        )
     return found
 
 

@@ -1,8 +1,8 @@
 """pytest-mlperf command line: the same parsers, verdicts and catalog, without pytest.
 
-    pytest-mlperf metrics PATH...   metrics of log files or results folders, one JSON object per line
-    pytest-mlperf gpus              this machine's GPU inventory and the catalog SKU it matches
-    pytest-mlperf systems           the catalog's SKUs
+pytest-mlperf metrics PATH...   metrics of log files or results folders, one JSON object per line
+pytest-mlperf gpus              this machine's GPU inventory and the catalog SKU it matches
+pytest-mlperf systems           the catalog's SKUs
 """
 
 from __future__ import annotations
@@ -111,8 +111,16 @@ def cmd_gpus(args) -> int:
         print(f"pytest-mlperf gpus: {exc}", file=sys.stderr)
         return 3
     system = gpu.match_sku(inventory, catalog.load())
-    print(json.dumps({"inventory": inventory.to_dict(), "sku": system.sku if system else None,
-                      "system_id": system.system_id if system else None}, indent=2))
+    print(
+        json.dumps(
+            {
+                "inventory": inventory.to_dict(),
+                "sku": system.sku if system else None,
+                "system_id": system.system_id if system else None,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -120,8 +128,10 @@ def cmd_systems(args) -> int:
     cat = catalog.load()
     for system in cat.systems.values():
         configs = ", ".join(cat.training_systems.get(system.sku, ())) or "-"
-        print(f"{system.sku:<18} {system.system_id:<34} {system.category:<10} {system.count}x {system.gpu.names[0]}"
-              f"  training: {configs}")
+        print(
+            f"{system.sku:<18} {system.system_id:<34} {system.category:<10} {system.count}x {system.gpu.names[0]}"
+            f"  training: {configs}"
+        )
     return 0
 
 

@@ -50,10 +50,22 @@ def evaluate_inference(case: InferenceCase, artifacts: Artifacts) -> CaseResult:
     else:
         if (summary is None or not summary.is_performance) and detail is None:
             raise ParseError(summary_path, "a performance run needs a summary with results or a detail log")
-        verdict = performance_verdict(summary if summary and summary.is_performance else None, detail,
-                                      case.scenario, case.benchmark, artifacts.harness_perf)
-        metrics = performance_metrics(case.config_name, case.scenario.perf_key, case.scenario.unit,
-                                      case.scenario.higher_is_better, summary, detail, verdict)
+        verdict = performance_verdict(
+            summary if summary and summary.is_performance else None,
+            detail,
+            case.scenario,
+            case.benchmark,
+            artifacts.harness_perf,
+        )
+        metrics = performance_metrics(
+            case.config_name,
+            case.scenario.perf_key,
+            case.scenario.unit,
+            case.scenario.higher_is_better,
+            summary,
+            detail,
+            verdict,
+        )
         if detail is not None:
             info["warnings"] = len(detail.warnings)
             info["errors"] = len(detail.errors)
@@ -63,8 +75,12 @@ def evaluate_inference(case: InferenceCase, artifacts: Artifacts) -> CaseResult:
 def evaluate_training(case: TrainingCase, artifacts: Artifacts) -> CaseResult:
     run = parse_training_log(artifacts.path)
     verdict = training_verdict(run, case.target)
-    info = {"config": case.config_label, "platform": run.platform, "org": run.org,
-            "global_batch_size": run.params.get("global_batch_size")}
+    info = {
+        "config": case.config_label,
+        "platform": run.platform,
+        "org": run.org,
+        "global_batch_size": run.params.get("global_batch_size"),
+    }
     return CaseResult(case.id, "training", verdict, training_metrics(run, verdict), [artifacts.path], info)
 
 

@@ -82,18 +82,20 @@ def detect() -> Inventory:
             limit = _optional(pynvml.nvmlDeviceGetPowerManagementLimit, handle)
             default_limit = _optional(pynvml.nvmlDeviceGetPowerManagementDefaultLimit, handle)
             mig = _optional(pynvml.nvmlDeviceGetMigMode, handle)
-            devices.append(GpuDevice(
-                index=index,
-                name=_text(pynvml.nvmlDeviceGetName(handle)) or "",
-                uuid=_text(_optional(pynvml.nvmlDeviceGetUUID, handle)),
-                memory_bytes=int(memory.total) if memory is not None else None,
-                pci_device_id=f"0x{pci.pciDeviceId:08X}" if pci is not None else None,
-                pci_bus_id=_text(pci.busId) if pci is not None else None,
-                vbios=_text(_optional(pynvml.nvmlDeviceGetVbiosVersion, handle)),
-                power_limit_w=limit / 1000.0 if limit is not None else None,
-                default_power_limit_w=default_limit / 1000.0 if default_limit is not None else None,
-                mig_mode=int(mig[0]) if mig is not None else None,
-            ))
+            devices.append(
+                GpuDevice(
+                    index=index,
+                    name=_text(pynvml.nvmlDeviceGetName(handle)) or "",
+                    uuid=_text(_optional(pynvml.nvmlDeviceGetUUID, handle)),
+                    memory_bytes=int(memory.total) if memory is not None else None,
+                    pci_device_id=f"0x{pci.pciDeviceId:08X}" if pci is not None else None,
+                    pci_bus_id=_text(pci.busId) if pci is not None else None,
+                    vbios=_text(_optional(pynvml.nvmlDeviceGetVbiosVersion, handle)),
+                    power_limit_w=limit / 1000.0 if limit is not None else None,
+                    default_power_limit_w=default_limit / 1000.0 if default_limit is not None else None,
+                    mig_mode=int(mig[0]) if mig is not None else None,
+                )
+            )
         return Inventory(
             driver_version=_text(_optional(pynvml.nvmlSystemGetDriverVersion)),
             cuda_driver_version=f"{cuda // 1000}.{cuda % 1000 // 10}" if cuda else None,
@@ -106,12 +108,16 @@ def detect() -> Inventory:
 def gpu_matches(gpu: Gpu, device: GpuDevice) -> list[str]:
     """Why a device is not this catalog GPU (empty when it is)."""
     problems = []
-    pci_ok = gpu.pci_device_id is not None and device.pci_device_id is not None and (
-        gpu.pci_device_id.upper() == device.pci_device_id.upper())
+    pci_ok = (
+        gpu.pci_device_id is not None
+        and device.pci_device_id is not None
+        and (gpu.pci_device_id.upper() == device.pci_device_id.upper())
+    )
     name_ok = device.name in gpu.names
     if not (pci_ok or name_ok):
-        problems.append(f"name {device.name!r} / PCI id {device.pci_device_id} is not {gpu.names[0]} "
-                        f"({gpu.pci_device_id})")
+        problems.append(
+            f"name {device.name!r} / PCI id {device.pci_device_id} is not {gpu.names[0]} ({gpu.pci_device_id})"
+        )
     if gpu.memory_gib is not None and device.memory_gib is not None:
         if abs(device.memory_gib - gpu.memory_gib) > 0.05 * gpu.memory_gib:
             problems.append(f"memory {device.memory_gib:.1f} GiB is not {gpu.memory_gib} GiB +-5%")

@@ -34,9 +34,15 @@ def accuracy_metrics(config_name: str, result: AccuracyResult, threshold: float,
     ]
 
 
-def performance_metrics(config_name: str, perf_key: str, unit: str, higher_is_better: bool,
-                        summary: LoadgenSummary | None, detail: LoadgenDetail | None,
-                        verdict: Verdict) -> list[Metric]:
+def performance_metrics(
+    config_name: str,
+    perf_key: str,
+    unit: str,
+    higher_is_better: bool,
+    summary: LoadgenSummary | None,
+    detail: LoadgenDetail | None,
+    verdict: Verdict,
+) -> list[Metric]:
     out = [Metric(f"{config_name}-PerformanceMode", 1.0 if verdict.ok else 0.0, "VALID/INVALID", None)]
     headline = None
     if detail is not None and isinstance(detail.get(perf_key), int | float):
@@ -69,18 +75,28 @@ def training_metrics(run: TrainingRun, verdict: Verdict) -> list[Metric]:
     if run.last_accuracy is not None:
         out.append(Metric("eval_mlm_accuracy", run.last_accuracy, "fraction", True))
     if run.time_to_train_s is not None:
-        out.append(Metric("time_to_train", run.time_to_train_s, "s", False,
-                          {"source": "MLLOG run_stop - run_start"}))
+        out.append(Metric("time_to_train", run.time_to_train_s, "s", False, {"source": "MLLOG run_stop - run_start"}))
     samples = run.train_samples or (run.evals[-1].samples if run.evals else None)
     if samples:
         out.append(Metric("samples_to_converge" if verdict.ok else "samples_seen", float(samples), "samples", None))
         if run.time_to_train_s:
             # Measured from what ran, unlike the printed figure, which uses max_steps (see REFERENCE).
-            out.append(Metric("measured_sequences_per_second", samples / run.time_to_train_s, "sequences/s", True,
-                              {"source": "samples / (run_stop - run_start)"}))
+            out.append(
+                Metric(
+                    "measured_sequences_per_second",
+                    samples / run.time_to_train_s,
+                    "sequences/s",
+                    True,
+                    {"source": "samples / (run_stop - run_start)"},
+                )
+            )
     if run.summary:
-        units = {"e2e_time": ("s", False), "training_sequences_per_second": ("sequences/s", True),
-                 "final_loss": ("", False), "raw_train_time": ("s", False)}
+        units = {
+            "e2e_time": ("s", False),
+            "training_sequences_per_second": ("sequences/s", True),
+            "final_loss": ("", False),
+            "raw_train_time": ("s", False),
+        }
         for key, value in run.summary.items():
             unit, higher = units.get(key, ("", None))
             out.append(Metric(key, value, unit, higher, {"source": "run summary line"}))

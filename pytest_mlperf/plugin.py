@@ -48,14 +48,34 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mlperf", "MLPerf benchmarks (pytest-mlperf)")
-    group.addoption("--sku", dest="mlperf_sku", default=None, metavar="NAME",
-                    help="System under test: a catalog SKU such as A100-SXM-80GBx8, or 'auto' to detect it")
-    group.addoption("--mlperf-backend", dest="mlperf_backend", default="auto", choices=BACKENDS,
-                    help="How cases run: results (replay a results tree), local, nvidia, or auto (default)")
-    group.addoption("--mlperf-results", dest="mlperf_results", default=None, metavar="DIR",
-                    help="Replay an existing results tree (published layout, build/logs, or training trial logs)")
-    group.addoption("--mlperf-json", dest="mlperf_json", default=None, metavar="PATH",
-                    help="Write every case's verdict and metrics to this JSON file")
+    group.addoption(
+        "--sku",
+        dest="mlperf_sku",
+        default=None,
+        metavar="NAME",
+        help="System under test: a catalog SKU such as A100-SXM-80GBx8, or 'auto' to detect it",
+    )
+    group.addoption(
+        "--mlperf-backend",
+        dest="mlperf_backend",
+        default="auto",
+        choices=BACKENDS,
+        help="How cases run: results (replay a results tree), local, nvidia, or auto (default)",
+    )
+    group.addoption(
+        "--mlperf-results",
+        dest="mlperf_results",
+        default=None,
+        metavar="DIR",
+        help="Replay an existing results tree (published layout, build/logs, or training trial logs)",
+    )
+    group.addoption(
+        "--mlperf-json",
+        dest="mlperf_json",
+        default=None,
+        metavar="PATH",
+        help="Write every case's verdict and metrics to this JSON file",
+    )
 
 
 class MlperfState:
@@ -81,12 +101,15 @@ class MlperfState:
             try:
                 self.detected = gpu.detect()
             except gpu.NvmlUnavailable as exc:
-                raise pytest.UsageError(f"--sku auto: {exc}; name the system with --sku NAME "
-                                        f"(known: {', '.join(self.catalog.systems)})") from None
+                raise pytest.UsageError(
+                    f"--sku auto: {exc}; name the system with --sku NAME (known: {', '.join(self.catalog.systems)})"
+                ) from None
             self.system = gpu.match_sku(self.detected, self.catalog)
             if self.system is None:
-                raise pytest.UsageError(f"--sku auto: this machine ({gpu.describe(self.detected)}) matches no "
-                                        f"catalog SKU; known: {', '.join(self.catalog.systems)}")
+                raise pytest.UsageError(
+                    f"--sku auto: this machine ({gpu.describe(self.detected)}) matches no "
+                    f"catalog SKU; known: {', '.join(self.catalog.systems)}"
+                )
             return
         try:
             self.system = self.catalog.system(sku)
@@ -108,13 +131,15 @@ class MlperfState:
             self.backend_reason = f"--mlperf-results {path}"
             return
         if results:
-            raise pytest.UsageError(f"--mlperf-results replays a tree; it cannot be combined with "
-                                    f"--mlperf-backend {choice}")
+            raise pytest.UsageError(
+                f"--mlperf-results replays a tree; it cannot be combined with --mlperf-backend {choice}"
+            )
         if choice in ("local", "nvidia"):
-            raise pytest.UsageError(f"--mlperf-backend {choice}: this version of pytest-mlperf does not include "
-                                    "that backend yet; replay a results tree with --mlperf-results DIR")
-        self.unavailable = ("no backend can run here: this version replays results trees only; "
-                            "pass --mlperf-results DIR")
+            raise pytest.UsageError(
+                f"--mlperf-backend {choice}: this version of pytest-mlperf does not include "
+                "that backend yet; replay a results tree with --mlperf-results DIR"
+            )
+        self.unavailable = "no backend can run here: this version replays results trees only; pass --mlperf-results DIR"
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # On the xdist controller this sees the workers' reports, mlperf record included.
@@ -132,7 +157,8 @@ class MlperfState:
         if inside:
             raise pytest.UsageError(
                 f"pytest took the results tree {tree} as its rootdir and would write its cache into it; write "
-                f"--mlperf-results={tree} (one word), or name the suites folder, e.g. 'pytest suites ...'")
+                f"--mlperf-results={tree} (one word), or name the suites folder, e.g. 'pytest suites ...'"
+            )
 
     @property
     def backend_name(self) -> str:
@@ -140,8 +166,11 @@ class MlperfState:
 
     def cases(self, kind: str) -> list:
         if self.system is not None:
-            base = (self.catalog.inference_cases(self.system.sku) if kind == "inference"
-                    else self.catalog.training_cases(self.system.sku))
+            base = (
+                self.catalog.inference_cases(self.system.sku)
+                if kind == "inference"
+                else self.catalog.training_cases(self.system.sku)
+            )
         else:
             base = None
         if self.backend is None:
@@ -223,9 +252,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not params:
         reason = state.unavailable or (
             f"no {kind} cases: {'the catalog lists none for ' + state.system.sku if state.system else ''}"
-            f"{'' if state.system else 'the results tree holds none'}")
-        params.append(pytest.param(None, marks=[getattr(pytest.mark, kind), pytest.mark.skip(reason=reason)],
-                                   id=f"no-{kind}-cases"))
+            f"{'' if state.system else 'the results tree holds none'}"
+        )
+        params.append(
+            pytest.param(
+                None, marks=[getattr(pytest.mark, kind), pytest.mark.skip(reason=reason)], id=f"no-{kind}-cases"
+            )
+        )
     metafunc.parametrize("mlperf_case", params, scope="function")
 
 
@@ -257,8 +290,11 @@ def mlperf_system(mlperf_state: MlperfState, mlperf_gpus: gpu.Inventory) -> cata
         pytest.fail(f"this machine ({gpu.describe(mlperf_gpus)}) matches no catalog SKU", pytrace=False)
     problems = gpu.system_mismatch(system, mlperf_gpus)
     if problems:
-        pytest.fail(f"--sku {system.sku} expects {system.count}x {system.gpu.names[0]}, detected "
-                    f"{gpu.describe(mlperf_gpus)}: " + "; ".join(problems), pytrace=False)
+        pytest.fail(
+            f"--sku {system.sku} expects {system.count}x {system.gpu.names[0]}, detected "
+            f"{gpu.describe(mlperf_gpus)}: " + "; ".join(problems),
+            pytrace=False,
+        )
     return system
 
 
@@ -302,8 +338,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if result is None and report.longrepr is not None:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr).splitlines()[-1]
         reason = reason.removeprefix("Skipped: ")
-    record = result_record(case.id if case is not None else item.name, item.nodeid, report.outcome, result,
-                           reason, state.backend_name)
+    record = result_record(
+        case.id if case is not None else item.name, item.nodeid, report.outcome, result, reason, state.backend_name
+    )
     report.mlperf = record
     if result is not None and item.config.pluginmanager.hasplugin("html"):
         from pytest_html import extras

@@ -21,22 +21,32 @@ class Verdict:
     details: dict = field(default_factory=dict)
 
 
-def accuracy_verdict(result: AccuracyResult, benchmark: Benchmark,
-                     harness: AccuracyMessage | None = None) -> Verdict:
+def accuracy_verdict(result: AccuracyResult, benchmark: Benchmark, harness: AccuracyMessage | None = None) -> Verdict:
     threshold = benchmark.threshold
     ok = result.value >= threshold
     relation = ">=" if ok else "<"
-    reason = (f"{'PASS' if ok else 'FAIL'}: {result.metric} {result.value:.3f} {relation} threshold {threshold:.3f} "
-              f"({benchmark.level}% of {benchmark.reference:g})")
+    reason = (
+        f"{'PASS' if ok else 'FAIL'}: {result.metric} {result.value:.3f} {relation} threshold {threshold:.3f} "
+        f"({benchmark.level}% of {benchmark.reference:g})"
+    )
     if harness is not None and harness.passed is not None and harness.passed != ok:
-        return Verdict(False, f"{reason}; but NVIDIA's harness said Accuracy test "
-                              f"{'PASSED' if harness.passed else 'FAILED'} (threshold {harness.threshold})",
-                       "FAIL", {"value": result.value, "threshold": threshold})
+        return Verdict(
+            False,
+            f"{reason}; but NVIDIA's harness said Accuracy test "
+            f"{'PASSED' if harness.passed else 'FAILED'} (threshold {harness.threshold})",
+            "FAIL",
+            {"value": result.value, "threshold": threshold},
+        )
     return Verdict(ok, reason, "PASS" if ok else "FAIL", {"value": result.value, "threshold": threshold})
 
 
-def performance_verdict(summary: LoadgenSummary | None, detail: LoadgenDetail | None, scenario: Scenario,
-                        benchmark: Benchmark, harness: PerfMessage | None = None) -> Verdict:
+def performance_verdict(
+    summary: LoadgenSummary | None,
+    detail: LoadgenDetail | None,
+    scenario: Scenario,
+    benchmark: Benchmark,
+    harness: PerfMessage | None = None,
+) -> Verdict:
     """VALID iff LoadGen says VALID; the reason names each unmet condition in LoadGen's terms."""
     if summary is None and detail is None:
         raise ValueError("a performance verdict needs the summary or the detail log")
@@ -45,8 +55,12 @@ def performance_verdict(summary: LoadgenSummary | None, detail: LoadgenDetail | 
     if detail is not None:
         flags.update(detail.flags)
     if summary is not None and detail is not None and summary.validity != detail.validity:
-        return Verdict(False, f"INVALID: summary says {summary.validity} but detail log says {detail.validity}",
-                       "INVALID", {"flags": flags})
+        return Verdict(
+            False,
+            f"INVALID: summary says {summary.validity} but detail log says {detail.validity}",
+            "INVALID",
+            {"flags": flags},
+        )
     unmet = [FLAG_TEXT[key] + " not satisfied" for key, met in flags.items() if not met]
     if validity == "VALID":
         ok, label = True, "VALID"
@@ -61,8 +75,9 @@ def performance_verdict(summary: LoadgenSummary | None, detail: LoadgenDetail | 
             parts.append("LoadGen recommends: " + " ".join(summary.recommendations))
         reason = "INVALID: " + "; ".join(parts)
     if harness is not None and harness.validity != label:
-        return Verdict(False, f"{reason}; but NVIDIA's harness printed Result is {harness.validity}",
-                       "INVALID", {"flags": flags})
+        return Verdict(
+            False, f"{reason}; but NVIDIA's harness printed Result is {harness.validity}", "INVALID", {"flags": flags}
+        )
     return Verdict(ok, reason, label, {"flags": flags})
 
 
@@ -71,7 +86,8 @@ def _latency_note(detail: LoadgenDetail | None, scenario: Scenario, benchmark: B
         return None
     p99 = detail.get("result_99.00_percentile_latency_ns")
     target = detail.get("effective_target_latency_ns") or (
-        benchmark.server_latency_ms * 1e6 if benchmark.server_latency_ms else None)
+        benchmark.server_latency_ms * 1e6 if benchmark.server_latency_ms else None
+    )
     if p99 is None or not target:
         return None
     return f"p99 latency {float(p99) / 1e6:.1f} ms > target {float(target) / 1e6:.0f} ms" if p99 > target else None
@@ -83,13 +99,26 @@ def training_verdict(run: TrainingRun, target: float) -> Verdict:
     seen = f" after {samples} samples" if samples is not None else ""
     details = {"status": run.status, "last_eval_accuracy": last, "target": target}
     if last is None:
-        return Verdict(False, f"NOT CONVERGED: run_stop status {run.status!r} and no eval_accuracy logged",
-                       "NOT CONVERGED", details)
+        return Verdict(
+            False,
+            f"NOT CONVERGED: run_stop status {run.status!r} and no eval_accuracy logged",
+            "NOT CONVERGED",
+            details,
+        )
     reached = last >= target
     if run.status == "success" and reached:
         return Verdict(True, f"CONVERGED: eval_accuracy {last:.5f} >= {target:.3f}{seen}", "CONVERGED", details)
     if run.status == "success":
-        return Verdict(False, f"NOT CONVERGED: run_stop says success but the last eval_accuracy {last:.5f} "
-                              f"< {target:.3f}{seen}", "NOT CONVERGED", details)
-    return Verdict(False, f"NOT CONVERGED: run_stop status {run.status!r}, last eval_accuracy {last:.5f} "
-                          f"{'>=' if reached else '<'} {target:.3f}{seen}", "NOT CONVERGED", details)
+        return Verdict(
+            False,
+            f"NOT CONVERGED: run_stop says success but the last eval_accuracy {last:.5f} < {target:.3f}{seen}",
+            "NOT CONVERGED",
+            details,
+        )
+    return Verdict(
+        False,
+        f"NOT CONVERGED: run_stop status {run.status!r}, last eval_accuracy {last:.5f} "
+        f"{'>=' if reached else '<'} {target:.3f}{seen}",
+        "NOT CONVERGED",
+        details,
+    )

@@ -1,6 +1,6 @@
 """MLPerf Training v2.1 BERT: each trial must converge to 0.720 masked-LM accuracy.
 
-    pytest suites -m training --sku A100-SXM-80GBx8
+pytest suites -m training --sku A100-SXM-80GBx8
 """
 
 import pytest

@@ -11,7 +11,7 @@ def _tables(text: str, heading: str) -> list[dict[str, str]]:
     start = next(i for i, line in enumerate(lines) if line.startswith(heading))
     rows: list[dict[str, str]] = []
     header: list[str] | None = None
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if line.startswith("#") and rows:
             break
         if not line.startswith("|"):

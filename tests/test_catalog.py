@@ -30,8 +30,12 @@ def test_every_seed_system(cat):
     assert set(cat.systems) == set(SEED_SYSTEMS)
     for sku, (system_id, category, count, pci) in SEED_SYSTEMS.items():
         system = cat.system(sku)
-        assert (system.system_id, system.category, system.count, system.gpu.pci_device_id) == \
-            (system_id, category, count, pci)
+        assert (system.system_id, system.category, system.count, system.gpu.pci_device_id) == (
+            system_id,
+            category,
+            count,
+            pci,
+        )
 
 
 def test_unknown_sku_lists_the_known_ones(cat):
@@ -39,16 +43,26 @@ def test_unknown_sku_lists_the_known_ones(cat):
         cat.system("T4x8")
 
 
-@pytest.mark.parametrize("name,threshold", [("bert-99", 89.96526), ("bert-99.9", 90.783126),
-                                            ("rnnt", 91.6222725), ("ssd-mobilenet", 21.78),
-                                            ("ssd-resnet34", 19.8)])
+@pytest.mark.parametrize(
+    "name,threshold",
+    [
+        ("bert-99", 89.96526),
+        ("bert-99.9", 90.783126),
+        ("rnnt", 91.6222725),
+        ("ssd-mobilenet", 21.78),
+        ("ssd-resnet34", 19.8),
+    ],
+)
 def test_accuracy_thresholds(cat, name, threshold):
     assert cat.benchmark(name).threshold == pytest.approx(threshold, abs=1e-6)
 
 
 def test_rules_of_the_round(cat):
-    assert {b: cat.benchmark(b).server_latency_ms for b in ("bert-99", "rnnt", "ssd-resnet34")} == \
-        {"bert-99": 130, "rnnt": 1000, "ssd-resnet34": 100}
+    assert {b: cat.benchmark(b).server_latency_ms for b in ("bert-99", "rnnt", "ssd-resnet34")} == {
+        "bert-99": 130,
+        "rnnt": 1000,
+        "ssd-resnet34": 100,
+    }
     assert all(s.min_duration_ms == 600000 for s in cat.scenarios.values())
     assert cat.scenario("server").min_query_count == 270336
     assert cat.scenario("Offline").min_sample_count == 24576
@@ -75,12 +89,22 @@ def test_edge_matrix(cat):
 
 
 def test_case_names(cat):
-    case = next(c for c in cat.inference_cases("A100-SXM-80GBx8") if c.benchmark.name == "bert-99.9"
-                and c.scenario.name == "Server" and c.mode == "PerformanceOnly" and c.harness == "triton")
+    case = next(
+        c
+        for c in cat.inference_cases("A100-SXM-80GBx8")
+        if c.benchmark.name == "bert-99.9"
+        and c.scenario.name == "Server"
+        and c.mode == "PerformanceOnly"
+        and c.harness == "triton"
+    )
     assert case.id == "bert-99.9-Server-PerformanceOnly-triton"
     assert case.config_name == "DGX-A100_A100-SXM-80GBx8_TRT_Triton-triton_k_99_9_MaxP-Server"
     assert case.markers == ("inference", "bert", "server", "performance", "triton")
-    assert catalog.split_system_name("GX2570M6_A100-SXM4-40GBx8_TRT_MaxQ") == ("GX2570M6_A100-SXM4-40GBx8", None, "MaxQ")
+    assert catalog.split_system_name("GX2570M6_A100-SXM4-40GBx8_TRT_MaxQ") == (
+        "GX2570M6_A100-SXM4-40GBx8",
+        None,
+        "MaxQ",
+    )
     assert catalog.system_name("A30x8", "triton", "MaxQ") == "A30x8_TRT_Triton_MaxQ"
 
 

@@ -20,8 +20,12 @@ def test_metrics_of_a_summary_file(inference_fixtures):
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     by_name = {r["name"]: r for r in rows}
     assert by_name["result_scheduled_samples_per_sec"]["value"] == 25792.11
-    assert by_name["99.00 percentile latency (ns)"] == {"name": "99.00 percentile latency (ns)",
-                                                        "value": 86591792.0, "unit": "ns", "source": str(path)}
+    assert by_name["99.00 percentile latency (ns)"] == {
+        "name": "99.00 percentile latency (ns)",
+        "value": 86591792.0,
+        "unit": "ns",
+        "source": str(path),
+    }
 
 
 def test_metrics_of_a_training_folder(training_fixtures):

@@ -25,8 +25,9 @@ from pytest_mlperf.verdict import accuracy_verdict, performance_verdict, trainin
 SHARED = shared_dir()
 INFERENCE = SHARED / "fixtures" / "inference" if SHARED else None
 TRAINING = SHARED / "fixtures" / "training" if SHARED else None
-needs_shared = pytest.mark.skipif(SHARED is None, reason="published MLPerf fixture logs not found "
-                                  "(set PYTEST_MLPERF_SHARED; looked in ../shared)")
+needs_shared = pytest.mark.skipif(
+    SHARED is None, reason="published MLPerf fixture logs not found (set PYTEST_MLPERF_SHARED; looked in ../shared)"
+)
 
 
 TRAINING_FILE = "local file (under fixtures/training/)"

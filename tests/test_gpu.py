@@ -42,8 +42,21 @@ def fake_nvml(tmp_path_factory) -> Path:
     if header is None or shutil.which("gcc") is None:
         pytest.skip("building the fake NVML library needs gcc and nvml.h (pip install 'pytest-mlperf[dev]')")
     out = tmp_path_factory.mktemp("nvml")
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-Wall", "-Werror", f"-I{header.parent}",
-                    "-o", str(out / "libnvidia-ml.so.1"), str(HERE / "fake_nvml" / "fake_nvml.c")], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-Wall",
+            "-Werror",
+            f"-I{header.parent}",
+            "-o",
+            str(out / "libnvidia-ml.so.1"),
+            str(HERE / "fake_nvml" / "fake_nvml.c"),
+        ],
+        check=True,
+    )
     return out
 
 
@@ -57,19 +70,27 @@ def _env(lib: Path | None, spec: str | None) -> dict:
 
 
 def _gpus(lib, spec) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest_mlperf.cli", "gpus"], env=_env(lib, spec),
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_mlperf.cli", "gpus"],
+        env=_env(lib, spec),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize("spec,sku", [
-    (f"count=8;{A100};driver=510.47.03;cuda=11060;vbios=92.00.45.00.03", "A100-SXM-80GBx8"),
-    (f"count=1;{A100}", "A100-SXM-80GBx1"),
-    (STATION, "A100-SXM-80GBx4"),
-    (A30, "A30x8"),
-    ("count=2;name=NVIDIA A2;memory_mib=15360;pci=0x25B610DE;power_w=60", "A2x2"),
-    ("count=8;name=NVIDIA A100 80GB PCIe;memory_mib=81920;pci=0x20B510DE;power_w=300", "A100-PCIex8"),
-    (H100, None),
-])
+@pytest.mark.parametrize(
+    "spec,sku",
+    [
+        (f"count=8;{A100};driver=510.47.03;cuda=11060;vbios=92.00.45.00.03", "A100-SXM-80GBx8"),
+        (f"count=1;{A100}", "A100-SXM-80GBx1"),
+        (STATION, "A100-SXM-80GBx4"),
+        (A30, "A30x8"),
+        ("count=2;name=NVIDIA A2;memory_mib=15360;pci=0x25B610DE;power_w=60", "A2x2"),
+        ("count=8;name=NVIDIA A100 80GB PCIe;memory_mib=81920;pci=0x20B510DE;power_w=300", "A100-PCIex8"),
+        (H100, None),
+    ],
+)
 def test_inventory_maps_to_sku(fake_nvml, spec, sku):
     proc = _gpus(fake_nvml, spec)
     assert proc.returncode == 0, proc.stderr
@@ -105,9 +126,14 @@ def test_sku_auto_without_nvml_is_a_usage_error(pytester):
 
 def test_sku_auto_detects_through_the_plugin(fake_nvml, pytester):
     pytester.makepyfile(test_x="def test_x(mlperf_system):\n    assert mlperf_system.sku == 'A30x8'\n")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--sku", "auto", "-p", "no:cacheprovider",
-                           str(pytester.path / "test_x.py")], env=_env(fake_nvml, A30), capture_output=True,
-                          text=True, cwd=pytester.path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--sku", "auto", "-p", "no:cacheprovider", str(pytester.path / "test_x.py")],
+        env=_env(fake_nvml, A30),
+        capture_output=True,
+        text=True,
+        cwd=pytester.path,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "mlperf: system A30x8 (A30x8)" in proc.stdout
     assert "mlperf: detected 8x NVIDIA A30 (driver 510.47.03, CUDA 11.6)" in proc.stdout
@@ -117,12 +143,30 @@ def test_sku_auto_detects_through_the_plugin(fake_nvml, pytester):
 def test_wrong_sku_errors_with_expected_and_detected(fake_nvml, pytester):
     pytester.makepyfile(test_x="def test_needs_hardware(mlperf_system):\n    pass\n")
     env = _env(fake_nvml, A30)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--sku", "A100-SXM-80GBx8", "-p", "no:cacheprovider",
-                           "-q", "-rE", str(pytester.path / "test_x.py")], env=env, capture_output=True,
-                          text=True, cwd=pytester.path, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--sku",
+            "A100-SXM-80GBx8",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rE",
+            str(pytester.path / "test_x.py"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=pytester.path,
+        timeout=120,
+    )
     assert proc.returncode == 1
-    assert "--sku A100-SXM-80GBx8 expects 8x A100-SXM-80GB, detected 8x NVIDIA A30 (driver 510.47.03, CUDA 11.6)" \
+    assert (
+        "--sku A100-SXM-80GBx8 expects 8x A100-SXM-80GB, detected 8x NVIDIA A30 (driver 510.47.03, CUDA 11.6)"
         in proc.stdout
+    )
     assert "GPU 0: name 'NVIDIA A30' / PCI id 0x20B710DE is not A100-SXM-80GB (0x20B210DE)" in proc.stdout
     assert "1 error" in proc.stdout
 
@@ -135,9 +179,18 @@ def test_hardware_tests_skip_without_nvml(pytester):
 
 
 def _device(**kw) -> gpu.GpuDevice:
-    base = dict(index=0, name="NVIDIA A100-SXM4-80GB", uuid=None, memory_bytes=80 * 2**30,
-                pci_device_id="0x20B210DE", pci_bus_id=None, vbios=None, power_limit_w=400.0,
-                default_power_limit_w=400.0, mig_mode=0)
+    base = dict(
+        index=0,
+        name="NVIDIA A100-SXM4-80GB",
+        uuid=None,
+        memory_bytes=80 * 2**30,
+        pci_device_id="0x20B210DE",
+        pci_bus_id=None,
+        vbios=None,
+        power_limit_w=400.0,
+        default_power_limit_w=400.0,
+        mig_mode=0,
+    )
     base.update(kw)
     return gpu.GpuDevice(**base)
 
@@ -152,7 +205,8 @@ def test_matching_rules_follow_nvidia():
     assert gpu.gpu_matches(a100, _device(memory_bytes=78 * 2**30)) == []
     assert "memory 70.0 GiB is not 80 GiB +-5%" in gpu.gpu_matches(a100, _device(memory_bytes=70 * 2**30))[0]
     # the DGX Station's 275 W part is not the DGX A100's 400 W part
-    inventory = gpu.Inventory("510.47.03", "11.6", tuple(_device(index=i, default_power_limit_w=275.0)
-                                                         for i in range(4)))
+    inventory = gpu.Inventory(
+        "510.47.03", "11.6", tuple(_device(index=i, default_power_limit_w=275.0) for i in range(4))
+    )
     assert gpu.match_sku(inventory, cat).sku == "A100-SXM-80GBx4"
     assert gpu.system_mismatch(cat.system("A100-SXM-80GBx8"), inventory)[0] == "4 GPU(s), expected 8"

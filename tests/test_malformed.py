@@ -51,8 +51,7 @@ def test_summary_without_result_line(inference_fixtures, tmp_path):
 
 def test_summary_with_garbled_number(inference_fixtures, tmp_path):
     src = inference_fixtures / PERF / "mlperf_log_summary.txt"
-    dst = _copy(src, tmp_path / "mlperf_log_summary.txt",
-                lambda ls: [x.replace("57144171", "57l44171") for x in ls])
+    dst = _copy(src, tmp_path / "mlperf_log_summary.txt", lambda ls: [x.replace("57144171", "57l44171") for x in ls])
     number = next(i for i, x in enumerate(src.read_text().splitlines(), 1) if "57144171" in x)
     _raises(parse_summary, dst, "expected a number, found '57l44171'", line=number)
 
@@ -76,8 +75,7 @@ def test_detail_with_broken_json_line(inference_fixtures, tmp_path):
 
 def test_detail_cut_before_the_result(inference_fixtures, tmp_path):
     src = inference_fixtures / PERF / "mlperf_log_detail.txt"
-    dst = _copy(src, tmp_path / "mlperf_log_detail.txt",
-                lambda ls: [x for x in ls if '"result_' not in x])
+    dst = _copy(src, tmp_path / "mlperf_log_detail.txt", lambda ls: [x for x in ls if '"result_' not in x])
     _raises(parse_detail, dst, "a performance run without result_validity")
 
 
@@ -97,12 +95,15 @@ def test_accuracy_without_a_score(inference_fixtures, tmp_path):
     _raises(parse_accuracy, dst, "no accuracy score")
 
 
-@pytest.mark.parametrize("bad,message", [
-    ("mAP=twenty%\n", "malformed mAP line"),
-    ('{"exact_match": 83.1, "f1": }\n', "malformed SQuAD score line"),
-    ("Word Error Rate: 7.4%, accuracy=\n", "malformed WER line"),
-    ("hash=XYZ\n", "malformed hash line"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ("mAP=twenty%\n", "malformed mAP line"),
+        ('{"exact_match": 83.1, "f1": }\n', "malformed SQuAD score line"),
+        ("Word Error Rate: 7.4%, accuracy=\n", "malformed WER line"),
+        ("hash=XYZ\n", "malformed hash line"),
+    ],
+)
 def test_accuracy_malformed_lines(tmp_path, bad, message):
     dst = tmp_path / "accuracy.txt"
     dst.write_text("loading annotations into memory...\n" + bad)
@@ -119,9 +120,13 @@ def test_training_log_with_text_accuracy(training_fixtures, tmp_path):
     src = training_fixtures / TRIAL
     lines = src.read_text().splitlines(keepends=True)
     number = next(i for i, x in enumerate(lines, 1) if '"eval_accuracy"' in x)
-    dst = _copy(src, tmp_path / "result_0.txt",
-                lambda ls: [re.sub(r'"value": ([0-9.]+)', r'"value": "\1%"', x) if i == number - 1 else x
-                            for i, x in enumerate(ls)])
+    dst = _copy(
+        src,
+        tmp_path / "result_0.txt",
+        lambda ls: [
+            re.sub(r'"value": ([0-9.]+)', r'"value": "\1%"', x) if i == number - 1 else x for i, x in enumerate(ls)
+        ],
+    )
     _raises(parse_training_log, dst, "eval_accuracy is not a number", line=number)
 
 
@@ -135,8 +140,9 @@ def test_training_summary_line_malformed(training_fixtures, tmp_path):
     src = training_fixtures / "gx_A100-SXMx8_pytorch_NGC_22.09/bert/result_0.txt"
     lines = src.read_text().splitlines(keepends=True)
     number = next(i for i, x in enumerate(lines, 1) if x.startswith("{'e2e_time'"))
-    dst = _copy(src, tmp_path / "result_0.txt",
-                lambda ls: [x.replace("'final_loss': 0.0", "'final_loss': nan") for x in ls])
+    dst = _copy(
+        src, tmp_path / "result_0.txt", lambda ls: [x.replace("'final_loss': 0.0", "'final_loss': nan") for x in ls]
+    )
     _raises(parse_training_log, dst, "malformed run summary line", line=number)
 
 

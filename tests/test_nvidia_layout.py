@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from pytest_mlperf import catalog
 from pytest_mlperf.backends import ResultMissing
 from pytest_mlperf.backends.results import ResultsBackend
 from pytest_mlperf.evaluate import evaluate
 from pytest_mlperf.logs.harness import NO_ACCURACY, parse_stdout
-
-from conftest import ROOT
 
 SYSTEM = "DGX-A100_A100-SXM-80GBx8_TRT"
 CUSTOM = f"{SYSTEM}-custom_k_99_MaxP-Offline"
@@ -42,20 +41,37 @@ def _stamp(logs: Path, stamp: str, src: Path, perf: dict | None, acc: dict | Non
 def build_logs(inference_fixtures, tmp_path) -> Path:
     logs = tmp_path / "build" / "logs"
     base = inference_fixtures / SYSTEM / "bert-99" / "Offline"
-    _stamp(logs, "2022.02.13-11.54.08", base / "performance" / "run_1",
-           {CUSTOM: {"bert-99": "result_samples_per_second: 27971.4, Result is VALID"}},
-           {CUSTOM: {"bert-99": NO_ACCURACY}})
-    _stamp(logs, "2022.02.13-13.02.51", base / "accuracy", None,
-           {CUSTOM: {"bert-99": "Accuracy = 90.381, Threshold = 89.965. Accuracy test PASSED."}})
-    _stamp(logs, "2022.02.14-08.00.00", base / "performance" / "run_1",
-           {LWIS: {"bert-99": "result_samples_per_second: 27971.4, Result is VALID"}}, None)
+    _stamp(
+        logs,
+        "2022.02.13-11.54.08",
+        base / "performance" / "run_1",
+        {CUSTOM: {"bert-99": "result_samples_per_second: 27971.4, Result is VALID"}},
+        {CUSTOM: {"bert-99": NO_ACCURACY}},
+    )
+    _stamp(
+        logs,
+        "2022.02.13-13.02.51",
+        base / "accuracy",
+        None,
+        {CUSTOM: {"bert-99": "Accuracy = 90.381, Threshold = 89.965. Accuracy test PASSED."}},
+    )
+    _stamp(
+        logs,
+        "2022.02.14-08.00.00",
+        base / "performance" / "run_1",
+        {LWIS: {"bert-99": "result_samples_per_second: 27971.4, Result is VALID"}},
+        None,
+    )
     return tmp_path
 
 
 def _case(harness: str, mode: str) -> catalog.InferenceCase:
     cat = catalog.load()
-    return next(c for c in cat.inference_cases("A100-SXM-80GBx8") if c.benchmark.name == "bert-99"
-                and c.scenario.name == "Offline" and c.harness == harness and c.mode == mode)
+    return next(
+        c
+        for c in cat.inference_cases("A100-SXM-80GBx8")
+        if c.benchmark.name == "bert-99" and c.scenario.name == "Offline" and c.harness == harness and c.mode == mode
+    )
 
 
 def test_cases_are_found_by_config_name(build_logs):
@@ -74,8 +90,9 @@ def test_cases_are_found_by_config_name(build_logs):
 
 def test_harness_and_loadgen_disagreeing_fails(build_logs):
     stamp = build_logs / "build" / "logs" / "2022.02.13-11.54.08"
-    (stamp / "perf_harness_summary.json").write_text(json.dumps(
-        {CUSTOM: {"bert-99": "result_samples_per_second: 27971.4, Result is INVALID"}}))
+    (stamp / "perf_harness_summary.json").write_text(
+        json.dumps({CUSTOM: {"bert-99": "result_samples_per_second: 27971.4, Result is INVALID"}})
+    )
     backend = ResultsBackend(build_logs, catalog.load())
     case = _case("custom", "PerformanceOnly")
     verdict = evaluate(case, backend.run(case, build_logs)).verdict
@@ -85,39 +102,53 @@ def test_harness_and_loadgen_disagreeing_fails(build_logs):
 def test_discovery_reads_harness_from_the_summary_json(build_logs):
     cases = ResultsBackend(build_logs, catalog.load()).cases("inference", None)
     ids = sorted(c.id for c in cases)
-    assert ids == [f"{SYSTEM}/bert-99-Offline-AccuracyOnly-custom",
-                   f"{SYSTEM}/bert-99-Offline-PerformanceOnly-custom",
-                   f"{SYSTEM}/bert-99-Offline-PerformanceOnly-lwis"]
+    assert ids == [
+        f"{SYSTEM}/bert-99-Offline-AccuracyOnly-custom",
+        f"{SYSTEM}/bert-99-Offline-PerformanceOnly-custom",
+        f"{SYSTEM}/bert-99-Offline-PerformanceOnly-lwis",
+    ]
 
 
 def test_suite_over_build_logs(pytester, build_logs):
     (pytester.path / "test_inference.py").write_text((ROOT / "suites" / "test_inference.py").read_text())
-    result = pytester.runpytest("-m", "bert and offline", "--sku", "A100-SXM-80GBx8",
-                                f"--mlperf-results={build_logs / 'build' / 'logs'}", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "-m",
+        "bert and offline",
+        "--sku",
+        "A100-SXM-80GBx8",
+        f"--mlperf-results={build_logs / 'build' / 'logs'}",
+        "-p",
+        "no:cacheprovider",
+    )
     # custom perf + acc, lwis perf pass; lwis acc and triton/bert-99.9 cases have no run there
     result.assert_outcomes(passed=3, skipped=7)
 
 
 def test_printed_blocks(tmp_path):
     stdout = tmp_path / "stdout.txt"
-    stdout.write_text("\n".join([
-        "[I] Finished running actions",
-        "",
-        "======================= Perf harness results: =======================",
-        "",
-        f"{CUSTOM}:",
-        "    bert-99: result_samples_per_second: 27971.4, Result is VALID",
-        "",
-        f"{SYSTEM}-custom_k_99_MaxP-Server:",
-        "    bert-99: result_scheduled_samples_per_sec: 25792.11, Result is INVALID",
-        "",
-        "======================= Accuracy results: =======================",
-        "",
-        f"{CUSTOM}:",
-        f"    bert-99: {NO_ACCURACY}",
-        "",
-        "make[1]: Leaving directory '/work'",
-    ]) + "\n")
+    stdout.write_text(
+        "\n".join(
+            [
+                "[I] Finished running actions",
+                "",
+                "======================= Perf harness results: =======================",
+                "",
+                f"{CUSTOM}:",
+                "    bert-99: result_samples_per_second: 27971.4, Result is VALID",
+                "",
+                f"{SYSTEM}-custom_k_99_MaxP-Server:",
+                "    bert-99: result_scheduled_samples_per_sec: 25792.11, Result is INVALID",
+                "",
+                "======================= Accuracy results: =======================",
+                "",
+                f"{CUSTOM}:",
+                f"    bert-99: {NO_ACCURACY}",
+                "",
+                "make[1]: Leaving directory '/work'",
+            ]
+        )
+        + "\n"
+    )
     summary = parse_stdout(stdout)
     assert summary.perf[CUSTOM]["bert-99"].value == 27971.4
     server = summary.perf[f"{SYSTEM}-custom_k_99_MaxP-Server"]["bert-99"]

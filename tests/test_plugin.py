@@ -28,14 +28,36 @@ def suites(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def test_options_are_in_the_mlperf_group(suites):
     result = suites.runpytest("--help")
-    result.stdout.fnmatch_lines(["*MLPerf benchmarks (pytest-mlperf)*", "*--sku=NAME*", "*--mlperf-backend*",
-                                 "*--mlperf-results=DIR*", "*--mlperf-json=PATH*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*MLPerf benchmarks (pytest-mlperf)*",
+            "*--sku=NAME*",
+            "*--mlperf-backend*",
+            "*--mlperf-results=DIR*",
+            "*--mlperf-json=PATH*",
+        ]
+    )
 
 
 def test_markers_are_registered(suites):
     result = suites.runpytest("--markers")
-    for name in ("inference", "training", "bert", "rnnt", "ssd_mobilenet", "ssd_resnet34", "offline", "server",
-                 "singlestream", "multistream", "accuracy", "performance", "custom", "lwis", "triton"):
+    for name in (
+        "inference",
+        "training",
+        "bert",
+        "rnnt",
+        "ssd_mobilenet",
+        "ssd_resnet34",
+        "offline",
+        "server",
+        "singlestream",
+        "multistream",
+        "accuracy",
+        "performance",
+        "custom",
+        "lwis",
+        "triton",
+    ):
         result.stdout.fnmatch_lines([f"@pytest.mark.{name}:*"])
 
 
@@ -65,37 +87,59 @@ def test_without_a_backend_every_case_skips_with_the_reason(suites):
 
 def test_ids_follow_the_results_tree(suites):
     result = suites.runpytest("--collect-only", "-q", "-m", "inference", "--sku", "A100-SXM-80GBx8")
-    result.stdout.fnmatch_lines([
-        "test_inference.py::test_inference[bert-99-Offline-AccuracyOnly-lwis]",
-        "test_inference.py::test_inference[bert-99.9-Server-PerformanceOnly-triton]",
-        "test_inference.py::test_inference[ssd-mobilenet-Offline-PerformanceOnly-lwis]",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "test_inference.py::test_inference[bert-99-Offline-AccuracyOnly-lwis]",
+            "test_inference.py::test_inference[bert-99.9-Server-PerformanceOnly-triton]",
+            "test_inference.py::test_inference[ssd-mobilenet-Offline-PerformanceOnly-lwis]",
+        ]
+    )
     result.stdout.fnmatch_lines(["36/39 tests collected (3 deselected)*"])
 
 
 def test_edge_sku_has_singlestream_and_multistream(suites):
     result = suites.runpytest("--collect-only", "-q", "-m", "inference and multistream", "--sku", "A30x1")
-    result.stdout.fnmatch_lines(["*test_inference[[]ssd-mobilenet-MultiStream-AccuracyOnly-lwis[]]",
-                                 "*test_inference[[]ssd-resnet34-MultiStream-PerformanceOnly-lwis[]]"])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_inference[[]ssd-mobilenet-MultiStream-AccuracyOnly-lwis[]]",
+            "*test_inference[[]ssd-resnet34-MultiStream-PerformanceOnly-lwis[]]",
+        ]
+    )
     assert "Server" not in result.stdout.str()
 
 
 def test_markers_slice_the_matrix(suites, inference_fixtures):
-    result = suites.runpytest("-m", "inference and bert and server and performance", "--sku", "A100-SXM-80GBx8",
-                              f"--mlperf-results={inference_fixtures}")
+    result = suites.runpytest(
+        "-m",
+        "inference and bert and server and performance",
+        "--sku",
+        "A100-SXM-80GBx8",
+        f"--mlperf-results={inference_fixtures}",
+    )
     # bert-99 custom/lwis/triton and bert-99.9 custom/triton; the published tree has no lwis bert result
     result.assert_outcomes(passed=4, skipped=1)
 
 
 def test_replay_of_one_sku_passes_what_the_fixtures_prove(suites, inference_fixtures, tmp_path):
     xml, html, js = tmp_path / "r.xml", tmp_path / "r.html", tmp_path / "r.json"
-    result = suites.runpytest("-m", "inference", "--sku", "A100-SXM-80GBx8", f"--mlperf-results={inference_fixtures}", f"--junitxml={xml}", f"--html={html}", f"--mlperf-json={js}",
-                              "-rs")
+    result = suites.runpytest(
+        "-m",
+        "inference",
+        "--sku",
+        "A100-SXM-80GBx8",
+        f"--mlperf-results={inference_fixtures}",
+        f"--junitxml={xml}",
+        f"--html={html}",
+        f"--mlperf-json={js}",
+        "-rs",
+    )
     result.assert_outcomes(passed=28, skipped=8)
-    result.stdout.fnmatch_lines([
-        "*no PerformanceOnly result for DGX-A100_A100-SXM-80GBx8_TRT-lwis_k_99_MaxP-Offline; looked for "
-        f"{inference_fixtures}/DGX-A100_A100-SXM-80GBx8_TRT/ssd-mobilenet/Offline/performance/run_1*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*no PerformanceOnly result for DGX-A100_A100-SXM-80GBx8_TRT-lwis_k_99_MaxP-Offline; looked for "
+            f"{inference_fixtures}/DGX-A100_A100-SXM-80GBx8_TRT/ssd-mobilenet/Offline/performance/run_1*",
+        ]
+    )
 
     root = ET.parse(xml).getroot()
     suite_props = {p.get("name"): p.get("value") for p in root.find("testsuite").find("properties")}
@@ -107,7 +151,10 @@ def test_replay_of_one_sku_passes_what_the_fixtures_prove(suites, inference_fixt
     assert float(props["result_scheduled_samples_per_sec"]) == pytest.approx(25792.11, rel=1e-5)
     assert float(props["result_99.00_percentile_latency_ns"]) == 86591792
     assert props["mlperf:verdict"] == "VALID"
-    acc = {p.get("name"): p.get("value") for p in cases["test_inference[rnnt-Offline-AccuracyOnly-custom]"].iter("property")}
+    acc = {
+        p.get("name"): p.get("value")
+        for p in cases["test_inference[rnnt-Offline-AccuracyOnly-custom]"].iter("property")
+    }
     assert float(acc["AccuracyValue"]) == pytest.approx(92.5545108119687)
     assert float(acc["ThresholdValue"]) == pytest.approx(91.6222725)
     for name, tc in cases.items():
@@ -148,28 +195,36 @@ def _html_tests(page: str) -> dict:
 def test_replay_of_every_system_fails_the_two_ranging_runs(suites, inference_fixtures):
     result = suites.runpytest("-m", "inference", f"--mlperf-results={inference_fixtures}")
     result.assert_outcomes(passed=57, failed=2)
-    result.stdout.fnmatch_lines([
-        "*test_inference[[]DGX-A100_A100-SXM-80GBx8_TRT_MaxQ/bert-99-Server-PerformanceOnly-custom-MaxQ-ranging[]]*",
-        "*AssertionError: INVALID: early stopping not satisfied",
-    ])
-    result.stdout.fnmatch_lines([
-        "*AssertionError: INVALID: performance constraints not satisfied (p99 latency 1121.8 ms > target 1000 ms);"
-        " early stopping not satisfied; LoadGen recommends: Reduce target QPS to improve latency.",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_inference[[]DGX-A100_A100-SXM-80GBx8_TRT_MaxQ/bert-99-Server-PerformanceOnly-custom-MaxQ-ranging[]]*",
+            "*AssertionError: INVALID: early stopping not satisfied",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*AssertionError: INVALID: performance constraints not satisfied (p99 latency 1121.8 ms > target 1000 ms);"
+            " early stopping not satisfied; LoadGen recommends: Reduce target QPS to improve latency.",
+        ]
+    )
 
 
 def test_training_replay_passes_converged_and_fails_aborted(suites, training_fixtures, tmp_path):
     js = tmp_path / "t.json"
     result = suites.runpytest("-m", "training", f"--mlperf-results={training_fixtures}", f"--mlperf-json={js}")
     result.assert_outcomes(passed=30, failed=2)
-    result.stdout.fnmatch_lines([
-        "*AssertionError: NOT CONVERGED: run_stop status 'aborted', last eval_accuracy 0.71967 < 0.720 after "
-        "3151872 samples",
-        "*AssertionError: NOT CONVERGED: run_stop status 'aborted', last eval_accuracy 0.71973 < 0.720 after "
-        "2697713 samples",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*AssertionError: NOT CONVERGED: run_stop status 'aborted', last eval_accuracy 0.71967 < 0.720 after "
+            "3151872 samples",
+            "*AssertionError: NOT CONVERGED: run_stop status 'aborted', last eval_accuracy 0.71973 < 0.720 after "
+            "2697713 samples",
+        ]
+    )
     records = {r["id"]: r for r in json.loads(js.read_text())["results"]}
-    fujitsu = {m["name"]: m["value"] for m in records["bert-1x8x56x1-gx_A100-SXMx8_pytorch_NGC_22.09/result_0"]["metrics"]}
+    fujitsu = {
+        m["name"]: m["value"] for m in records["bert-1x8x56x1-gx_A100-SXMx8_pytorch_NGC_22.09/result_0"]["metrics"]
+    }
     assert fujitsu["e2e_time"] == pytest.approx(1063.4499187469482)
     assert fujitsu["training_sequences_per_second"] == pytest.approx(2858.0708718125343)
     assert fujitsu["final_loss"] == 0.0 and fujitsu["raw_train_time"] == pytest.approx(1050.2188835144043)
@@ -179,7 +234,9 @@ def test_training_replay_passes_converged_and_fails_aborted(suites, training_fix
 
 
 def test_training_replay_for_a_sku_matches_configs_by_recipe(suites, training_fixtures):
-    result = suites.runpytest("-m", "training", "--sku", "A100-SXM-80GBx8", f"--mlperf-results={training_fixtures}", "-rs")
+    result = suites.runpytest(
+        "-m", "training", "--sku", "A100-SXM-80GBx8", f"--mlperf-results={training_fixtures}", "-rs"
+    )
     # 1x8x56x1: NVIDIA + Fujitsu (20); 8x8x48x1: NVIDIA 8-node (10) + Dell's aborted run; 512x8x2x1_pack: none
     result.assert_outcomes(passed=30, failed=1, skipped=1)
     result.stdout.fnmatch_lines(["*no trial log in * with config 512x8x2x1_pack's recipe (global_batch_size=8192,*"])
@@ -196,8 +253,9 @@ def test_corrupt_log_fails_naming_file_and_line(suites, inference_fixtures, tmp_
     (dst / "mlperf_log_detail.txt").write_text("".join(lines))
     result = suites.runpytest("-m", "inference", f"--mlperf-results={tree}")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"*cannot judge *rnnt-Offline-PerformanceOnly-custom: {dst}/mlperf_log_detail.txt:10:"
-                                 " malformed MLLOG record*"])
+    result.stdout.fnmatch_lines(
+        [f"*cannot judge *rnnt-Offline-PerformanceOnly-custom: {dst}/mlperf_log_detail.txt:10: malformed MLLOG record*"]
+    )
     assert "VALID" not in result.stdout.str().split("MLPerf verdicts")[-1].replace("INVALID", "")
 
 
@@ -217,8 +275,14 @@ def test_user_hook_sees_each_result(suites, inference_fixtures):
         def pytest_mlperf_result(config, case, result):
             result.metrics.append(Metric("site_tag", 7.0, "", None))
     """)
-    result = suites.runpytest("-m", "inference and rnnt and offline", "--sku", "A100-SXM-80GBx8",
-                              f"--mlperf-results={inference_fixtures}", "--junitxml=x.xml")
+    result = suites.runpytest(
+        "-m",
+        "inference and rnnt and offline",
+        "--sku",
+        "A100-SXM-80GBx8",
+        f"--mlperf-results={inference_fixtures}",
+        "--junitxml=x.xml",
+    )
     result.assert_outcomes(passed=2)
     props = [p.get("name") for p in ET.parse(suites.path / "x.xml").getroot().iter("property")]
     assert props.count("site_tag") == 2
@@ -226,16 +290,31 @@ def test_user_hook_sees_each_result(suites, inference_fixtures):
 
 def test_xdist_workers_report_the_same_results(suites, inference_fixtures, tmp_path):
     js = tmp_path / "x.json"
-    result = suites.runpytest_subprocess("-n", "2", "-m", "inference", "--sku", "A100-SXM-80GBx8",
-                                         f"--mlperf-results={inference_fixtures}", f"--mlperf-json={js}")
+    result = suites.runpytest_subprocess(
+        "-n",
+        "2",
+        "-m",
+        "inference",
+        "--sku",
+        "A100-SXM-80GBx8",
+        f"--mlperf-results={inference_fixtures}",
+        f"--mlperf-json={js}",
+    )
     result.assert_outcomes(passed=28, skipped=8)
     records = json.loads(js.read_text())["results"]
     assert len(records) == 36 and sum(r["outcome"] == "passed" for r in records) == 28
 
 
 def test_runs_without_pytest_html(suites, inference_fixtures):
-    result = suites.runpytest("-p", "no:html", "-m", "inference and rnnt", "--sku", "A100-SXM-80GBx8",
-                              f"--mlperf-results={inference_fixtures}")
+    result = suites.runpytest(
+        "-p",
+        "no:html",
+        "-m",
+        "inference and rnnt",
+        "--sku",
+        "A100-SXM-80GBx8",
+        f"--mlperf-results={inference_fixtures}",
+    )
     result.assert_outcomes(passed=4)
 
 
@@ -258,6 +337,10 @@ def test_results_tree_taken_as_rootdir_is_refused(suites, inference_fixtures):
     """pytest reads a bare option value that names a folder as a test path; that tree must not get a cache."""
     result = suites.runpytest("-m", "inference", "--mlperf-results", str(inference_fixtures))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*pytest took the results tree {inference_fixtures} as its rootdir*"
-                                 f"--mlperf-results={inference_fixtures} (one word)*"])
+    result.stderr.fnmatch_lines(
+        [
+            f"*pytest took the results tree {inference_fixtures} as its rootdir*"
+            f"--mlperf-results={inference_fixtures} (one word)*"
+        ]
+    )
     assert not (inference_fixtures / ".pytest_cache").exists()

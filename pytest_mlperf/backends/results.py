@@ -124,19 +124,29 @@ class ResultsBackend:
         benchmark = self.catalog.benchmarks[bench_dir.name]
         system_id, harness, power = split_system_name(system_dir.name)
         if harness is None:
-            harness = self._harness_from_json(system_dir.parent, system_dir.name, benchmark.name,
-                                              scenario.name, mode) or benchmark.default_harness
+            harness = (
+                self._harness_from_json(system_dir.parent, system_dir.name, benchmark.name, scenario.name, mode)
+                or benchmark.default_harness
+            )
         system = self.catalog.system_by_id(system_id)
-        return InferenceCase(system_id=system_id, benchmark=benchmark, scenario=scenario, mode=mode,
-                             harness=harness, sku=system.sku if system else None, power=power, run=run,
-                             source=folder, qualify=True)
+        return InferenceCase(
+            system_id=system_id,
+            benchmark=benchmark,
+            scenario=scenario,
+            mode=mode,
+            harness=harness,
+            sku=system.sku if system else None,
+            power=power,
+            run=run,
+            source=folder,
+            qualify=True,
+        )
 
-    def _harness_from_json(self, stamp_dir: Path, system_name: str, bench: str, scenario: str,
-                           mode: str) -> str | None:
+    def _harness_from_json(self, stamp_dir: Path, system_name: str, bench: str, scenario: str, mode: str) -> str | None:
         messages = _harness_messages(stamp_dir, mode) if TIMESTAMP_RE.match(stamp_dir.name) else None
         for config_name, benches in (messages or {}).items():
             if config_name.startswith(system_name + "-") and config_name.endswith("-" + scenario) and bench in benches:
-                return config_name[len(system_name) + 1:].split("_k_")[0]
+                return config_name[len(system_name) + 1 :].split("_k_")[0]
         return None
 
     # ---- running (finding) one case -----------------------------------------------------------------------
@@ -161,7 +171,8 @@ class ResultsBackend:
                 return Artifacts(published)
             raise ResultMissing(
                 f"no result for harness {case.harness!r}: the published layout keeps one non-Triton harness per "
-                f"benchmark ({case.benchmark.default_harness!r} for {case.benchmark.name}); looked for {published}")
+                f"benchmark ({case.benchmark.default_harness!r} for {case.benchmark.name}); looked for {published}"
+            )
         for stamp in _timestamp_dirs(self.root):
             folder = stamp / case.system_name / tail
             looked.append(str(folder))
@@ -222,8 +233,12 @@ class ResultsBackend:
             config = self.catalog.training_config_for(*recipe) if recipe else None
             trials.append((path, config))
         if catalog_cases is None:
-            return [TrainingCase(config=config, target=self.catalog.training_target, trial=self._trial_name(path),
-                                 source=path) for path, config in trials]
+            return [
+                TrainingCase(
+                    config=config, target=self.catalog.training_target, trial=self._trial_name(path), source=path
+                )
+                for path, config in trials
+            ]
         out: list[Case] = []
         for case in catalog_cases:
             assert isinstance(case, TrainingCase)
@@ -237,6 +252,8 @@ class ResultsBackend:
         cfg = case.config
         if cfg is None:
             return f"no trial log in {self.root}"
-        return (f"no trial log in {self.root} with config {cfg.name}'s recipe (global_batch_size="
-                f"{cfg.global_batch_size}, gradient_accumulation_steps={cfg.gradient_steps}, "
-                f"max_steps={cfg.max_steps}); looked at result_*.txt and *.log files")
+        return (
+            f"no trial log in {self.root} with config {cfg.name}'s recipe (global_batch_size="
+            f"{cfg.global_batch_size}, gradient_accumulation_steps={cfg.gradient_steps}, "
+            f"max_steps={cfg.max_steps}); looked at result_*.txt and *.log files"
+        )

@@ -35,8 +35,9 @@ def parse_accuracy(path: Path | str) -> AccuracyResult:
                 scores = json.loads(line)
                 f1 = float(scores["f1"])
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                raise ParseError(path, "malformed SQuAD score line (expected {\"exact_match\": X, \"f1\": Y})",
-                                 line=number) from None
+                raise ParseError(
+                    path, 'malformed SQuAD score line (expected {"exact_match": X, "f1": Y})', line=number
+                ) from None
             extra = {"exact_match": float(scores["exact_match"])} if "exact_match" in scores else {}
             found = ("F1", f1, extra, number)
             continue

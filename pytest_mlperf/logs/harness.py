@@ -38,8 +38,9 @@ class AccuracyMessage:
 def parse_perf_message(message: str, where: str = "<message>") -> PerfMessage:
     match = _PERF_RE.match(message.strip())
     if not match:
-        raise ParseError(where, f"unrecognised perf result {message!r} "
-                                "(expected '<key>: <value>, Result is VALID|INVALID')")
+        raise ParseError(
+            where, f"unrecognised perf result {message!r} (expected '<key>: <value>, Result is VALID|INVALID')"
+        )
     return PerfMessage(match.group("key"), float(match.group("value")), match.group("validity"))
 
 
@@ -50,8 +51,9 @@ def parse_accuracy_message(message: str, where: str = "<message>") -> AccuracyMe
     match = _ACC_RE.match(text)
     if not match:
         raise ParseError(where, f"unrecognised accuracy result {message!r}")
-    return AccuracyMessage(float(match.group("value")), float(match.group("threshold")),
-                           match.group("verdict") == "PASSED")
+    return AccuracyMessage(
+        float(match.group("value")), float(match.group("threshold")), match.group("verdict") == "PASSED"
+    )
 
 
 @dataclass
@@ -111,8 +113,9 @@ def parse_stdout(path: Path | str) -> HarnessSummary:
             if not sep:
                 raise ParseError(path, f"expected '<benchmark>: <message>', found {line.strip()!r}", line=number)
             where = f"{path}:{number}"
-            target[config][bench] = (parse_perf_message(message, where) if kind == "perf"
-                                     else parse_accuracy_message(message, where))
+            target[config][bench] = (
+                parse_perf_message(message, where) if kind == "perf" else parse_accuracy_message(message, where)
+            )
             continue
         # Anything else ends the block (make's own lines follow it).
         target, config = None, None

@@ -8,8 +8,9 @@ from pathlib import Path
 from ..evaluate import CaseResult
 
 
-def result_record(case_id: str, nodeid: str, outcome: str, result: CaseResult | None, reason: str,
-                  backend: str) -> dict:
+def result_record(
+    case_id: str, nodeid: str, outcome: str, result: CaseResult | None, reason: str, backend: str
+) -> dict:
     """One JSON-ready row: what ran, the verdict and its metrics."""
     record = {
         "id": case_id,
@@ -19,15 +20,17 @@ def result_record(case_id: str, nodeid: str, outcome: str, result: CaseResult | 
         "reason": reason,
     }
     if result is not None:
-        record.update({
-            "kind": result.kind,
-            "verdict": result.verdict.label,
-            "ok": result.verdict.ok,
-            "reason": result.verdict.reason,
-            "metrics": [m.to_dict() for m in result.metrics],
-            "artifacts": [str(p) for p in result.artifacts],
-            "info": result.info,
-        })
+        record.update(
+            {
+                "kind": result.kind,
+                "verdict": result.verdict.label,
+                "ok": result.verdict.ok,
+                "reason": result.verdict.reason,
+                "metrics": [m.to_dict() for m in result.metrics],
+                "artifacts": [str(p) for p in result.artifacts],
+                "info": result.info,
+            }
+        )
     return record
 
 

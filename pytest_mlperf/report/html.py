@@ -51,8 +51,7 @@ def summary_table(records: list[dict], header: dict) -> str:
         "<h2>MLPerf results</h2>"
         f"<p class='mlperf-meta'>{meta}</p><p class='mlperf-tally'>{tally}</p>"
         "<table class='mlperf-summary' border='1' cellpadding='3'>"
-        "<tr><th>case</th><th>verdict</th><th>headline</th><th>reason</th></tr>"
-        + "".join(rows) + "</table>"
+        "<tr><th>case</th><th>verdict</th><th>headline</th><th>reason</th></tr>" + "".join(rows) + "</table>"
     )
 
 
