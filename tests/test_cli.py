@@ -32,7 +32,7 @@ def test_metrics_of_a_training_folder(training_fixtures):
     proc = _run("metrics", training_fixtures / "dgxh100_preview")
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert proc.returncode == 0
-    assert {r["case"] for r in rows} == {"bert-unknown-config-result_3"}
+    assert {r["case"] for r in rows} == {"bert-gbs768-result_3"}
     assert {r["verdict"] for r in rows} == {"NOT CONVERGED"}
     assert {r["name"]: r["value"] for r in rows}["eval_mlm_accuracy"] == 0.7197263240814209
 

@@ -231,18 +231,22 @@ class ResultsBackend:
         for path in self.trial_logs():
             recipe = self._recipe(path)
             config = self.catalog.training_config_for(*recipe) if recipe else None
-            trials.append((path, config))
+            trials.append((path, config, recipe))
         if catalog_cases is None:
             return [
                 TrainingCase(
-                    config=config, target=self.catalog.training_target, trial=self._trial_name(path), source=path
+                    config=config,
+                    target=self.catalog.training_target,
+                    trial=self._trial_name(path),
+                    source=path,
+                    recipe=f"gbs{recipe[0]}" if recipe else None,
                 )
-                for path, config in trials
+                for path, config, recipe in trials
             ]
         out: list[Case] = []
         for case in catalog_cases:
             assert isinstance(case, TrainingCase)
-            matching = [path for path, config in trials if case.config and config == case.config]
+            matching = [path for path, config, _ in trials if case.config and config == case.config]
             if not matching:
                 out.append(case)  # run() skips it, naming what it looked for
             out += [case.with_(trial=self._trial_name(path), source=path) for path in matching]

@@ -175,13 +175,16 @@ class TrainingCase:
     target: float = 0.720
     trial: str | None = None  # e.g. "dgxa100_ngc22.09_pytorch/result_0"
     source: Path | None = None
+    recipe: str | None = None  # how to name a trial whose recipe matches no config, e.g. "gbs768"
 
     kind = "training"
     benchmark_name = "bert"
 
     @property
     def config_label(self) -> str:
-        return self.config.name if self.config else "unknown-config"
+        if self.config:
+            return self.config.name
+        return self.recipe or "unknown-config"
 
     @property
     def id(self) -> str:
