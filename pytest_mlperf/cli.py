@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("gpus", help="print the GPU inventory and matched SKU").set_defaults(func=cmd_gpus)
     sub.add_parser("systems", help="list the catalog's SKUs").set_defaults(func=cmd_systems)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `pytest-mlperf metrics ... | head` ends quietly
     if args.command == "metrics":
         missing = [p for p in args.paths if not Path(p).exists()]
         if missing:

@@ -28,6 +28,9 @@ class CaseResult:
     artifacts: list[Path] = field(default_factory=list)
     info: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return f"CaseResult({self.case_id!r}, {self.verdict.label})"
+
 
 def evaluate_inference(case: InferenceCase, artifacts: Artifacts) -> CaseResult:
     folder = artifacts.path
@@ -69,6 +72,7 @@ def evaluate_inference(case: InferenceCase, artifacts: Artifacts) -> CaseResult:
         if detail is not None:
             info["warnings"] = len(detail.warnings)
             info["errors"] = len(detail.errors)
+    info.update(artifacts.info)
     return CaseResult(case.id, "inference", verdict, metrics, files + artifacts.files, info)
 
 
@@ -80,6 +84,7 @@ def evaluate_training(case: TrainingCase, artifacts: Artifacts) -> CaseResult:
         "platform": run.platform,
         "org": run.org,
         "global_batch_size": run.params.get("global_batch_size"),
+        **artifacts.info,
     }
     return CaseResult(case.id, "training", verdict, training_metrics(run, verdict), [artifacts.path], info)
 

@@ -19,3 +19,12 @@ def pytest_mlperf_modify_cases(config: pytest.Config, kind: str, cases: list) ->
 @hookspec
 def pytest_mlperf_result(config: pytest.Config, case, result) -> None:
     """Called with each judged case before it is reported; may add to ``result.metrics`` or ``result.info``."""
+
+
+@hookspec(firstresult=True)
+def pytest_mlperf_make_sut(config: pytest.Config, case):
+    """Return the model the local backend should drive under LoadGen for ``case``, or None for the built-in
+    stand-in. The object follows ``pytest_mlperf.backends.standin.LocalModel``: ``total_samples``,
+    ``performance_samples``, ``batch_size``, ``predict(indices) -> list[numpy array]`` and
+    ``score(responses) -> AccuracyReport``.
+    """

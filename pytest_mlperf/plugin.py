@@ -12,6 +12,7 @@ import pytest
 
 from . import __version__, catalog, gpu
 from .backends import BackendUnavailable, ResultMissing
+from .backends.local import LocalBackend
 from .backends.results import ResultsBackend
 from .evaluate import CaseResult, evaluate
 from .logs import ParseError
@@ -33,6 +34,7 @@ MARKERS = {
     "custom": "NVIDIA's custom harness",
     "lwis": "NVIDIA's LWIS harness",
     "triton": "the Triton Inference Server harness",
+    "local": "the local backend: LoadGen in process over a stand-in or user-supplied model",
 }
 
 BACKENDS = ("auto", "results", "local", "nvidia")
@@ -75,6 +77,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         help="Write every case's verdict and metrics to this JSON file",
+    )
+    group.addoption(
+        "--mlperf-duration",
+        dest="mlperf_duration",
+        default="smoke",
+        metavar="smoke|full|SECONDS",
+        help="Length of each local performance run: smoke (about 10 s, the default), full (the round's rules: "
+        "600 s and its query counts) or a number of seconds",
+    )
+    group.addoption(
+        "--mlperf-server-target-qps",
+        dest="mlperf_server_target_qps",
+        default=None,
+        type=float,
+        metavar="QPS",
+        help="Server scenario target QPS for local runs (default: half of what a probe of the model measures)",
+    )
+    group.addoption(
+        "--mlperf-output",
+        dest="mlperf_output",
+        default=None,
+        metavar="DIR",
+        help="Where local runs write their results tree (default: mlperf-results inside pytest's basetemp)",
+    )
+    group.addoption(
+        "--mlperf-train-max-steps",
+        dest="mlperf_train_max_steps",
+        default=None,
+        type=int,
+        metavar="N",
+        help="Step cap of the local training run; reaching it ends the run as aborted",
     )
 
 
@@ -134,12 +167,34 @@ class MlperfState:
             raise pytest.UsageError(
                 f"--mlperf-results replays a tree; it cannot be combined with --mlperf-backend {choice}"
             )
-        if choice in ("local", "nvidia"):
+        if choice == "nvidia":
             raise pytest.UsageError(
-                f"--mlperf-backend {choice}: this version of pytest-mlperf does not include "
-                "that backend yet; replay a results tree with --mlperf-results DIR"
+                "--mlperf-backend nvidia: this version of pytest-mlperf does not include that backend yet; "
+                "use --mlperf-backend local, or replay a results tree with --mlperf-results DIR"
             )
-        self.unavailable = "no backend can run here: this version replays results trees only; pass --mlperf-results DIR"
+        if choice == "local":
+            why = "--mlperf-backend local"
+        else:
+            try:
+                found = gpu.describe(gpu.detect())
+                why = f"auto: {found} found, but the nvidia backend is not in this version"
+            except gpu.NvmlUnavailable as exc:
+                why = f"auto: no NVIDIA GPU ({exc})"
+        try:
+            self.backend = LocalBackend(
+                self.catalog,
+                output=None,
+                duration=self.config.getoption("mlperf_duration"),
+                server_target_qps=self.config.getoption("mlperf_server_target_qps"),
+                make_model=self._user_model,
+                train_max_steps=self.config.getoption("mlperf_train_max_steps"),
+            )
+        except BackendUnavailable as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.backend_reason = f"{why}; LoadGen runs stand-in models on this machine's CPU, not the MLPerf models"
+
+    def _user_model(self, case):
+        return self.config.hook.pytest_mlperf_make_sut(config=self.config, case=case)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # On the xdist controller this sees the workers' reports, mlperf record included.
@@ -306,6 +361,10 @@ def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_pa
         backend = mlperf_state.backend
         if backend is None:
             pytest.skip(mlperf_state.unavailable or "no backend")
+        if getattr(backend, "output", "") is None:
+            chosen = request.config.getoption("mlperf_output")
+            base = request.getfixturevalue("tmp_path_factory").getbasetemp()
+            backend.output = Path(chosen).expanduser().resolve() if chosen else base / "mlperf-results"
         if backend.needs_gpu:
             request.getfixturevalue("mlperf_system")
         try:

@@ -20,6 +20,9 @@ class Verdict:
     label: str  # PASS/FAIL, VALID/INVALID, CONVERGED/NOT CONVERGED
     details: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # what pytest shows under a failed assert: the reason, not the fields
+        return f"Verdict({self.reason!r})"
+
 
 def accuracy_verdict(result: AccuracyResult, benchmark: Benchmark, harness: AccuracyMessage | None = None) -> Verdict:
     threshold = benchmark.threshold

@@ -28,6 +28,7 @@ class Artifacts:
     harness_perf: PerfMessage | None = None
     harness_accuracy: AccuracyMessage | None = None
     files: list[Path] = field(default_factory=list)
+    info: dict = field(default_factory=dict)  # what the backend wants the report to say (model, settings)
 
 
 class Backend(Protocol):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 MODES = ("AccuracyOnly", "PerformanceOnly")
 SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
-HARNESSES = ("custom", "lwis", "triton")
+HARNESSES = ("custom", "lwis", "triton", "local")
 
 
 class CatalogError(ValueError):
@@ -90,7 +90,10 @@ class TrainingConfig:
 
 
 def system_name(system_id: str, harness: str, power: str = "MaxP") -> str:
-    """NVIDIA's results-tree name: <system_id>_TRT, plus _Triton and _MaxQ."""
+    """NVIDIA's results-tree name: <system_id>_TRT, plus _Triton and _MaxQ; <system_id>_Local for the
+    local backend's runs, which are not TensorRT's."""
+    if harness == "local":
+        return f"{system_id}_Local"
     name = f"{system_id}_TRT"
     if harness == "triton":
         name += "_Triton"
@@ -109,6 +112,8 @@ def split_system_name(name: str) -> tuple[str, str | None, str]:
         name, harness = name[: -len("_Triton")], "triton"
     if name.endswith("_TRT"):
         name = name[: -len("_TRT")]
+    elif name.endswith("_Local"):
+        name, harness = name[: -len("_Local")], "local"
     return name, harness, power
 
 
@@ -255,6 +260,23 @@ class Catalog:
                                 sku=sku,
                             )
                         )
+        return cases
+
+    def local_cases(self, system_id: str) -> list[InferenceCase]:
+        """The local backend's own matrix, for a run with no --sku: every scenario once."""
+        cases = []
+        for bench_name, entry in self.matrix["local"].items():
+            for scenario_name in entry["scenarios"]:
+                for mode in MODES:
+                    cases.append(
+                        InferenceCase(
+                            system_id=system_id,
+                            benchmark=self.benchmarks[bench_name],
+                            scenario=self.scenarios[scenario_name],
+                            mode=mode,
+                            harness="local",
+                        )
+                    )
         return cases
 
     def training_cases(self, sku: str) -> list[TrainingCase]:

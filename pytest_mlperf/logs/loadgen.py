@@ -9,12 +9,16 @@ from pathlib import Path
 from . import ParseError, read_text
 from .mllog import iter_events
 
-# Headline line of each scenario in the summary file, and the detail-log key it mirrors.
+# Headline line of each scenario in the summary file, and the detail-log key it mirrors. LoadGen 2.x prints
+# the first four; later releases print Server's completed rate and "90.0th"/"99.0th" instead.
 HEADLINES = {
     "Samples per second": "result_samples_per_second",
     "Scheduled samples per second": "result_scheduled_samples_per_sec",
     "90th percentile latency (ns)": "result_90.00_percentile_latency_ns",
     "99th percentile latency (ns)": "result_99.00_percentile_per_query_latency_ns",
+    "Completed samples per second": "result_completed_samples_per_sec",
+    "90.0th percentile latency (ns)": "result_90.00_percentile_latency_ns",
+    "99.0th percentile latency (ns)": "result_99.00_percentile_per_query_latency_ns",
 }
 
 FLAG_LINES = {
@@ -25,7 +29,7 @@ FLAG_LINES = {
 }
 
 _KV_RE = re.compile(r"^\s*([^:]+?)\s*:\s*(.*?)\s*$")
-_COUNT_RE = re.compile(r"^(No|\d+) (warning|error)s? encountered")
+_COUNT_RE = re.compile(r"^(No|\d+) (warning|error)s? encountered", re.IGNORECASE)
 
 
 @dataclass
@@ -72,7 +76,7 @@ def parse_summary(path: Path | str) -> LoadgenSummary:
         count = _COUNT_RE.match(stripped)
         if count:
             value = 0 if count.group(1) == "No" else int(count.group(1))
-            kind = count.group(2) + "s"
+            kind = count.group(2).lower() + "s"
             setattr(summary, kind, value)
             saw_counts[kind] = True
             block = None

@@ -1,0 +1,351 @@
+"""The embedded default: MLPerf LoadGen (PyPI mlcommons-loadgen) in process, over a Python system under test.
+
+LoadGen writes its own mlperf_log_* files into the case's folder, laid out like a published results tree
+(<system name>/<benchmark>/<Scenario>/{performance/run_1,accuracy}); the same parsers and verdicts that judge
+NVIDIA's results judge these. Settings come from a user.conf written beside the logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..catalog import Catalog, InferenceCase, TrainingCase
+from ..logs.loadgen import parse_detail
+from . import Artifacts, BackendUnavailable, Case
+from .standin import LocalModel, stand_in_for
+
+LOCAL_SYSTEM_ID = "Local-CPU"
+SMOKE_SECONDS = 8
+# Server runs at this fraction of the throughput the probe measured, so an idle machine keeps its latency.
+SERVER_LOAD = 0.5
+MULTISTREAM_SAMPLES = 8
+
+
+def parse_duration(text: str) -> int | None:
+    """'smoke' -> SMOKE_SECONDS, 'full' -> None (the round's rules), 'N' -> N seconds."""
+    if text == "smoke":
+        return SMOKE_SECONDS
+    if text == "full":
+        return None
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise BackendUnavailable(f"--mlperf-duration {text!r}: expected smoke, full or a number of seconds") from None
+    if seconds <= 0:
+        raise BackendUnavailable(f"--mlperf-duration {text!r}: must be positive")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What a short probe of the model measured, to set LoadGen's expectations near the truth."""
+
+    throughput: float  # samples per second at the model's batch size, model alone
+    latency_single: float  # seconds for one sample
+    latency_multi: float  # seconds for a MultiStream query
+    offline_throughput: float | None = None  # samples per second LoadGen measured in a short Offline probe
+
+    @property
+    def offline(self) -> float:
+        return self.offline_throughput or self.throughput
+
+
+def calibrate(model: LocalModel, seconds: float = 0.5) -> Calibration:
+    batch = np.arange(min(model.batch_size, model.performance_samples))
+    warm_until = time.perf_counter() + 0.2  # the BLAS thread pool and caches warm up first
+    while time.perf_counter() < warm_until:
+        model.predict(batch)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        model.predict(batch)
+        done += len(batch)
+    throughput = done / (time.perf_counter() - start)
+
+    def timed(indices: np.ndarray, repeats: int) -> float:
+        begin = time.perf_counter()
+        for _ in range(repeats):
+            model.predict(indices)
+        return (time.perf_counter() - begin) / repeats
+
+    single = timed(np.arange(1), 20)
+    multi = timed(np.arange(min(MULTISTREAM_SAMPLES, model.performance_samples)), 10)
+    return Calibration(throughput, single, multi)
+
+
+def user_conf(
+    case: InferenceCase, model: LocalModel, cal: Calibration, seconds: int | None, server_target_qps: float | None
+) -> str:
+    """LoadGen's user.conf for one run: the round's rules (full) or a short run (smoke), with expectations
+    from the probe so LoadGen pre-generates about as many queries as the run needs (its memory grows with
+    them)."""
+    scenario = case.scenario
+    key = f"*.{scenario.name}"
+    duration_ms = scenario.min_duration_ms if seconds is None else seconds * 1000
+    if seconds is None:
+        min_queries = scenario.min_query_count
+    else:
+        min_queries = 1 if scenario.name == "Offline" else 100
+    lines = [
+        f"# written by pytest-mlperf for {case.config_name} ({'full rules' if seconds is None else 'smoke'})",
+        f"{key}.min_duration = {duration_ms}",
+        f"{key}.min_query_count = {min_queries}",
+        f"*.*.performance_sample_count_override = {model.performance_samples}",
+    ]
+    if scenario.name == "Offline":
+        # LoadGen sizes the single Offline query from this: a little above what the LoadGen probe measured,
+        # so the run fills min_duration even when it goes somewhat faster than the probe did.
+        expected = cal.offline * 1.35
+        if seconds is None:
+            expected = max(expected, scenario.min_sample_count * 1000.0 / duration_ms)
+        lines.append(f"{key}.target_qps = {expected:.3f}")
+    elif scenario.name == "Server":
+        target = server_target_qps if server_target_qps else cal.throughput * SERVER_LOAD
+        latency_ms = case.benchmark.server_latency_ms or 100
+        lines += [f"{key}.target_qps = {target:.3f}", f"{key}.target_latency = {latency_ms}"]
+    elif scenario.name == "SingleStream":
+        lines.append(f"{key}.target_latency = {max(cal.latency_single * 0.5 * 1000, 0.001):.6f}")
+    elif scenario.name == "MultiStream":
+        lines += [
+            f"{key}.target_latency = {max(cal.latency_multi * 0.5 * 1000, 0.001):.6f}",
+            f"{key}.samples_per_query = {MULTISTREAM_SAMPLES}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+class _Worker:
+    """The system under test: LoadGen's issue call queues samples; one thread batches and answers them."""
+
+    def __init__(self, model: LocalModel):
+        import mlperf_loadgen as lg
+
+        self.lg = lg
+        self.model = model
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="mlperf-local-sut", daemon=True)
+        self.thread.start()
+
+    def issue(self, samples) -> None:
+        self.queue.put(list(samples))
+
+    def flush(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self.queue.get()
+            if item is None:
+                return
+            pending = item
+            while len(pending) < self.model.batch_size:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                pending += more
+            try:
+                self._answer(pending)
+            except BaseException as exc:  # noqa: BLE001 - reported after the run, never swallowed
+                self.error = exc
+                self._answer_empty(pending)
+
+    def _answer(self, samples) -> None:
+        lg, size = self.lg, self.model.batch_size
+        for start in range(0, len(samples), size):
+            chunk = samples[start : start + size]
+            outputs = self.model.predict(np.fromiter((s.index for s in chunk), dtype=np.int64, count=len(chunk)))
+            outputs = [np.ascontiguousarray(o) for o in outputs]
+            responses = [
+                lg.QuerySampleResponse(s.id, o.ctypes.data, o.nbytes) for s, o in zip(chunk, outputs, strict=True)
+            ]
+            lg.QuerySamplesComplete(responses)
+
+    def _answer_empty(self, samples) -> None:
+        # A failing model must not hang LoadGen: answer with no data, then fail the case.
+        self.lg.QuerySamplesComplete([self.lg.QuerySampleResponse(s.id, 0, 0) for s in samples])
+
+
+_RUN_LOCK = threading.Lock()  # LoadGen keeps process-wide state: one test at a time per process
+
+
+def run_loadgen(case: InferenceCase, model: LocalModel, folder: Path, conf_text: str) -> None:
+    import mlperf_loadgen as lg
+
+    folder.mkdir(parents=True, exist_ok=True)
+    conf = folder / "user.conf"
+    conf.write_text(conf_text)
+    settings = lg.TestSettings()
+    status = settings.FromConfig(str(conf), case.benchmark.model, case.scenario.name)
+    if status != 0:
+        raise BackendUnavailable(f"LoadGen rejected {conf} (FromConfig returned {status})")
+    settings.scenario = getattr(lg.TestScenario, case.scenario.name)
+    settings.mode = getattr(lg.TestMode, case.mode)
+    output = lg.LogOutputSettings()
+    output.outdir = str(folder)
+    output.copy_summary_to_stdout = False
+    log_settings = lg.LogSettings()
+    log_settings.log_output = output
+    log_settings.enable_trace = False
+    with _RUN_LOCK:
+        worker = _Worker(model)
+        sut = lg.ConstructSUT(worker.issue, worker.flush)
+        qsl = lg.ConstructQSL(model.total_samples, model.performance_samples, model.load, lambda _: None)
+        try:
+            lg.StartTestWithLogSettings(sut, qsl, settings, log_settings)
+        finally:
+            worker.stop()
+            lg.DestroyQSL(qsl)
+            lg.DestroySUT(sut)
+    if worker.error is not None:
+        raise RuntimeError(f"the model failed during the LoadGen run: {worker.error!r}") from worker.error
+
+
+def write_accuracy(folder: Path, model: LocalModel) -> Path:
+    """The accuracy script: mlperf_log_accuracy.json -> the model's score -> accuracy.txt (with hash=)."""
+    log = folder / "mlperf_log_accuracy.json"
+    raw = log.read_bytes()
+    responses = {int(r["qsl_idx"]): bytes.fromhex(r["data"]) for r in json.loads(raw)}
+    report = model.score(responses)
+    path = folder / "accuracy.txt"
+    path.write_text("\n".join([*report.lines, f"hash={hashlib.sha256(raw).hexdigest()}"]) + "\n")
+    return path
+
+
+class LocalBackend:
+    name = "local"
+    needs_gpu = False
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        output: Path | None,
+        duration: str = "smoke",
+        server_target_qps: float | None = None,
+        make_model: Callable[[Case], LocalModel | None] | None = None,
+        train_max_steps: int | None = None,
+    ):
+        try:
+            import mlperf_loadgen  # noqa: F401
+        except ImportError as exc:
+            raise BackendUnavailable(f"the local backend needs mlcommons-loadgen ({exc})") from None
+        self.catalog = catalog
+        self.output = Path(output) if output is not None else None  # set by the plugin before the first run
+        self.train_max_steps = train_max_steps
+        self.seconds = parse_duration(duration)
+        self.duration = duration
+        self.server_target_qps = server_target_qps
+        self.make_model = make_model
+        self._models: dict[str, LocalModel] = {}
+        self._calibrations: dict[str, Calibration] = {}
+
+    # ---- case lists -------------------------------------------------------------------------------------
+    def cases(self, kind: str, catalog_cases: list[Case] | None) -> list[Case]:
+        if kind == "training":
+            sku = catalog_cases[0].sku if catalog_cases else None
+            return [TrainingCase(config=None, sku=sku, target=self.catalog.training_target, recipe="local-mlm")]
+        if catalog_cases is None:
+            return self.catalog.local_cases(LOCAL_SYSTEM_ID)
+        seen, out = set(), []
+        for case in catalog_cases:
+            # NVIDIA's harness choice means nothing here: one local case per benchmark x scenario x mode.
+            local = case.with_(harness="local")
+            if local.id not in seen:
+                seen.add(local.id)
+                out.append(local)
+        return out
+
+    # ---- running one case -------------------------------------------------------------------------------
+    def model_for(self, case: Case) -> LocalModel:
+        key = case.benchmark.name if isinstance(case, InferenceCase) else "training"
+        if key not in self._models:
+            model = self.make_model(case) if self.make_model else None
+            self._models[key] = model if model is not None else stand_in_for(case.benchmark)
+        return self._models[key]
+
+    def _calibration(self, case: InferenceCase, model: LocalModel) -> Calibration:
+        """Probe the model alone, then through LoadGen's Offline path for about a second: the model alone
+        can run at a different rate than under LoadGen (threads, memory), and Offline must not run short."""
+        key = case.benchmark.name
+        if key not in self._calibrations:
+            cal = calibrate(model)
+            probe_case = case.with_(scenario=self.catalog.scenario("Offline"), mode="PerformanceOnly")
+            folder = self.output / "_probes" / case.benchmark.name
+            if folder.exists():
+                shutil.rmtree(folder)
+            conf = user_conf(probe_case, model, cal, 1, None).replace("# written", "# probe run, written")
+            run_loadgen(probe_case, model, folder, conf)
+            measured = parse_detail(folder / "mlperf_log_detail.txt").get("result_samples_per_second")
+            self._calibrations[key] = replace(cal, offline_throughput=float(measured) if measured else None)
+        return self._calibrations[key]
+
+    @staticmethod
+    def _short_offline_rate(case: InferenceCase, folder: Path) -> float | None:
+        if case.scenario.name != "Offline" or case.mode != "PerformanceOnly":
+            return None
+        detail = parse_detail(folder / "mlperf_log_detail.txt")
+        short = detail.get("result_min_duration_met") is False and all(
+            met for key, met in detail.flags.items() if key != "result_min_duration_met"
+        )
+        rate = detail.get("result_samples_per_second")
+        return float(rate) if short and rate else None
+
+    def folder_for(self, case: InferenceCase) -> Path:
+        leaf = Path("accuracy") if case.mode == "AccuracyOnly" else Path("performance") / case.run
+        return self.output / case.system_name / case.benchmark.name / case.scenario.name / leaf
+
+    def run(self, case: Case, workdir: Path) -> Artifacts:
+        if isinstance(case, TrainingCase):
+            from .local_training import MAX_STEPS, run_training
+
+            folder = self.output / f"{LOCAL_SYSTEM_ID}_Local" / "bert"
+            return run_training(case, folder, max_steps=self.train_max_steps or MAX_STEPS)
+        model = self.model_for(case)
+        folder = self.folder_for(case)
+        if folder.exists():
+            shutil.rmtree(folder)
+        cal = self._calibration(case, model)
+        conf = user_conf(case, model, cal, self.seconds, self.server_target_qps)
+        run_loadgen(case, model, folder, conf)
+        rerun = self._short_offline_rate(case, folder)
+        if rerun is not None:
+            # LoadGen ran out of samples before min_duration because the SUT went faster than the probes said:
+            # a sizing error of ours, not the SUT's. Keep that attempt with the probes and run again, sized
+            # from the rate LoadGen just measured. A slow SUT never gets here (its run is long, not short).
+            kept = self.output / "_probes" / case.benchmark.name / "offline-short-run"
+            if kept.exists():
+                shutil.rmtree(kept)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(folder), str(kept))
+            cal = self._calibrations[case.benchmark.name] = replace(cal, offline_throughput=rerun)
+            run_loadgen(case, model, folder, user_conf(case, model, cal, self.seconds, self.server_target_qps))
+        files = [folder / "user.conf"]
+        if case.mode == "AccuracyOnly":
+            write_accuracy(folder, model)
+            files.append(folder / "mlperf_log_accuracy.json")
+        info = {
+            "model": model.name,
+            "offline_rerun": rerun is not None,
+            "stand_in": model.stand_in,
+            "probe_samples_per_second": round(cal.throughput, 1),
+            "probe_loadgen_offline_samples_per_second": round(cal.offline, 1),
+            "duration": self.duration,
+        }
+        return Artifacts(folder, files=files, info=info)

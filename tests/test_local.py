@@ -1,0 +1,240 @@
+"""The local backend: the real MLPerf LoadGen (mlcommons-loadgen) in process, over stand-in models.
+
+Runs are kept short with --mlperf-duration (seconds); everything else is what `pytest suites` does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from pytest_mlperf import catalog
+from pytest_mlperf.backends import BackendUnavailable
+from pytest_mlperf.backends.local import Calibration, LocalBackend, parse_duration, user_conf, write_accuracy
+from pytest_mlperf.backends.standin import stand_in_for
+from pytest_mlperf.evaluate import evaluate
+
+
+@pytest.fixture
+def suites(pytester: pytest.Pytester) -> pytest.Pytester:
+    for name in ("test_inference.py", "test_training.py"):
+        (pytester.path / name).write_text((ROOT / "suites" / name).read_text())
+    pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider\n")
+    return pytester
+
+
+def _props(xml: Path) -> dict[str, dict[str, str]]:
+    root = ET.parse(xml).getroot()
+    return {
+        tc.get("name"): {p.get("name"): p.get("value") for p in tc.iter("property")} for tc in root.iter("testcase")
+    }
+
+
+def test_every_edge_scenario_runs_under_loadgen(suites, tmp_path):
+    out = tmp_path / "out"
+    result = suites.runpytest(
+        "-m",
+        "inference and ssd_mobilenet",
+        "--mlperf-duration=2",
+        f"--mlperf-output={out}",
+        "--junitxml=r.xml",
+        "--mlperf-json=r.json",
+    )
+    result.assert_outcomes(passed=6)
+    props = _props(suites.path / "r.xml")
+    offline = props["test_inference[ssd-mobilenet-Offline-PerformanceOnly-local]"]
+    assert offline["mlperf:verdict"] == "VALID" and float(offline["result_samples_per_second"]) > 100
+    single = props["test_inference[ssd-mobilenet-SingleStream-PerformanceOnly-local]"]
+    assert (
+        0 < float(single["result_90.00_percentile_latency_ns"]) <= float(single["result_99.00_percentile_latency_ns"])
+    )
+    multi = props["test_inference[ssd-mobilenet-MultiStream-PerformanceOnly-local]"]
+    assert float(multi["result_99.00_percentile_per_query_latency_ns"]) > 0
+    accuracy = props["test_inference[ssd-mobilenet-Offline-AccuracyOnly-local]"]
+    assert accuracy["mlperf:verdict"] == "PASS" and float(accuracy["AccuracyValue"]) >= 21.78
+
+    folder = out / "Local-CPU_Local" / "ssd-mobilenet" / "Offline"
+    conf = (folder / "performance" / "run_1" / "user.conf").read_text()
+    assert "*.Offline.min_duration = 2000" in conf and "performance_sample_count_override = 1024" in conf
+    summary = (folder / "performance" / "run_1" / "mlperf_log_summary.txt").read_text()
+    assert "Scenario : Offline" in summary and "Result is : VALID" in summary
+    text = (folder / "accuracy" / "accuracy.txt").read_text()
+    assert text.startswith("stand-in model, not the MLPerf model") and re.search(r"^mAP=\d+\.\d+%$", text, re.M)
+    assert re.search(r"^hash=[0-9a-f]{64}$", text, re.M)
+
+    data = json.loads((suites.path / "r.json").read_text())
+    assert data["backend"] == "local" and "stand-in models" in data["backend_reason"]
+    record = next(r for r in data["results"] if r["id"] == "ssd-mobilenet-Offline-PerformanceOnly-local")
+    assert record["info"]["stand_in"] is True and record["info"]["duration"] == "2"
+    assert str(folder / "performance" / "run_1" / "mlperf_log_detail.txt") in record["artifacts"]
+
+    # the tree the local backend wrote replays through the results backend to the same verdicts
+    replay = suites.runpytest("-m", "inference", f"--mlperf-results={out}")
+    replay.assert_outcomes(passed=6)
+
+
+def test_server_runs_valid_and_an_impossible_target_fails_with_loadgens_reason(suites):
+    ok = suites.runpytest("-k", "bert-99-Server-PerformanceOnly", "--mlperf-duration=2", "--junitxml=ok.xml")
+    ok.assert_outcomes(passed=1)
+    props = _props(suites.path / "ok.xml")["test_inference[bert-99-Server-PerformanceOnly-local]"]
+    assert float(props["result_scheduled_samples_per_sec"]) > 0
+    assert float(props["result_99.00_percentile_latency_ns"]) < 130e6
+
+    bad = suites.runpytest(
+        "-k", "bert-99-Server-PerformanceOnly", "--mlperf-duration=1", "--mlperf-server-target-qps=40000"
+    )
+    bad.assert_outcomes(failed=1)
+    bad.stdout.fnmatch_lines(
+        [
+            "*AssertionError: INVALID: performance constraints not satisfied (p99 latency * ms > "
+            "target 130 ms)*LoadGen recommends: Reduce target QPS to improve latency.*"
+        ]
+    )
+
+
+def test_training_converges_and_a_step_cap_aborts(suites):
+    pytest.importorskip("torch", reason="the local training run needs PyTorch (pytest-mlperf[train])")
+    # PyTorch cannot be imported twice in one process, which in-process pytester would do: subprocesses.
+    good = suites.runpytest_subprocess("-m", "training", "--junitxml=t.xml")
+    good.assert_outcomes(passed=1)
+    props = _props(suites.path / "t.xml")["test_training[bert-local-mlm]"]
+    assert float(props["eval_mlm_accuracy"]) >= 0.72
+    for key in ("e2e_time", "training_sequences_per_second", "final_loss", "raw_train_time", "time_to_train"):
+        assert key in props
+    assert float(props["e2e_time"]) > float(props["raw_train_time"]) > 0
+
+    capped = suites.runpytest_subprocess("-m", "training", "--mlperf-train-max-steps=10")
+    capped.assert_outcomes(failed=1)
+    capped.stdout.fnmatch_lines(
+        ["*AssertionError: NOT CONVERGED: run_stop status 'aborted', last eval_accuracy 0.* < 0.720 after 640 samples"]
+    )
+
+
+def test_training_without_torch_skips_with_the_install_hint(suites):
+    suites.makeconftest("import sys\nsys.modules['torch'] = None  # as if PyTorch were not installed\n")
+    result = suites.runpytest_subprocess("-m", "training", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*needs PyTorch: pip install 'pytest-mlperf[[]train[]]' torch==2.13.0*"])
+
+
+def _readme_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- byo-sut-example -->\s*```python\n(.*?)```", text, re.S)
+    assert match, "README lost its bring-your-own-SUT example"
+    return match.group(1)
+
+
+def test_readme_bring_your_own_sut_example(suites):
+    suites.makeconftest(_readme_example())
+    result = suites.runpytest("-m", "rnnt and offline", "--mlperf-duration=1", "--mlperf-json=byo.json")
+    result.assert_outcomes(passed=2)
+    records = json.loads((suites.path / "byo.json").read_text())["results"]
+    assert {r["info"]["model"] for r in records} == {"my-rnnt"}
+    assert {r["info"]["stand_in"] for r in records} == {False}
+
+
+def test_a_failing_model_fails_the_case_without_hanging(suites):
+    suites.makeconftest("""
+        from pytest_mlperf.backends.standin import LocalModel
+        import numpy as np
+        class Broken(LocalModel):
+            name = "broken"
+            def predict(self, indices):  # the probe uses the first samples; LoadGen reaches the others
+                if indices.max() >= 512:
+                    raise RuntimeError("model exploded")
+                return [np.zeros(1, dtype=np.int32) for _ in indices]
+        def pytest_mlperf_make_sut(config, case):
+            return Broken()
+    """)
+    result = suites.runpytest("-k", "ssd-resnet34-Offline-PerformanceOnly", "--mlperf-duration=1")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the model failed during the LoadGen run: RuntimeError('model exploded')*"])
+
+
+def test_bad_duration_is_a_usage_error(suites):
+    result = suites.runpytest("--mlperf-duration=forever")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mlperf-duration 'forever': expected smoke, full or a number of seconds*"])
+    with pytest.raises(BackendUnavailable, match="must be positive"):
+        parse_duration("0")
+    assert parse_duration("smoke") == 8 and parse_duration("full") is None and parse_duration("30") == 30
+
+
+def test_full_duration_writes_the_rounds_rules():
+    cat = catalog.load()
+    case = next(c for c in cat.local_cases("Local-CPU") if c.benchmark.name == "rnnt" and c.scenario.name == "Server")
+    model = stand_in_for(case.benchmark)
+    cal = Calibration(throughput=4000.0, latency_single=0.001, latency_multi=0.004)
+    conf = user_conf(case, model, cal, None, None)
+    assert "*.Server.min_duration = 600000" in conf and "*.Server.min_query_count = 270336" in conf
+    assert "*.Server.target_qps = 2000.000" in conf and "*.Server.target_latency = 1000" in conf
+    smoke = user_conf(case, model, cal, 8, 123.0)
+    assert "*.Server.min_duration = 8000" in smoke and "*.Server.target_qps = 123.000" in smoke
+    offline = next(c for c in cat.local_cases("Local-CPU") if c.scenario.name == "Offline")
+    # full rules: at least 24576 samples in the Offline query, whatever the probe said
+    assert "*.Offline.target_qps = 5400.000" in user_conf(offline, model, cal, None, None)  # 1.35 x the probe
+    slow = Calibration(throughput=10.0, latency_single=0.1, latency_multi=0.5)
+    assert f"*.Offline.target_qps = {24576 / 600:.3f}" in user_conf(offline, model, slow, None, None)
+
+
+def test_stand_in_accuracy_reflects_disagreement(tmp_path):
+    """Corrupt 2 % of a stand-in's answers: 99 % level fails, as it would for a real accuracy drop."""
+    cat = catalog.load()
+    model = stand_in_for(cat.benchmark("bert-99"))
+    indices = np.arange(500)
+    answers = {int(i): a.tobytes() for i, a in zip(indices, model.predict(indices), strict=True)}
+    for i in range(10):
+        answers[i] = (
+            np.array([0, 0], dtype=np.int32).tobytes()
+            if answers[i] != bytes(8)
+            else np.array([5, 5], dtype=np.int32).tobytes()
+        )
+    report = model.score(answers)
+    assert report.value < cat.benchmark("bert-99").threshold
+    log = tmp_path / "mlperf_log_accuracy.json"
+    log.write_text(
+        json.dumps([{"seq_id": n, "qsl_idx": i, "data": d.hex()} for n, (i, d) in enumerate(answers.items())])
+    )
+    text = write_accuracy(tmp_path, model).read_text()
+    assert f'"f1": {report.value:.10f}' in text
+
+
+def test_backend_result_is_judged_by_the_shared_evaluator(tmp_path):
+    cat = catalog.load()
+    backend = LocalBackend(cat, output=tmp_path, duration="1")
+    case = next(
+        c
+        for c in cat.local_cases("Local-CPU")
+        if c.benchmark.name == "ssd-resnet34" and c.scenario.name == "SingleStream" and c.mode == "PerformanceOnly"
+    )
+    artifacts = backend.run(case, tmp_path)
+    result = evaluate(case, artifacts)
+    assert result.verdict.label == "VALID", result.verdict.reason
+    assert artifacts.path == tmp_path / "Local-CPU_Local" / "ssd-resnet34" / "SingleStream" / "performance" / "run_1"
+    assert sys.modules.get("mlperf_loadgen") is not None
+
+
+def test_offline_run_sized_too_small_is_rerun_from_loadgens_own_rate(tmp_path):
+    """A probe that says the SUT is slower than it is makes LoadGen run out of samples before min_duration;
+    the backend keeps that attempt beside the probes and reruns, sized from the rate LoadGen measured."""
+    cat = catalog.load()
+    backend = LocalBackend(cat, output=tmp_path, duration="2")
+    case = next(
+        c
+        for c in cat.local_cases("Local-CPU")
+        if c.benchmark.name == "ssd-mobilenet" and c.scenario.name == "Offline" and c.mode == "PerformanceOnly"
+    )
+    backend._calibrations["ssd-mobilenet"] = Calibration(500.0, 0.001, 0.001, 500.0)
+    artifacts = backend.run(case, tmp_path)
+    assert artifacts.info["offline_rerun"] is True
+    assert evaluate(case, artifacts).verdict.label == "VALID"
+    short = tmp_path / "_probes" / "ssd-mobilenet" / "offline-short-run" / "mlperf_log_summary.txt"
+    assert "Min duration satisfied : NO" in short.read_text()
+    assert backend._calibrations["ssd-mobilenet"].offline_throughput > 500.0
