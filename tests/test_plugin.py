@@ -88,8 +88,10 @@ def test_auto_picks_the_local_backend_without_a_gpu(suites):
     header.stdout.fnmatch_lines(["mlperf: backend local (auto: no NVIDIA GPU (NVML could not start*stand-in models*"])
 
 
-def test_ids_follow_the_results_tree(suites):
-    result = suites.runpytest("--collect-only", "-q", "-m", "inference", "--sku", "A100-SXM-80GBx8")
+def test_ids_follow_the_results_tree(suites, inference_fixtures):
+    result = suites.runpytest(
+        "--collect-only", "-q", "-m", "inference", "--sku", "A100-SXM-80GBx8", f"--mlperf-results={inference_fixtures}"
+    )
     result.stdout.fnmatch_lines(
         [
             "test_inference.py::test_inference[bert-99-Offline-AccuracyOnly-lwis]",
@@ -100,8 +102,16 @@ def test_ids_follow_the_results_tree(suites):
     result.stdout.fnmatch_lines(["36/39 tests collected (3 deselected)*"])
 
 
-def test_edge_sku_has_singlestream_and_multistream(suites):
-    result = suites.runpytest("--collect-only", "-q", "-m", "inference and multistream", "--sku", "A30x1")
+def test_edge_sku_has_singlestream_and_multistream(suites, inference_fixtures):
+    result = suites.runpytest(
+        "--collect-only",
+        "-q",
+        "-m",
+        "inference and multistream",
+        "--sku",
+        "A30x1",
+        f"--mlperf-results={inference_fixtures}",
+    )
     result.stdout.fnmatch_lines(
         [
             "*test_inference[[]ssd-mobilenet-MultiStream-AccuracyOnly-lwis[]]",
