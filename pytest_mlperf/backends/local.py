@@ -281,11 +281,13 @@ class LocalBackend:
         return self._models[key]
 
     def _calibration(self, case: InferenceCase, model: LocalModel) -> Calibration:
-        """Probe the model alone, then through LoadGen's Offline path for about a second: the model alone
-        can run at a different rate than under LoadGen (threads, memory), and Offline must not run short."""
+        """Probe the model alone; for Offline also through LoadGen's Offline path for about a second: the
+        model alone can run at a different rate than under LoadGen, and an Offline run must not run short."""
         key = case.benchmark.name
         if key not in self._calibrations:
-            cal = calibrate(model)
+            self._calibrations[key] = calibrate(model)
+        cal = self._calibrations[key]
+        if case.scenario.name == "Offline" and cal.offline_throughput is None:
             probe_case = case.with_(scenario=self.catalog.scenario("Offline"), mode="PerformanceOnly")
             folder = self.output / "_probes" / case.benchmark.name
             if folder.exists():
