@@ -55,6 +55,7 @@ def test_every_edge_scenario_runs_under_loadgen(suites, tmp_path):
     assert (
         0 < float(single["result_90.00_percentile_latency_ns"]) <= float(single["result_99.00_percentile_latency_ns"])
     )
+    assert float(single["result_qps_with_loadgen_overhead"]) > 0 and float(single["early_stopping_latency_ss"]) > 0
     multi = props["test_inference[ssd-mobilenet-MultiStream-PerformanceOnly-local]"]
     assert float(multi["result_99.00_percentile_per_query_latency_ns"]) > 0
     accuracy = props["test_inference[ssd-mobilenet-Offline-AccuracyOnly-local]"]
