@@ -45,3 +45,12 @@ def inference_fixtures(mlperf_shared: Path) -> Path:
 @pytest.fixture(scope="session")
 def training_fixtures(mlperf_shared: Path) -> Path:
     return mlperf_shared / "fixtures" / "training"
+
+
+@pytest.fixture
+def suites(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester folder holding the real suites (suites/*.py), as users run them."""
+    for name in ("test_inference.py", "test_training.py"):
+        (pytester.path / name).write_text((ROOT / "suites" / name).read_text())
+    pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider\n")
+    return pytester

@@ -22,14 +22,6 @@ from pytest_mlperf.backends.standin import stand_in_for
 from pytest_mlperf.evaluate import evaluate
 
 
-@pytest.fixture
-def suites(pytester: pytest.Pytester) -> pytest.Pytester:
-    for name in ("test_inference.py", "test_training.py"):
-        (pytester.path / name).write_text((ROOT / "suites" / name).read_text())
-    pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider\n")
-    return pytester
-
-
 def _props(xml: Path) -> dict[str, dict[str, str]]:
     root = ET.parse(xml).getroot()
     return {

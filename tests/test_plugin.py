@@ -18,14 +18,6 @@ from conftest import ROOT
 SUITES = ROOT / "suites"
 
 
-@pytest.fixture
-def suites(pytester: pytest.Pytester) -> pytest.Pytester:
-    for name in ("test_inference.py", "test_training.py"):
-        (pytester.path / name).write_text((SUITES / name).read_text())
-    pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider\n")
-    return pytester
-
-
 def test_options_are_in_the_mlperf_group(suites):
     result = suites.runpytest("--help")
     result.stdout.fnmatch_lines(
