@@ -21,8 +21,15 @@ def metrics_table(record: dict) -> str:
         for m in record.get("metrics", [])
     )
     verdict = escape(record.get("reason") or record.get("verdict") or record["outcome"])
+    info = record.get("info") or {}
+    stand_in = (
+        f"<p class='mlperf-standin'>Stand-in model ({escape(str(info.get('model', '')))}), not the MLPerf model: "
+        "the figures measure this machine and the harness, not a benchmark result.</p>"
+        if info.get("stand_in")
+        else ""
+    )
     return (
-        f"<div class='mlperf'><p><b>MLPerf verdict</b> {verdict} (backend {escape(record['backend'])})</p>"
+        f"<div class='mlperf'><p><b>MLPerf verdict</b> {verdict} (backend {escape(record['backend'])})</p>{stand_in}"
         "<table class='mlperf-metrics' border='1' cellpadding='3'>"
         "<tr><th>metric</th><th>value</th><th>unit</th><th>better</th></tr>"
         f"{rows}</table></div>"
@@ -46,7 +53,7 @@ def summary_table(records: list[dict], header: dict) -> str:
             f"<tr><td>{escape(record['id'])}</td><td>{escape(record.get('verdict') or record['outcome'])}</td>"
             f"<td>{headline}</td><td>{escape(record.get('reason', ''))}</td></tr>"
         )
-    meta = ", ".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in header.items() if k != "results")
+    meta = ", ".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in header.items() if v is not None)
     return (
         "<h2>MLPerf results</h2>"
         f"<p class='mlperf-meta'>{meta}</p><p class='mlperf-tally'>{tally}</p>"
