@@ -7,6 +7,8 @@ PYTEST_MLPERF_SHARED at it elsewhere; tests that need it skip, saying so, when i
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,38 @@ def suites(pytester: pytest.Pytester) -> pytest.Pytester:
         (pytester.path / name).write_text((ROOT / "suites" / name).read_text())
     pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider\n")
     return pytester
+
+
+def _nvml_header() -> Path | None:
+    try:
+        import nvidia
+    except ImportError:
+        return None
+    for base in map(Path, nvidia.__path__):
+        for header in base.rglob("nvml.h"):
+            return header
+    return None
+
+
+@pytest.fixture(scope="session")
+def fake_nvml(tmp_path_factory) -> Path:
+    header = _nvml_header()
+    if header is None or shutil.which("gcc") is None:
+        pytest.skip("building the fake NVML library needs gcc and nvml.h (pip install 'pytest-mlperf[dev]')")
+    out = tmp_path_factory.mktemp("nvml")
+    subprocess.run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-Wall",
+            "-Werror",
+            f"-I{header.parent}",
+            "-o",
+            str(out / "libnvidia-ml.so.1"),
+            str(ROOT / "tests" / "fake_nvml" / "fake_nvml.c"),
+        ],
+        check=True,
+    )
+    return out

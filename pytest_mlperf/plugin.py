@@ -5,7 +5,11 @@ It wires the other modules together and holds no benchmark logic.
 
 from __future__ import annotations
 
+import atexit
 import platform
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ import pytest
 from . import __version__, catalog, gpu
 from .backends import BackendUnavailable, ResultMissing
 from .backends.local import LocalBackend
+from .backends.nvidia_inference import NvidiaInferenceBackend
 from .backends.results import ResultsBackend
 from .evaluate import CaseResult, evaluate
 from .logs import ParseError
@@ -109,6 +114,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="Step cap of the local training run; reaching it ends the run as aborted",
     )
+    group.addoption(
+        "--mlperf-nvidia-code",
+        dest="mlperf_nvidia_code",
+        default=None,
+        metavar="DIR",
+        help="A checkout of closed/NVIDIA of mlcommons/inference_results_v2.0 (the nvidia backend)",
+    )
+    group.addoption(
+        "--mlperf-scratch",
+        dest="mlperf_scratch",
+        default=None,
+        metavar="DIR",
+        help="MLPERF_SCRATCH_PATH for the nvidia backend: data/, models/, preprocessed_data/",
+    )
+    group.addoption(
+        "--mlperf-image",
+        dest="mlperf_image",
+        default=None,
+        metavar="NAME",
+        help="Container image to run NVIDIA's code in (default mlperf-inference:<user>-<arch>, built if missing)",
+    )
+    group.addoption(
+        "--mlperf-container-profile",
+        dest="mlperf_container_profile",
+        default="nvidia",
+        choices=("nvidia", "minimal"),
+        help="nvidia: launch_docker's flags (all GPUs, unlimited memlock, capabilities); minimal: mounts, user "
+        "and labels only, for a stand-in image",
+    )
+    group.addoption(
+        "--mlperf-step-timeout",
+        dest="mlperf_step_timeout",
+        default=None,
+        type=float,
+        metavar="SECONDS",
+        help="Fail a make step of the nvidia backend that runs longer than this (the container is stopped)",
+    )
 
 
 class MlperfState:
@@ -167,11 +209,9 @@ class MlperfState:
             raise pytest.UsageError(
                 f"--mlperf-results replays a tree; it cannot be combined with --mlperf-backend {choice}"
             )
-        if choice == "nvidia":
-            raise pytest.UsageError(
-                "--mlperf-backend nvidia: this version of pytest-mlperf does not include that backend yet; "
-                "use --mlperf-backend local, or replay a results tree with --mlperf-results DIR"
-            )
+        if choice == "nvidia" or (choice == "auto" and self.config.getoption("mlperf_nvidia_code")):
+            self._nvidia_backend()
+            return
         if choice == "local":
             why = "--mlperf-backend local"
         else:
@@ -192,6 +232,36 @@ class MlperfState:
         except BackendUnavailable as exc:
             raise pytest.UsageError(str(exc)) from None
         self.backend_reason = f"{why}; LoadGen runs stand-in models on this machine's CPU, not the MLPerf models"
+
+    def _nvidia_backend(self) -> None:
+        if self.system is None:
+            raise pytest.UsageError("--mlperf-backend nvidia runs one system: name it with --sku NAME or --sku auto")
+        opt = self.config.getoption
+        echo = sys.stdout.write if opt("capture") == "no" else None
+        try:
+            self.backend = NvidiaInferenceBackend(
+                self.catalog,
+                code_dir=opt("mlperf_nvidia_code"),
+                scratch_dir=opt("mlperf_scratch"),
+                image=opt("mlperf_image"),
+                profile=opt("mlperf_container_profile"),
+                duration=opt("mlperf_duration"),
+                server_target_qps=opt("mlperf_server_target_qps"),
+                step_timeout=opt("mlperf_step_timeout"),
+                echo=echo,
+            )
+        except BackendUnavailable as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.backend_reason = f"NVIDIA's v2.0 code at {self.backend.code} in image {self.backend.image}"
+        # SIGTERM (a CI job cancelled, a scheduler's kill) unwinds like Ctrl-C, so the container is removed.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _terminate)
+        atexit.register(self.close_backend)
+
+    def close_backend(self) -> None:
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
 
     def _user_model(self, case):
         return self.config.hook.pytest_mlperf_make_sut(config=self.config, case=case)
@@ -245,6 +315,10 @@ class MlperfState:
             "backend_reason": self.backend_reason or self.unavailable,
             "host": platform.node(),
         }
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _state(config: pytest.Config) -> MlperfState:
@@ -361,7 +435,7 @@ def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_pa
         backend = mlperf_state.backend
         if backend is None:
             pytest.skip(mlperf_state.unavailable or "no backend")
-        if getattr(backend, "output", "") is None:
+        if getattr(backend, "output", "") is None:  # local and nvidia keep their logs in the run's folder
             chosen = request.config.getoption("mlperf_output")
             base = request.getfixturevalue("tmp_path_factory").getbasetemp()
             backend.output = Path(chosen).expanduser().resolve() if chosen else base / "mlperf-results"
@@ -412,6 +486,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = _state(session.config)
+    if state is not None:
+        state.close_backend()  # runs on a normal end, after failures and after Ctrl-C
     path = session.config.getoption("mlperf_json")
     if state is None or not path or hasattr(session.config, "workerinput"):
         return

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,41 +22,6 @@ A100 = "name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400"
 STATION = "count=4;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=275"
 A30 = "count=8;name=NVIDIA A30;memory_mib=24576;pci=0x20B710DE;power_w=165"
 H100 = "count=8;name=NVIDIA H100 80GB HBM3;memory_mib=81559;pci=0x233010DE;power_w=700"
-
-
-def _nvml_header() -> Path | None:
-    try:
-        import nvidia
-    except ImportError:
-        return None
-    for base in map(Path, nvidia.__path__):
-        for header in base.rglob("nvml.h"):
-            return header
-    return None
-
-
-@pytest.fixture(scope="session")
-def fake_nvml(tmp_path_factory) -> Path:
-    header = _nvml_header()
-    if header is None or shutil.which("gcc") is None:
-        pytest.skip("building the fake NVML library needs gcc and nvml.h (pip install 'pytest-mlperf[dev]')")
-    out = tmp_path_factory.mktemp("nvml")
-    subprocess.run(
-        [
-            "gcc",
-            "-shared",
-            "-fPIC",
-            "-O1",
-            "-Wall",
-            "-Werror",
-            f"-I{header.parent}",
-            "-o",
-            str(out / "libnvidia-ml.so.1"),
-            str(HERE / "fake_nvml" / "fake_nvml.c"),
-        ],
-        check=True,
-    )
-    return out
 
 
 def _env(lib: Path | None, spec: str | None) -> dict:

@@ -65,10 +65,28 @@ def test_missing_results_dir_is_a_usage_error(suites, tmp_path):
     result.stderr.fnmatch_lines([f"*--mlperf-results {tmp_path / 'nope'}: not a directory*"])
 
 
-def test_backend_not_in_this_version_is_a_usage_error(suites):
+def test_nvidia_backend_needs_a_system_and_its_inputs(suites, tmp_path):
     result = suites.runpytest("--mlperf-backend", "nvidia")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--mlperf-backend nvidia: this version*does not include that backend*"])
+    result.stderr.fnmatch_lines(["*--mlperf-backend nvidia runs one system: name it with --sku NAME or --sku auto*"])
+    result = suites.runpytest("--mlperf-backend", "nvidia", "--sku", "A30x8")
+    result.stderr.fnmatch_lines(["*--mlperf-backend nvidia needs --mlperf-nvidia-code DIR*"])
+    result = suites.runpytest("--mlperf-backend", "nvidia", "--sku", "A30x8", f"--mlperf-nvidia-code={tmp_path}")
+    result.stderr.fnmatch_lines(["*--mlperf-backend nvidia needs --mlperf-scratch DIR*"])
+    result = suites.runpytest(
+        "--mlperf-backend",
+        "nvidia",
+        "--sku",
+        "A30x8",
+        f"--mlperf-nvidia-code={tmp_path}",
+        f"--mlperf-scratch={tmp_path}",
+    )
+    result.stderr.fnmatch_lines(
+        [
+            f"*--mlperf-nvidia-code {tmp_path}: expected NVIDIA's closed/NVIDIA checkout there, "
+            "but Makefile, code is missing*"
+        ]
+    )
 
 
 def test_auto_picks_the_local_backend_without_a_gpu(suites):

@@ -63,6 +63,14 @@ def _harness_messages(stamp_dir: Path, kind: str) -> dict[str, dict] | None:
     return parse_summary_json(path, "perf" if kind == "PerformanceOnly" else "accuracy") if path.exists() else None
 
 
+def _message_for(benches: dict, benchmark: str):
+    """NVIDIA keys a message by benchmark; accept the full name (bert-99.9) and the model's (bert), since the
+    accuracy level is in the config name already."""
+    if benchmark in benches:
+        return benches[benchmark]
+    return benches.get(benchmark.split("-99")[0])
+
+
 class ResultsBackend:
     name = "results"
     needs_gpu = False
@@ -145,7 +153,11 @@ class ResultsBackend:
     def _harness_from_json(self, stamp_dir: Path, system_name: str, bench: str, scenario: str, mode: str) -> str | None:
         messages = _harness_messages(stamp_dir, mode) if TIMESTAMP_RE.match(stamp_dir.name) else None
         for config_name, benches in (messages or {}).items():
-            if config_name.startswith(system_name + "-") and config_name.endswith("-" + scenario) and bench in benches:
+            if (
+                config_name.startswith(system_name + "-")
+                and config_name.endswith("-" + scenario)
+                and _message_for(benches, bench) is not None
+            ):
                 return config_name[len(system_name) + 1 :].split("_k_")[0]
         return None
 
@@ -183,7 +195,7 @@ class ResultsBackend:
                 if case.harness in ("triton", case.benchmark.default_harness):
                     return Artifacts(folder)
                 continue
-            if case.config_name in messages and case.benchmark.name in messages[case.config_name]:
+            if _message_for(messages.get(case.config_name, {}), case.benchmark.name) is not None:
                 return self._with_messages(case, folder)
         raise ResultMissing(f"no {case.mode} result for {case.config_name}; looked for " + ", ".join(looked))
 
@@ -192,7 +204,7 @@ class ResultsBackend:
         if stamp is None or not TIMESTAMP_RE.match(stamp.name):
             return Artifacts(folder)
         messages = _harness_messages(stamp, case.mode) or {}
-        message = messages.get(case.config_name, {}).get(case.benchmark.name)
+        message = _message_for(messages.get(case.config_name, {}), case.benchmark.name)
         files = [stamp / (PERF_JSON if case.mode == "PerformanceOnly" else ACC_JSON)] if message else []
         if case.mode == "PerformanceOnly":
             return Artifacts(folder, harness_perf=message, files=files)

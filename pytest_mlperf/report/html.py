@@ -6,6 +6,7 @@ Registered only when pytest-html is active, so the plugin runs without it.
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 
 
 def _fmt(value: float) -> str:
@@ -28,8 +29,14 @@ def metrics_table(record: dict) -> str:
         if info.get("stand_in")
         else ""
     )
+    links = " ".join(
+        f"<a href='{escape(Path(path).resolve().as_uri())}'>{escape(Path(path).name)}</a>"
+        for path in record.get("artifacts", [])
+    )
+    logs = f"<p class='mlperf-logs'>Logs: {links}</p>" if links else ""
     return (
-        f"<div class='mlperf'><p><b>MLPerf verdict</b> {verdict} (backend {escape(record['backend'])})</p>{stand_in}"
+        f"<div class='mlperf'>{logs}<p><b>MLPerf verdict</b> {verdict} "
+        f"(backend {escape(record['backend'])})</p>{stand_in}"
         "<table class='mlperf-metrics' border='1' cellpadding='3'>"
         "<tr><th>metric</th><th>value</th><th>unit</th><th>better</th></tr>"
         f"{rows}</table></div>"

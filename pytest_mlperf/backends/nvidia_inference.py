@@ -1,0 +1,272 @@
+"""NVIDIA's closed MLPerf Inference v2.0 code (mlcommons/inference_results_v2.0 closed/NVIDIA), in its
+container, driven through the Docker SDK.
+
+Per session: one container, `make link_dirs` and `make build` once (a stamp remembers them). Per benchmark:
+download_model, download_data, preprocess_data once (stamps, and file locks so pytest-xdist workers never run
+a step twice). Per (system, benchmark, scenario, config): generate_engines once. Per test: run_harness with
+RUN_ARGS built from the case, into a log folder of its own; then the same parsers and verdicts as a replay.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import os
+import platform
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..catalog import Catalog, InferenceCase
+from ..containers import ContainerError, LaunchSpec, SessionContainer, connect, remove_stale
+from . import Artifacts, BackendUnavailable, Case, ResultMissing
+from .results import ResultsBackend
+
+STATE = ".pytest-mlperf"  # stamps and locks, inside the code checkout's build/ and the scratch folder
+DATA_STEPS = ("download_model", "download_data", "preprocess_data")
+SCRATCH_DIRS = ("data", "models", "preprocessed_data")
+
+
+class StepFailed(RuntimeError):
+    """A make target failed: which one, its exit status and the last lines it printed."""
+
+
+def config_ver(case: InferenceCase) -> str:
+    high = case.benchmark.level == "99.9"
+    if case.harness == "triton":
+        return "high_accuracy_triton" if high else "triton"
+    return "high_accuracy" if high else "default"
+
+
+def run_args(case: InferenceCase, *, log_dir: str, fast: bool, server_target_qps: float | None) -> str:
+    """RUN_ARGS for `make run_harness` / `make generate_engines`: every word comes from the catalog's names
+    or a number, never from free text."""
+    words = [
+        f"--benchmarks={case.benchmark.model}",
+        f"--scenarios={case.scenario.name.lower()}",
+        f"--config_ver={config_ver(case)}",
+    ]
+    if case.harness not in ("triton", case.benchmark.default_harness):
+        words.append(f"--harness_type={case.harness}")
+    if log_dir:
+        words += [f"--test_mode={case.mode}", f"--log_dir={log_dir}"]
+        if fast:
+            words.append("--fast")
+        if server_target_qps and case.scenario.name == "Server":
+            words.append(f"--server_target_qps={server_target_qps:g}")
+    return " ".join(words)
+
+
+def validate_inputs(code_dir: str | None, scratch_dir: str | None) -> tuple[Path, Path]:
+    """Usage errors that name the path and what was expected there."""
+    if not code_dir:
+        raise BackendUnavailable(
+            "--mlperf-backend nvidia needs --mlperf-nvidia-code DIR (a checkout of closed/NVIDIA "
+            "of mlcommons/inference_results_v2.0)"
+        )
+    if not scratch_dir:
+        raise BackendUnavailable(
+            "--mlperf-backend nvidia needs --mlperf-scratch DIR (MLPERF_SCRATCH_PATH, with data/, "
+            "models/ and preprocessed_data/)"
+        )
+    code, scratch = Path(code_dir).expanduser().resolve(), Path(scratch_dir).expanduser().resolve()
+    if not code.is_dir():
+        raise BackendUnavailable(f"--mlperf-nvidia-code {code}: not a directory")
+    missing = [name for name in ("Makefile", "code") if not (code / name).exists()]
+    if missing:
+        raise BackendUnavailable(
+            f"--mlperf-nvidia-code {code}: expected NVIDIA's closed/NVIDIA checkout there, "
+            f"but {', '.join(missing)} is missing"
+        )
+    if not scratch.is_dir():
+        raise BackendUnavailable(f"--mlperf-scratch {scratch}: not a directory (MLPERF_SCRATCH_PATH, about 3 TB)")
+    for name in SCRATCH_DIRS:
+        (scratch / name).mkdir(exist_ok=True)
+    return code, scratch
+
+
+def default_image() -> str:
+    # NVIDIA's own naming (make prebuild): mlperf-inference:<user>-<arch>
+    return f"mlperf-inference:{getpass.getuser()}-{platform.machine()}"
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class NvidiaInferenceBackend:
+    name = "nvidia"
+    needs_gpu = True
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        code_dir: str | None,
+        scratch_dir: str | None,
+        image: str | None,
+        profile: str = "nvidia",
+        duration: str = "smoke",
+        server_target_qps: float | None = None,
+        step_timeout: float | None = None,
+        docker_host: str | None = None,
+        echo: Callable[[str], None] | None = None,
+    ):
+        self.catalog = catalog
+        self.code, self.scratch = validate_inputs(code_dir, scratch_dir)
+        self.image = image or default_image()
+        self.profile = profile
+        self.fast = duration != "full"
+        self.server_target_qps = server_target_qps
+        self.step_timeout = step_timeout
+        self.docker_host = docker_host
+        self.echo = echo
+        self.output: Path | None = None  # set by the plugin: where each test's logs are kept
+        self._session: SessionContainer | None = None
+        self._set_up = False
+
+    # ---- case lists -------------------------------------------------------------------------------------
+    def cases(self, kind: str, catalog_cases: list[Case] | None) -> list[Case]:
+        if catalog_cases is None:
+            raise BackendUnavailable("--mlperf-backend nvidia needs --sku NAME (or --sku auto): it runs one system")
+        if kind == "training":
+            return []
+        return list(catalog_cases)
+
+    # ---- the container ----------------------------------------------------------------------------------
+    def session(self) -> SessionContainer:
+        if self._session is None:
+            try:
+                client = connect(self.docker_host)
+            except ContainerError as exc:
+                raise BackendUnavailable(str(exc)) from None
+            removed = remove_stale(client)
+            if removed and self.echo:
+                self.echo(f"[pytest-mlperf] removed containers of dead sessions: {', '.join(removed)}\n")
+            self._ensure_image(client)
+            name = f"mlperf-inference-{getpass.getuser()}-{os.getpid()}"
+            spec = LaunchSpec(
+                image=self.image, name=name, code_dir=self.code, scratch_dir=self.scratch, profile=self.profile
+            )
+            self._session = SessionContainer(client, spec)
+        return self._session
+
+    def _ensure_image(self, client) -> None:
+        import docker
+
+        try:
+            client.images.get(self.image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        dockerfile = self.code / "docker" / "Dockerfile"
+        if not dockerfile.exists():
+            raise BackendUnavailable(
+                f"image {self.image!r} is not on this Docker engine and {dockerfile} does not "
+                "exist to build it; name an image with --mlperf-image"
+            )
+        try:
+            client.images.build(path=str(dockerfile.parent), dockerfile="Dockerfile", tag=self.image, rm=True)
+        except docker.errors.DockerException as exc:
+            raise BackendUnavailable(f"building {self.image} from {dockerfile} failed: {exc}") from None
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.stop()
+
+    # ---- steps ------------------------------------------------------------------------------------------
+    def _make(self, target: str, log: Path, *extra: str) -> None:
+        argv = ["make", target, *extra]
+        code = self.session().exec(argv, log, timeout=self.step_timeout, echo=self.echo, step=f"make {target}")
+        if code != 0:
+            lines = log.read_text(errors="replace").splitlines()[-15:]
+            raise StepFailed(f"make {target} failed with exit status {code}; last lines of {log}:\n" + "\n".join(lines))
+
+    def _once(self, stamp: Path, log: Path, target: str, *extra: str) -> None:
+        """Run a step unless its stamp says it succeeded before; the stamp is written last, under a lock."""
+        with file_lock(stamp.with_suffix(".lock")):
+            if stamp.exists():
+                return
+            self._make(target, log, *extra)
+            stamp.write_text(f"{target} {' '.join(extra)} ok {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+
+    def _logs(self, name: str) -> Path:
+        base = self.output or (self.code / "build" / STATE / "logs")
+        return base / "_steps" / f"{name}.log"
+
+    def setup(self) -> None:
+        if self._set_up:
+            return
+        state = self.code / "build" / STATE
+        self._once(state / "link_dirs.stamp", self._logs("link_dirs"), "link_dirs")
+        self._once(state / "build.stamp", self._logs("build"), "build")
+        self._set_up = True
+
+    def prepare_data(self, model: str) -> None:
+        state = self.scratch / STATE
+        for step in DATA_STEPS:
+            self._once(state / f"{model}.{step}.stamp", self._logs(f"{step}-{model}"), step, f"BENCHMARKS={model}")
+
+    def engines(self, case: InferenceCase, system_id: str) -> None:
+        key = re.sub(
+            r"[^A-Za-z0-9_.-]",
+            "_",
+            f"{system_id}-{case.benchmark.model}-{case.scenario.name}-{config_ver(case)}-{case.harness}",
+        )
+        stamp = self.code / "build" / STATE / "engines" / f"{key}.stamp"
+        args = run_args(case, log_dir="", fast=False, server_target_qps=None)
+        self._once(stamp, self._logs(f"generate_engines-{key}"), "generate_engines", f"RUN_ARGS={args}")
+
+    # ---- one test ---------------------------------------------------------------------------------------
+    def run(self, case: Case, workdir: Path) -> Artifacts:
+        if not isinstance(case, InferenceCase):
+            raise ResultMissing("training on the nvidia backend is not in this version")
+        self.setup()
+        self.prepare_data(case.benchmark.model)
+        self.engines(case, case.system_id)
+        with file_lock(self.code / "build" / STATE / "run_harness.lock"):  # one harness run at a time
+            stamp = time.strftime("%Y.%m.%d-%H.%M.%S")
+            while (self.code / "build" / "logs" / stamp).exists():
+                time.sleep(0.2)
+                stamp = time.strftime("%Y.%m.%d-%H.%M.%S")
+            log_dir = f"/work/build/logs/{stamp}"
+            args = run_args(case, log_dir=log_dir, fast=self.fast, server_target_qps=self.server_target_qps)
+            log = workdir / "run_harness.log"
+            self._make("run_harness", log, f"RUN_ARGS={args}")
+        produced = self.code / "build" / "logs" / stamp
+        try:
+            found = ResultsBackend(produced, self.catalog).locate(case)
+        except ResultMissing as exc:
+            raise StepFailed(f"make run_harness ended well but left no logs for {case.config_name}: {exc}") from None
+        kept = self._keep(case, found.path, produced, log)
+        return Artifacts(
+            kept,
+            harness_perf=found.harness_perf,
+            harness_accuracy=found.harness_accuracy,
+            files=[kept / "run_harness.log"],
+            info={"log_dir": str(produced), "image": self.image},
+        )
+
+    def _keep(self, case: InferenceCase, folder: Path, produced: Path, log: Path) -> Path:
+        """Copy the case's logs into the pytest run's output folder, in the results-tree layout."""
+        base = self.output or (self.code / "build" / STATE / "kept")
+        leaf = Path("accuracy") if case.mode == "AccuracyOnly" else Path("performance") / case.run
+        dest = base / case.system_name / case.benchmark.name / case.scenario.name / leaf
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(folder, dest)
+        for name in ("perf_harness_summary.json", "accuracy_summary.json"):
+            if (produced / name).exists():
+                shutil.copy(produced / name, dest / name)
+        shutil.copy(log, dest / "run_harness.log")
+        return dest

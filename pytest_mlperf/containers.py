@@ -1,0 +1,267 @@
+"""Container lifecycle through the Docker SDK: one long-lived container per session, started the way NVIDIA's
+launch_docker starts it; every command an exec with an argument list, its output streamed to a log file;
+cleanup on every exit path, and removal of containers left by sessions that died.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LABEL = "pytest-mlperf"
+LABEL_SESSION = f"{LABEL}.session"
+LABEL_PID = f"{LABEL}.pid"
+LABEL_HOST = f"{LABEL}.host"
+
+
+def _engine_errors() -> tuple[type[BaseException], ...]:
+    """What a call to the engine raises when the engine is unwell: the SDK's errors and, for a socket that
+    has gone away, the HTTP layer's."""
+    import docker
+    import requests
+
+    return (docker.errors.DockerException, requests.exceptions.RequestException)
+
+
+class ContainerError(RuntimeError):
+    """A Docker or exec failure, said in a sentence with what was being done."""
+
+
+@dataclass
+class LaunchSpec:
+    image: str
+    name: str
+    code_dir: Path
+    scratch_dir: Path
+    # "nvidia": launch_docker's flags (all GPUs, unlimited memlock, SYS_ADMIN/SYS_TIME, no seccomp);
+    # "minimal": the same mounts, user, shm and labels without them, for a stand-in image or a machine (or
+    # sandbox) that cannot grant them.
+    profile: str = "nvidia"
+    environment: dict[str, str] = field(default_factory=dict)
+    network_mode: str = "host"
+    user: str | None = None  # "uid:gid"; NVIDIA runs as the caller
+
+    def run_kwargs(self, session_id: str) -> dict:
+        import docker
+
+        kwargs = dict(
+            image=self.image,
+            command=["sleep", "infinity"],
+            name=self.name,
+            detach=True,
+            init=True,  # stop() then does not wait for a shell that ignores SIGTERM
+            working_dir="/work",
+            volumes={
+                str(self.code_dir): {"bind": "/work", "mode": "rw"},
+                str(self.scratch_dir): {"bind": str(self.scratch_dir), "mode": "rw"},
+            },
+            environment={"MLPERF_SCRATCH_PATH": str(self.scratch_dir), **self.environment},
+            shm_size="32g",
+            network_mode=self.network_mode,
+            user=self.user or f"{os.getuid()}:{os.getgid()}",
+            labels={LABEL_SESSION: session_id, LABEL_PID: str(os.getpid()), LABEL_HOST: socket.gethostname()},
+        )
+        if self.profile == "nvidia":
+            kwargs.update(
+                device_requests=[docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])],
+                ulimits=[docker.types.Ulimit(name="memlock", soft=-1, hard=-1)],
+                cap_add=["SYS_ADMIN", "SYS_TIME"],
+                security_opt=["seccomp=unconfined"],
+            )
+        return kwargs
+
+
+def connect(base_url: str | None = None, timeout: int = 30):
+    """A Docker client that has answered a ping, or ContainerError saying why not."""
+    import docker
+
+    try:
+        client = (
+            docker.DockerClient(base_url=base_url, timeout=timeout) if base_url else docker.from_env(timeout=timeout)
+        )
+        client.ping()
+        return client
+    except _engine_errors() as exc:
+        where = base_url or os.environ.get("DOCKER_HOST") or "the default socket"
+        raise ContainerError(f"no Docker engine at {where}: {exc}") from None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(client) -> list[str]:
+    """Remove containers this plugin started from sessions whose process is gone (on this host)."""
+    removed = []
+    host = socket.gethostname()
+    for container in client.containers.list(all=True, filters={"label": LABEL_SESSION}):
+        labels = container.labels or {}
+        if labels.get(LABEL_HOST) != host:
+            continue
+        try:
+            pid = int(labels.get(LABEL_PID, "0"))
+        except ValueError:
+            pid = 0
+        if pid and _pid_alive(pid) and pid != os.getpid():
+            continue
+        if pid == os.getpid():
+            continue
+        container.remove(force=True)
+        removed.append(container.name)
+    return removed
+
+
+class SessionContainer:
+    """The session's container: started on first use, removed at the end (or by the next session, if this
+    process is killed outright)."""
+
+    def __init__(self, client, spec: LaunchSpec, session_id: str | None = None):
+        self.client = client
+        self.spec = spec
+        self.session_id = session_id or uuid.uuid4().hex[:12]
+        self.container = None
+        self._lock = threading.Lock()
+
+    def start(self):
+        import docker
+
+        with self._lock:
+            if self.container is not None:
+                self.container.reload()
+                if self.container.status == "running":
+                    return self.container
+                self._remove()
+            try:
+                self.client.images.get(self.spec.image)
+            except docker.errors.ImageNotFound:
+                raise ContainerError(
+                    f"image {self.spec.image!r} is not on this Docker engine: build NVIDIA's (make prebuild, or "
+                    f"pass --mlperf-nvidia-code so the plugin builds it) or name one with --mlperf-image"
+                ) from None
+            except _engine_errors() as exc:
+                raise ContainerError(f"cannot reach the Docker engine to look up {self.spec.image!r}: {exc}") from None
+            try:
+                self.container = self.client.containers.run(**self.spec.run_kwargs(self.session_id))
+            except _engine_errors() as exc:
+                self._remove_created()
+                raise ContainerError(f"cannot start container {self.spec.name} from {self.spec.image}: {exc}") from None
+            return self.container
+
+    def _remove_created(self) -> None:
+        """A create that succeeded before the start failed leaves a container behind: take it away."""
+
+        try:
+            for leftover in self.client.containers.list(
+                all=True, filters={"label": f"{LABEL_SESSION}={self.session_id}"}
+            ):
+                leftover.remove(force=True)
+        except _engine_errors():
+            pass
+
+    def exec(
+        self,
+        argv: list[str],
+        log: Path,
+        *,
+        env: dict[str, str] | None = None,
+        timeout: float | None = None,
+        echo: Callable[[str], None] | None = None,
+        step: str = "",
+    ) -> int:
+        """Run argv in the container; stream output to log (and echo); return the exit code.
+
+        On timeout the container is stopped (the exec's processes die with it) and ContainerError is raised.
+        """
+
+        container = self.start()
+        api = self.client.api
+        log.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        try:
+            exec_id = api.exec_create(container.id, argv, environment=env or {}, workdir="/work")["Id"]
+            stream = api.exec_start(exec_id, stream=True, demux=False)
+        except _engine_errors() as exc:
+            raise ContainerError(f"{step or argv[0]}: cannot exec in {self.spec.name}: {exc}") from None
+        timer = None
+        timed_out = threading.Event()
+        if timeout:
+
+            def expire():
+                timed_out.set()
+                self.stop()
+
+            timer = threading.Timer(timeout, expire)
+            timer.daemon = True
+            timer.start()
+        last_note = started
+        try:
+            with log.open("ab") as fh:
+                fh.write(f"$ {' '.join(argv)}\n".encode())
+                for chunk in stream:
+                    fh.write(chunk)
+                    fh.flush()
+                    if echo:
+                        echo(chunk.decode(errors="replace"))
+                        now = time.monotonic()
+                        if now - last_note > 30:
+                            echo(f"[pytest-mlperf] {step or argv[0]}: {now - started:.0f} s elapsed\n")
+                            last_note = now
+        except _engine_errors() as exc:
+            if not timed_out.is_set():
+                raise ContainerError(f"{step or argv[0]}: lost the exec stream: {exc}") from None
+        finally:
+            if timer:
+                timer.cancel()
+        if timed_out.is_set():
+            timer.join(timeout=60)  # the removal runs on the timer's thread: let it finish first
+            raise ContainerError(f"{step or argv[0]}: timed out after {timeout:.0f} s; the container was stopped")
+        try:
+            code = api.exec_inspect(exec_id)["ExitCode"]
+        except _engine_errors() as exc:
+            raise ContainerError(f"{step or argv[0]}: cannot read the exit code: {exc}") from None
+        if code is not None and code >= 128:
+            # Killed by a signal: the container itself may be on its way down; give the engine a moment to say so.
+            deadline = time.monotonic() + 3
+            while self._running(container) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        if code is None or not self._running(container):
+            raise ContainerError(f"{step or argv[0]}: the container went away mid-run (killed, or out of memory?)")
+        return int(code)
+
+    @staticmethod
+    def _running(container) -> bool:
+
+        try:
+            container.reload()
+        except _engine_errors():
+            return False
+        return container.status == "running"
+
+    def stop(self) -> None:
+        with self._lock:
+            self._remove()
+
+    def _remove(self) -> None:
+        import docker
+
+        if self.container is None:
+            return
+        try:
+            self.container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except _engine_errors():
+            pass  # the engine itself is gone; the next session's remove_stale() cleans up
+        self.container = None

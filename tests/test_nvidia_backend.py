@@ -1,0 +1,415 @@
+"""The nvidia backend against a real Docker engine (Debian docker.io; dockerd with vfs storage, no bridge, no
+iptables), which these tests start.
+
+Stand-ins, at the outermost boundary only: NVIDIA's image cannot exist here, so the image is built from a
+busybox rootfs whose `make` (tests/standin_image/make) reproduces NVIDIA's targets, writing the published
+logs of ../shared/fixtures in NVIDIA's build/logs layout; and the GPUs are a fake libnvidia-ml.so.1 that the
+real nvidia-ml-py reads (see test_gpu.py). Everything else is real: the daemon, the SDK calls, the
+container, the execs, the parsers and verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from pytest_mlperf.containers import LABEL_SESSION, LaunchSpec
+
+IMAGE = "pytest-mlperf-standin:test"
+A100X8 = "count=8;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400"
+APPLETS = "sh sleep cat cp mkdir ln date awk sed tr echo printf rm env ls id mv true false test".split()
+
+
+class Dockerd:
+    def __init__(self, root: Path):
+        self.root = root
+        self.sock = root / "docker.sock"
+        self.url = f"unix://{self.sock}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            "dockerd",
+            "--data-root",
+            str(self.root / "data"),
+            "--exec-root",
+            str(self.root / "exec"),
+            "--pidfile",
+            str(self.root / "dockerd.pid"),
+            "-H",
+            self.url,
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge=none",
+            "--storage-driver=vfs",
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=(self.root / "dockerd.log").open("ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dockerd exited: {(self.root / 'dockerd.log').read_text()[-2000:]}")
+            if self.ping():
+                return
+            time.sleep(0.2)
+        raise RuntimeError("dockerd did not answer within 30 s")
+
+    def ping(self) -> bool:
+        import docker
+
+        try:
+            docker.DockerClient(base_url=self.url, timeout=5).ping()
+            return True
+        except Exception:
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def client(self):
+        import docker
+
+        return docker.DockerClient(base_url=self.url, timeout=60)
+
+    def ours(self) -> list[str]:
+        return [c.name for c in self.client().containers.list(all=True, filters={"label": LABEL_SESSION})]
+
+
+@pytest.fixture(scope="module")
+def dockerd(tmp_path_factory) -> Dockerd:
+    if shutil.which("dockerd") is None or os.geteuid() != 0:
+        pytest.skip("a Docker engine is needed: install Debian's docker.io and run as root (.ci/run does both)")
+    daemon = Dockerd(Path(f"/tmp/mlperf-dockerd-{os.getpid()}"))
+    daemon.start()
+    yield daemon
+    leftovers = daemon.ours()
+    daemon.stop()
+    shutil.rmtree(daemon.root, ignore_errors=True)
+    assert leftovers == [], f"containers left behind by this module: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def standin_image(dockerd, inference_fixtures, tmp_path_factory) -> str:
+    busybox = Path("/bin/busybox")
+    if not busybox.exists():
+        pytest.skip("the stand-in image is built from busybox-static (apt-get install busybox-static)")
+    rootfs = tmp_path_factory.mktemp("rootfs")
+    for folder in ("bin", "usr/bin", "tmp", "work", "etc"):
+        (rootfs / folder).mkdir(parents=True, exist_ok=True)
+    shutil.copy(busybox, rootfs / "bin" / "busybox")
+    for applet in APPLETS:
+        (rootfs / "bin" / applet).symlink_to("busybox")
+    shutil.copy(ROOT / "tests" / "standin_image" / "make", rootfs / "usr" / "bin" / "make")
+    (rootfs / "usr" / "bin" / "make").chmod(0o755)
+    (rootfs / "tmp").chmod(0o1777)
+    shutil.copytree(inference_fixtures, rootfs / "fixtures", ignore=shutil.ignore_patterns("_other_submitters", "*.md"))
+    tar = tmp_path_factory.mktemp("image") / "rootfs.tar"
+    with tarfile.open(tar, "w") as archive:
+        archive.add(rootfs, arcname=".")
+    dockerd.client().api.import_image_from_file(
+        str(tar), repository=IMAGE.split(":")[0], tag=IMAGE.split(":")[1], changes=["ENV PATH=/usr/bin:/bin"]
+    )
+    return IMAGE
+
+
+@pytest.fixture
+def checkout(tmp_path) -> tuple[Path, Path]:
+    """A stand-in closed/NVIDIA checkout (Makefile, code/) and an empty scratch folder."""
+    code, scratch = tmp_path / "closed-NVIDIA", tmp_path / "scratch"
+    (code / "code").mkdir(parents=True)
+    (code / "Makefile").write_text("# the stand-in image's make implements the targets\n")
+    (code / ".standin").mkdir()
+    (code / ".standin" / "delay").write_text("0\n")
+    scratch.mkdir()
+    return code, scratch
+
+
+def _run(
+    dockerd, fake_nvml, cwd: Path, code: Path, scratch: Path, *args: str, timeout: int = 300, background: bool = False
+):
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "FAKE_NVML_SPEC")}
+    env.update(DOCKER_HOST=dockerd.url, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=A100X8)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(ROOT / "suites"),
+        "-p",
+        "no:cacheprovider",
+        f"--rootdir={cwd}",
+        "--mlperf-backend=nvidia",
+        "--sku=A100-SXM-80GBx8",
+        f"--mlperf-nvidia-code={code}",
+        f"--mlperf-scratch={scratch}",
+        f"--mlperf-image={IMAGE}",
+        "--mlperf-container-profile=minimal",
+        *args,
+    ]
+    if background:
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _records(path: Path) -> dict[str, dict]:
+    return {r["id"]: r for r in json.loads(path.read_text())["results"]}
+
+
+def test_same_verdicts_and_metrics_as_replaying_the_fixtures(
+    dockerd, standin_image, fake_nvml, checkout, tmp_path, inference_fixtures
+):
+    code, scratch = checkout
+    result = _run(
+        dockerd,
+        fake_nvml,
+        tmp_path,
+        code,
+        scratch,
+        "-m",
+        "inference and (rnnt or ssd_resnet34 or bert)",
+        "--mlperf-json=nv.json",
+        "--junitxml=nv.xml",
+        "-q",
+    )
+    replay = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(ROOT / "suites"),
+            "-p",
+            "no:cacheprovider",
+            f"--rootdir={tmp_path}",
+            "-m",
+            "inference and (rnnt or ssd_resnet34 or bert)",
+            "--sku=A100-SXM-80GBx8",
+            f"--mlperf-results={inference_fixtures}",
+            "--mlperf-json=replay.json",
+            "-q",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    nvidia, published = _records(tmp_path / "nv.json"), _records(tmp_path / "replay.json")
+    judged = {i for i, r in published.items() if r["outcome"] != "skipped"}
+    assert len(judged) == 28, replay.stdout[-2000:]
+    for case_id in judged:
+        ours, theirs = nvidia[case_id], published[case_id]
+        assert (ours["outcome"], ours["verdict"], ours["reason"]) == (
+            theirs["outcome"],
+            theirs["verdict"],
+            theirs["reason"],
+        ), case_id
+        assert ours["metrics"] == theirs["metrics"], case_id
+    # the lwis BERT cases: the stand-in, like a site without those engines, fails them; replay skips them
+    lwis = [i for i in nvidia if i.endswith("-lwis") and i.startswith("bert")]
+    assert lwis and all(nvidia[i]["outcome"] == "failed" for i in lwis)
+    assert "make run_harness failed with exit status 1" in nvidia[lwis[0]]["reason"] or result.returncode == 1
+    # NVIDIA's steps ran once each, remembered by stamps
+    stamps = sorted(p.name for p in (scratch / ".pytest-mlperf").glob("*.stamp"))
+    assert stamps == sorted(
+        f"{m}.{s}.stamp"
+        for m in ("bert", "rnnt", "ssd-resnet34")
+        for s in ("download_data", "download_model", "preprocess_data")
+    )
+    assert (code / "build" / ".pytest-mlperf" / "build.stamp").exists()
+    assert dockerd.ours() == []
+
+
+def test_run_args_and_logs_kept(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+    code, scratch = checkout
+    out = tmp_path / "kept"
+    result = _run(
+        dockerd,
+        fake_nvml,
+        tmp_path,
+        code,
+        scratch,
+        "-k",
+        "bert-99.9-Server-PerformanceOnly-triton",
+        f"--mlperf-output={out}",
+        "--mlperf-server-target-qps=11000",
+        "--mlperf-json=r.json",
+        "-q",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    kept = out / "DGX-A100_A100-SXM-80GBx8_TRT_Triton" / "bert-99.9" / "Server" / "performance" / "run_1"
+    log = (kept / "run_harness.log").read_text()
+    assert (
+        "$ make run_harness RUN_ARGS=--benchmarks=bert --scenarios=server --config_ver=high_accuracy_triton "
+        "--test_mode=PerformanceOnly --log_dir=/work/build/logs/"
+    ) in log
+    assert "--fast --server_target_qps=11000" in log
+    assert "Perf harness results:" in log and (kept / "mlperf_log_detail.txt").exists()
+    record = _records(tmp_path / "r.json")["bert-99.9-Server-PerformanceOnly-triton"]
+    assert record["verdict"] == "VALID" and str(kept / "run_harness.log") in record["artifacts"]
+    engines = list((code / "build" / ".pytest-mlperf" / "engines").glob("*.stamp"))
+    assert [p.name for p in engines] == ["DGX-A100_A100-SXM-80GBx8-bert-Server-high_accuracy_triton-triton.stamp"]
+
+
+def test_failing_step_shows_its_last_lines_and_leaves_no_stamp(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+    code, scratch = checkout
+    (code / ".standin" / "fail").write_text("preprocess_data\n")
+    result = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline-PerformanceOnly", "-q")
+    assert result.returncode == 1
+    assert "make preprocess_data failed with exit status 2" in result.stdout
+    assert "[stand-in] preprocess_data: failing on request" in result.stdout
+    assert (scratch / ".pytest-mlperf" / "rnnt.download_data.stamp").exists()
+    assert not (scratch / ".pytest-mlperf" / "rnnt.preprocess_data.stamp").exists()
+    assert dockerd.ours() == []
+
+
+def test_step_timeout_stops_the_container(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+    code, scratch = checkout
+    (code / ".standin" / "hang").write_text("run_harness\n")
+    result = _run(
+        dockerd,
+        fake_nvml,
+        tmp_path,
+        code,
+        scratch,
+        "-k",
+        "rnnt-Offline-PerformanceOnly",
+        "--mlperf-step-timeout=5",
+        "-q",
+    )
+    assert result.returncode == 1
+    assert "make run_harness: timed out after 5 s; the container was stopped" in result.stdout
+    assert dockerd.ours() == []
+
+
+def test_missing_image_is_a_clear_error(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+    code, scratch = checkout
+    result = _run(
+        dockerd,
+        fake_nvml,
+        tmp_path,
+        code,
+        scratch,
+        "-k",
+        "rnnt-Offline-PerformanceOnly",
+        "--mlperf-image=no-such-image:1",
+        "-q",
+    )
+    assert result.returncode == 1
+    assert "image 'no-such-image:1' is not on this Docker engine" in result.stdout
+    assert dockerd.ours() == []
+
+
+def test_wrong_inputs_are_usage_errors(dockerd, fake_nvml, checkout, tmp_path):
+    code, scratch = checkout
+    result = _run(dockerd, fake_nvml, tmp_path, tmp_path / "nowhere", scratch)
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    assert f"--mlperf-nvidia-code {tmp_path / 'nowhere'}: not a directory" in result.stderr
+    (code / "Makefile").unlink()
+    result = _run(dockerd, fake_nvml, tmp_path, code, scratch)
+    assert (
+        f"--mlperf-nvidia-code {code}: expected NVIDIA's closed/NVIDIA checkout there, but Makefile is missing"
+        in result.stderr
+    )
+
+
+def test_killed_container_and_interrupted_run_leave_nothing(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+    code, scratch = checkout
+    (code / ".standin" / "delay").write_text("4\n")
+    proc = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline", "-q", background=True)
+    _wait_for_container(dockerd)
+    for container in dockerd.client().containers.list(filters={"label": LABEL_SESSION}):
+        container.kill()  # the container dies mid-run
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "the container went away mid-run (killed, or out of memory?)" in out, out[-3000:]
+    assert dockerd.ours() == []
+
+    proc = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline", "-q", background=True)
+    _wait_for_container(dockerd)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "KeyboardInterrupt" in out
+    assert dockerd.ours() == []
+
+    proc = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline", "-q", background=True)
+    _wait_for_container(dockerd)
+    proc.send_signal(signal.SIGTERM)  # a cancelled CI job
+    proc.communicate(timeout=120)
+    assert dockerd.ours() == []
+
+
+def test_crashed_session_is_cleaned_by_the_next(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+    code, scratch = checkout
+    (code / ".standin" / "delay").write_text("4\n")
+    proc = _run(
+        dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline-PerformanceOnly", "-q", background=True
+    )
+    _wait_for_container(dockerd)
+    proc.send_signal(signal.SIGKILL)  # no cleanup can run
+    proc.communicate(timeout=60)
+    assert len(dockerd.ours()) == 1
+    (code / ".standin" / "delay").write_text("0\n")
+    result = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline-PerformanceOnly", "-q", "-s")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "removed containers of dead sessions: mlperf-inference-" in result.stdout
+    assert dockerd.ours() == []
+
+
+def test_dockerd_stopped_mid_session(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+    code, scratch = checkout
+    (code / ".standin" / "delay").write_text("6\n")
+    proc = _run(
+        dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline-PerformanceOnly", "-q", background=True
+    )
+    _wait_for_container(dockerd)
+    dockerd.stop()
+    try:
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        dockerd.start()  # the next session removes what the engine kept of the dead one
+    assert proc.returncode == 1, out[-2000:]
+    assert "lost the exec stream" in out or "cannot read the exit code" in out or "went away" in out, out[-3000:]
+    (code / ".standin" / "delay").write_text("0\n")
+    result = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline-PerformanceOnly", "-q")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert dockerd.ours() == []
+
+
+def test_launch_flags_follow_nvidia(tmp_path):
+    """What the nvidia profile asks of the engine (it cannot be granted in this sandbox: no GPUs, no memlock)."""
+    spec = LaunchSpec(image="img", name="n", code_dir=tmp_path / "code", scratch_dir=tmp_path / "scratch")
+    kwargs = spec.run_kwargs("abc")
+    assert kwargs["device_requests"][0]["Count"] == -1 and kwargs["device_requests"][0]["Capabilities"] == [["gpu"]]
+    assert kwargs["shm_size"] == "32g" and kwargs["ulimits"][0]["Name"] == "memlock"
+    assert kwargs["ulimits"][0]["Soft"] == -1 and kwargs["cap_add"] == ["SYS_ADMIN", "SYS_TIME"]
+    assert kwargs["security_opt"] == ["seccomp=unconfined"] and kwargs["network_mode"] == "host"
+    assert kwargs["volumes"][str(tmp_path / "code")]["bind"] == "/work" and kwargs["working_dir"] == "/work"
+    assert kwargs["volumes"][str(tmp_path / "scratch")]["bind"] == str(tmp_path / "scratch")
+    assert kwargs["environment"]["MLPERF_SCRATCH_PATH"] == str(tmp_path / "scratch")
+    assert kwargs["user"] == f"{os.getuid()}:{os.getgid()}" and kwargs["labels"][LABEL_SESSION] == "abc"
+    minimal = LaunchSpec(image="img", name="n", code_dir=tmp_path, scratch_dir=tmp_path, profile="minimal")
+    assert "device_requests" not in minimal.run_kwargs("abc")
+
+
+def _wait_for_container(dockerd, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dockerd.ours():
+            time.sleep(1.5)  # let it get into a make step
+            return
+        time.sleep(0.2)
+    raise AssertionError("no container appeared")
