@@ -6,6 +6,7 @@ memory within 5 %, GPU count; A100-SXM-80GB parts at 275 W are the DGX Station's
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 from .catalog import Catalog, Gpu, System
@@ -153,3 +154,41 @@ def describe(inventory: Inventory) -> str:
         names[device.name] = names.get(device.name, 0) + 1
     gpus = ", ".join(f"{count}x {name}" for name, count in names.items())
     return f"{gpus} (driver {inventory.driver_version}, CUDA {inventory.cuda_driver_version})"
+
+
+def nearest_system(inventory: Inventory, catalog: Catalog) -> System | None:
+    """The catalog system closest to this machine: same GPU count first, then the nearest memory size."""
+    if not inventory.devices:
+        return None
+    memory = inventory.devices[0].memory_gib or 0.0
+
+    def distance(system: System) -> tuple[int, float]:
+        return (abs(system.count - inventory.count), abs((system.gpu.memory_gib or 0.0) - memory))
+
+    return min(catalog.systems.values(), key=distance)
+
+
+def custom_system_hint(inventory: Inventory, catalog: Catalog) -> str:
+    """What to add to NVIDIA's code for a machine its system list does not know, said exactly."""
+    device = inventory.devices[0]
+    name = re.sub(r"^NVIDIA\s+", "", device.name).replace(" ", "-")
+    system_id = f"{name}x{inventory.count}"
+    near = nearest_system(inventory, catalog)
+    memory = f"{device.memory_gib:.0f} GiB" if device.memory_gib else "unknown memory"
+    power = f"{device.default_power_limit_w:.0f} W" if device.default_power_limit_w else "unknown max power"
+    lines = [
+        f"this machine ({describe(inventory)}) is not a system NVIDIA's v2.0 code knows; its harness would stop with "
+        "'Detected system did not match any known systems'. Add it before running:",
+        "  inside the container: python3 scripts/custom_systems/add_custom_system.py, and answer",
+        f"    system id: {system_id}",
+        f"    GPU: {device.name} x{inventory.count}, {memory}, PCI id {device.pci_device_id}, {power}",
+        "  it writes code/common/systems/custom_list.py and configs/<benchmark>/<scenario>/custom.py stubs;",
+    ]
+    if near is not None:
+        lines.append(
+            f"  fill the stubs from the nearest known system, {near.system_id} ({near.count}x {near.gpu.names[0]}): "
+            "copy its batch sizes and copy streams, and scale offline_expected_qps / server_target_qps "
+            f"by {inventory.count}/{near.count} GPUs"
+        )
+    lines.append(f"  then add the SKU to pytest-mlperf's catalog (or a conftest hook) with system id {system_id}")
+    return "\n".join(lines)

@@ -180,6 +180,8 @@ class MlperfState:
                     f"--sku auto: {exc}; name the system with --sku NAME (known: {', '.join(self.catalog.systems)})"
                 ) from None
             self.system = gpu.match_sku(self.detected, self.catalog)
+            if self.system is None and self.config.getoption("mlperf_backend") == "nvidia":
+                raise pytest.UsageError("--sku auto: " + gpu.custom_system_hint(self.detected, self.catalog))
             if self.system is None:
                 raise pytest.UsageError(
                     f"--sku auto: this machine ({gpu.describe(self.detected)}) matches no "

@@ -174,3 +174,22 @@ def test_matching_rules_follow_nvidia():
     )
     assert gpu.match_sku(inventory, cat).sku == "A100-SXM-80GBx4"
     assert gpu.system_mismatch(cat.system("A100-SXM-80GBx8"), inventory)[0] == "4 GPU(s), expected 8"
+
+
+def test_unknown_machine_gets_exact_custom_system_instructions(fake_nvml, pytester):
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--sku", "auto", "--mlperf-backend", "nvidia", "-p", "no:cacheprovider"],
+        env=_env(fake_nvml, H100),
+        capture_output=True,
+        text=True,
+        cwd=pytester.path,
+        timeout=120,
+    )
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR
+    err = proc.stderr
+    assert "this machine (8x NVIDIA H100 80GB HBM3 (driver 510.47.03, CUDA 11.6)) is not a system NVIDIA's v2.0" in err
+    assert "python3 scripts/custom_systems/add_custom_system.py" in err
+    assert "system id: H100-80GB-HBM3x8" in err
+    assert "GPU: NVIDIA H100 80GB HBM3 x8, 80 GiB, PCI id 0x233010DE, 700 W" in err
+    assert "nearest known system, DGX-A100_A100-SXM-80GBx8 (8x A100-SXM-80GB)" in err
