@@ -219,7 +219,7 @@ class MlperfState:
         else:
             try:
                 found = gpu.describe(gpu.detect())
-                why = f"auto: {found} found, but the nvidia backend is not in this version"
+                why = f"auto: {found} found, but no --mlperf-nvidia-code to run NVIDIA's code with"
             except gpu.NvmlUnavailable as exc:
                 why = f"auto: no NVIDIA GPU ({exc})"
         try:

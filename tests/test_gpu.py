@@ -193,3 +193,53 @@ def test_unknown_machine_gets_exact_custom_system_instructions(fake_nvml, pytest
     assert "system id: H100-80GB-HBM3x8" in err
     assert "GPU: NVIDIA H100 80GB HBM3 x8, 80 GiB, PCI id 0x233010DE, 700 W" in err
     assert "nearest known system, DGX-A100_A100-SXM-80GBx8 (8x A100-SXM-80GB)" in err
+
+
+def test_auto_backend_says_why_it_runs_locally_on_a_gpu_machine(fake_nvml, suites):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--co",
+            "-q",
+            "-m",
+            "inference",
+            "--sku",
+            "auto",
+            "-p",
+            "no:cacheprovider",
+            str(suites.path),
+        ],
+        env=_env(fake_nvml, A30),
+        capture_output=True,
+        text=True,
+        cwd=suites.path,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    header = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--co",
+            "-m",
+            "inference",
+            "--sku",
+            "auto",
+            "-p",
+            "no:cacheprovider",
+            str(suites.path),
+        ],
+        env=_env(fake_nvml, A30),
+        capture_output=True,
+        text=True,
+        cwd=suites.path,
+        timeout=120,
+    ).stdout
+    assert (
+        "mlperf: backend local (auto: 8x NVIDIA A30 (driver 510.47.03, CUDA 11.6) found, but no "
+        "--mlperf-nvidia-code to run NVIDIA's code with" in header
+    )
+    assert "test_inference[rnnt-Server-PerformanceOnly-local]" in proc.stdout
