@@ -413,3 +413,48 @@ def _wait_for_container(dockerd, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     raise AssertionError("no container appeared")
+
+
+def test_xdist_workers_never_run_a_step_twice(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+    code, scratch = checkout
+    result = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-n", "2", "-k", "rnnt", "--mlperf-json=x.json", "-q")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert len(_records(tmp_path / "x.json")) == 4
+    for kind in ("models", "data", "preprocessed_data"):
+        runs = (scratch / kind / "rnnt" / "stand-in").read_text().splitlines()
+        assert len(runs) == 1, (kind, runs)  # two workers, one run of each step
+    assert dockerd.ours() == []
+
+
+def test_image_is_built_from_the_checkout_when_missing(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+    """Without --mlperf-image the backend uses NVIDIA's image name and builds it from docker/Dockerfile."""
+    code, scratch = checkout
+    (code / "docker").mkdir()
+    (code / "docker" / "Dockerfile").write_text(f"FROM {IMAGE}\nENV BUILT_BY=pytest-mlperf\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "FAKE_NVML_SPEC")}
+    env.update(DOCKER_HOST=dockerd.url, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=A100X8)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(ROOT / "suites"),
+        "-p",
+        "no:cacheprovider",
+        f"--rootdir={tmp_path}",
+        "--mlperf-backend=nvidia",
+        "--sku=A100-SXM-80GBx8",
+        f"--mlperf-nvidia-code={code}",
+        f"--mlperf-scratch={scratch}",
+        "--mlperf-container-profile=minimal",
+        "-k",
+        "rnnt-Offline-AccuracyOnly",
+        "-q",
+    ]
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    from pytest_mlperf.backends.nvidia_inference import default_image
+
+    image = dockerd.client().images.get(default_image())
+    assert "BUILT_BY=pytest-mlperf" in image.attrs["Config"]["Env"]
+    dockerd.client().images.remove(default_image())
+    assert dockerd.ours() == []
