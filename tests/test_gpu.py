@@ -90,14 +90,7 @@ def test_sku_auto_without_nvml_is_a_usage_error(pytester):
 
 def test_sku_auto_detects_through_the_plugin(fake_nvml, pytester):
     pytester.makepyfile(test_x="def test_x(mlperf_system):\n    assert mlperf_system.sku == 'A30x8'\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--sku", "auto", "-p", "no:cacheprovider", str(pytester.path / "test_x.py")],
-        env=_env(fake_nvml, A30),
-        capture_output=True,
-        text=True,
-        cwd=pytester.path,
-        timeout=120,
-    )
+    proc = _pytest(fake_nvml, A30, pytester.path, "--sku", "auto", str(pytester.path / "test_x.py"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "mlperf: system A30x8 (A30x8)" in proc.stdout
     assert "mlperf: detected 8x NVIDIA A30 (driver 510.47.03, CUDA 11.6)" in proc.stdout
@@ -106,25 +99,8 @@ def test_sku_auto_detects_through_the_plugin(fake_nvml, pytester):
 
 def test_wrong_sku_errors_with_expected_and_detected(fake_nvml, pytester):
     pytester.makepyfile(test_x="def test_needs_hardware(mlperf_system):\n    pass\n")
-    env = _env(fake_nvml, A30)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--sku",
-            "A100-SXM-80GBx8",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "-rE",
-            str(pytester.path / "test_x.py"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=pytester.path,
-        timeout=120,
+    proc = _pytest(
+        fake_nvml, A30, pytester.path, "--sku", "A100-SXM-80GBx8", "-q", "-rE", str(pytester.path / "test_x.py")
     )
     assert proc.returncode == 1
     assert (
@@ -178,14 +154,7 @@ def test_matching_rules_follow_nvidia():
 
 def test_unknown_machine_gets_exact_custom_system_instructions(fake_nvml, pytester):
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--sku", "auto", "--mlperf-backend", "nvidia", "-p", "no:cacheprovider"],
-        env=_env(fake_nvml, H100),
-        capture_output=True,
-        text=True,
-        cwd=pytester.path,
-        timeout=120,
-    )
+    proc = _pytest(fake_nvml, H100, pytester.path, "--sku", "auto", "--mlperf-backend", "nvidia")
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR
     err = proc.stderr
     assert "this machine (8x NVIDIA H100 80GB HBM3 (driver 510.47.03, CUDA 11.6)) is not a system NVIDIA's v2.0" in err
@@ -196,50 +165,24 @@ def test_unknown_machine_gets_exact_custom_system_instructions(fake_nvml, pytest
 
 
 def test_auto_backend_says_why_it_runs_locally_on_a_gpu_machine(fake_nvml, suites):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--co",
-            "-q",
-            "-m",
-            "inference",
-            "--sku",
-            "auto",
-            "-p",
-            "no:cacheprovider",
-            str(suites.path),
-        ],
-        env=_env(fake_nvml, A30),
-        capture_output=True,
-        text=True,
-        cwd=suites.path,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    header = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--co",
-            "-m",
-            "inference",
-            "--sku",
-            "auto",
-            "-p",
-            "no:cacheprovider",
-            str(suites.path),
-        ],
-        env=_env(fake_nvml, A30),
-        capture_output=True,
-        text=True,
-        cwd=suites.path,
-        timeout=120,
-    ).stdout
+    args = ("--co", "-m", "inference", "--sku", "auto", str(suites.path))
+    listing = _pytest(fake_nvml, A30, suites.path, "-q", *args)
+    assert listing.returncode == 0, listing.stdout + listing.stderr
+    assert "test_inference[rnnt-Server-PerformanceOnly-local]" in listing.stdout
+    header = _pytest(fake_nvml, A30, suites.path, *args).stdout
     assert (
         "mlperf: backend local (auto: 8x NVIDIA A30 (driver 510.47.03, CUDA 11.6) found, but no "
         "--mlperf-nvidia-code to run NVIDIA's code with" in header
     )
-    assert "test_inference[rnnt-Server-PerformanceOnly-local]" in proc.stdout
+
+
+def _pytest(lib: Path, spec: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """pytest in a fresh process that loads the fake NVML library (the loader reads LD_LIBRARY_PATH at start)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        env=_env(lib, spec),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )

@@ -166,20 +166,24 @@ def _run(
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture
+def nv(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+    """pytest on the nvidia backend with the stand-in image, in a fresh process (so the fake NVML loads)."""
+    code, scratch = checkout
+
+    def run(*args: str, background: bool = False):
+        return _run(dockerd, fake_nvml, tmp_path, code, scratch, *args, background=background)
+
+    return run
+
+
 def _records(path: Path) -> dict[str, dict]:
     return {r["id"]: r for r in json.loads(path.read_text())["results"]}
 
 
-def test_same_verdicts_and_metrics_as_replaying_the_fixtures(
-    dockerd, standin_image, fake_nvml, checkout, tmp_path, inference_fixtures
-):
+def test_same_verdicts_and_metrics_as_replaying_the_fixtures(dockerd, checkout, tmp_path, inference_fixtures, nv):
     code, scratch = checkout
-    result = _run(
-        dockerd,
-        fake_nvml,
-        tmp_path,
-        code,
-        scratch,
+    result = nv(
         "-m",
         "inference and (rnnt or ssd_resnet34 or bert)",
         "--mlperf-json=nv.json",
@@ -233,15 +237,10 @@ def test_same_verdicts_and_metrics_as_replaying_the_fixtures(
     assert dockerd.ours() == []
 
 
-def test_run_args_and_logs_kept(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+def test_run_args_and_logs_kept(dockerd, checkout, tmp_path, nv):
     code, scratch = checkout
     out = tmp_path / "kept"
-    result = _run(
-        dockerd,
-        fake_nvml,
-        tmp_path,
-        code,
-        scratch,
+    result = nv(
         "-k",
         "bert-99.9-Server-PerformanceOnly-triton",
         f"--mlperf-output={out}",
@@ -264,10 +263,10 @@ def test_run_args_and_logs_kept(dockerd, standin_image, fake_nvml, checkout, tmp
     assert [p.name for p in engines] == ["DGX-A100_A100-SXM-80GBx8-bert-Server-high_accuracy_triton-triton.stamp"]
 
 
-def test_failing_step_shows_its_last_lines_and_leaves_no_stamp(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+def test_failing_step_shows_its_last_lines_and_leaves_no_stamp(dockerd, checkout, tmp_path, nv):
     code, scratch = checkout
     (code / ".standin" / "fail").write_text("preprocess_data\n")
-    result = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline-PerformanceOnly", "-q")
+    result = nv("-k", "rnnt-Offline-PerformanceOnly", "-q")
     assert result.returncode == 1
     assert "make preprocess_data failed with exit status 2" in result.stdout
     assert "[stand-in] preprocess_data: failing on request" in result.stdout
@@ -276,15 +275,10 @@ def test_failing_step_shows_its_last_lines_and_leaves_no_stamp(dockerd, standin_
     assert dockerd.ours() == []
 
 
-def test_step_timeout_stops_the_container(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+def test_step_timeout_stops_the_container(dockerd, checkout, tmp_path, nv):
     code, scratch = checkout
     (code / ".standin" / "hang").write_text("run_harness\n")
-    result = _run(
-        dockerd,
-        fake_nvml,
-        tmp_path,
-        code,
-        scratch,
+    result = nv(
         "-k",
         "rnnt-Offline-PerformanceOnly",
         "--mlperf-step-timeout=5",
@@ -295,14 +289,9 @@ def test_step_timeout_stops_the_container(dockerd, standin_image, fake_nvml, che
     assert dockerd.ours() == []
 
 
-def test_missing_image_is_a_clear_error(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+def test_missing_image_is_a_clear_error(dockerd, checkout, tmp_path, nv):
     code, scratch = checkout
-    result = _run(
-        dockerd,
-        fake_nvml,
-        tmp_path,
-        code,
-        scratch,
+    result = nv(
         "-k",
         "rnnt-Offline-PerformanceOnly",
         "--mlperf-image=no-such-image:1",
@@ -326,10 +315,10 @@ def test_wrong_inputs_are_usage_errors(dockerd, fake_nvml, checkout, tmp_path):
     )
 
 
-def test_killed_container_and_interrupted_run_leave_nothing(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+def test_killed_container_and_interrupted_run_leave_nothing(dockerd, checkout, tmp_path, nv):
     code, scratch = checkout
     (code / ".standin" / "delay").write_text("4\n")
-    proc = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline", "-q", background=True)
+    proc = nv("-k", "rnnt-Offline", "-q", background=True)
     _wait_for_container(dockerd)
     for container in dockerd.client().containers.list(filters={"label": LABEL_SESSION}):
         container.kill()  # the container dies mid-run
@@ -338,43 +327,39 @@ def test_killed_container_and_interrupted_run_leave_nothing(dockerd, standin_ima
     assert "the container went away mid-run (killed, or out of memory?)" in out, out[-3000:]
     assert dockerd.ours() == []
 
-    proc = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline", "-q", background=True)
+    proc = nv("-k", "rnnt-Offline", "-q", background=True)
     _wait_for_container(dockerd)
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "KeyboardInterrupt" in out
     assert dockerd.ours() == []
 
-    proc = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline", "-q", background=True)
+    proc = nv("-k", "rnnt-Offline", "-q", background=True)
     _wait_for_container(dockerd)
     proc.send_signal(signal.SIGTERM)  # a cancelled CI job
     proc.communicate(timeout=120)
     assert dockerd.ours() == []
 
 
-def test_crashed_session_is_cleaned_by_the_next(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+def test_crashed_session_is_cleaned_by_the_next(dockerd, checkout, tmp_path, nv):
     code, scratch = checkout
     (code / ".standin" / "delay").write_text("4\n")
-    proc = _run(
-        dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline-PerformanceOnly", "-q", background=True
-    )
+    proc = nv("-k", "rnnt-Offline-PerformanceOnly", "-q", background=True)
     _wait_for_container(dockerd)
     proc.send_signal(signal.SIGKILL)  # no cleanup can run
     proc.communicate(timeout=60)
     assert len(dockerd.ours()) == 1
     (code / ".standin" / "delay").write_text("0\n")
-    result = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline-PerformanceOnly", "-q", "-s")
+    result = nv("-k", "rnnt-Offline-PerformanceOnly", "-q", "-s")
     assert result.returncode == 0, result.stdout[-2000:]
     assert "removed containers of dead sessions: mlperf-inference-" in result.stdout
     assert dockerd.ours() == []
 
 
-def test_dockerd_stopped_mid_session(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+def test_dockerd_stopped_mid_session(dockerd, checkout, tmp_path, nv):
     code, scratch = checkout
     (code / ".standin" / "delay").write_text("6\n")
-    proc = _run(
-        dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline-PerformanceOnly", "-q", background=True
-    )
+    proc = nv("-k", "rnnt-Offline-PerformanceOnly", "-q", background=True)
     _wait_for_container(dockerd)
     dockerd.stop()
     try:
@@ -384,7 +369,7 @@ def test_dockerd_stopped_mid_session(dockerd, standin_image, fake_nvml, checkout
     assert proc.returncode == 1, out[-2000:]
     assert "lost the exec stream" in out or "cannot read the exit code" in out or "went away" in out, out[-3000:]
     (code / ".standin" / "delay").write_text("0\n")
-    result = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-k", "rnnt-Offline-PerformanceOnly", "-q")
+    result = nv("-k", "rnnt-Offline-PerformanceOnly", "-q")
     assert result.returncode == 0, result.stdout[-2000:]
     assert dockerd.ours() == []
 
@@ -415,9 +400,9 @@ def _wait_for_container(dockerd, timeout: float = 60) -> None:
     raise AssertionError("no container appeared")
 
 
-def test_xdist_workers_never_run_a_step_twice(dockerd, standin_image, fake_nvml, checkout, tmp_path):
+def test_xdist_workers_never_run_a_step_twice(dockerd, checkout, tmp_path, nv):
     code, scratch = checkout
-    result = _run(dockerd, fake_nvml, tmp_path, code, scratch, "-n", "2", "-k", "rnnt", "--mlperf-json=x.json", "-q")
+    result = nv("-n", "2", "-k", "rnnt", "--mlperf-json=x.json", "-q")
     assert result.returncode == 0, result.stdout[-3000:]
     assert len(_records(tmp_path / "x.json")) == 4
     for kind in ("models", "data", "preprocessed_data"):
