@@ -162,9 +162,8 @@ class MlperfState:
         self.records: list[dict] = []
         self.system: catalog.System | None = None
         self.detected: gpu.Inventory | None = None
-        self.backend = None
+        self.backend = None  # every path of _choose_backend sets one or raises a usage error
         self.backend_reason = ""
-        self.unavailable: str | None = None
         self._resolve_sku()
         self._choose_backend()
 
@@ -314,7 +313,7 @@ class MlperfState:
             "sku": self.system.sku if self.system else None,
             "system_id": self.system.system_id if self.system else None,
             "backend": self.backend_name,
-            "backend_reason": self.backend_reason or self.unavailable,
+            "backend_reason": self.backend_reason,
             "host": platform.node(),
         }
 
@@ -360,7 +359,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     state = _state(config)
     if state is None:
         return []
-    lines = [f"mlperf: backend {state.backend_name} ({state.backend_reason or state.unavailable})"]
+    lines = [f"mlperf: backend {state.backend_name} ({state.backend_reason})"]
     if state.system is not None:
         lines.append(f"mlperf: system {state.system.sku} ({state.system.system_id})")
     if state.detected is not None:
@@ -377,14 +376,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     params = []
     for case in cases:
         marks = [getattr(pytest.mark, name) for name in case.markers]
-        if state.unavailable:
-            marks.append(pytest.mark.skip(reason=state.unavailable))
         params.append(pytest.param(case, marks=marks, id=case.id))
     if not params:
-        reason = state.unavailable or (
-            f"no {kind} cases: {'the catalog lists none for ' + state.system.sku if state.system else ''}"
-            f"{'' if state.system else 'the results tree holds none'}"
-        )
+        where = f"system {state.system.sku}" if state.system else "this run"
+        reason = f"no {kind} cases for {where} on the {state.backend_name} backend ({state.backend_reason})"
         params.append(
             pytest.param(
                 None, marks=[getattr(pytest.mark, kind), pytest.mark.skip(reason=reason)], id=f"no-{kind}-cases"
@@ -435,8 +430,6 @@ def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_pa
 
     def run(case) -> CaseResult:
         backend = mlperf_state.backend
-        if backend is None:
-            pytest.skip(mlperf_state.unavailable or "no backend")
         if getattr(backend, "output", "") is None:  # local and nvidia keep their logs in the run's folder
             chosen = request.config.getoption("mlperf_output")
             base = request.getfixturevalue("tmp_path_factory").getbasetemp()

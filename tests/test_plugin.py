@@ -367,3 +367,9 @@ def test_results_tree_taken_as_rootdir_is_refused(suites, inference_fixtures):
         ]
     )
     assert not (inference_fixtures / ".pytest_cache").exists()
+
+
+def test_a_suite_with_no_cases_skips_saying_why(suites, inference_fixtures):
+    result = suites.runpytest("-m", "training", "--sku", "A2x1", f"--mlperf-results={inference_fixtures}", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no training cases for system A2x1 on the results backend (--mlperf-results *"])
