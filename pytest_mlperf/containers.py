@@ -155,20 +155,9 @@ class SessionContainer:
             try:
                 self.container = self.client.containers.run(**self.spec.run_kwargs(self.session_id))
             except _engine_errors() as exc:
-                self._remove_created()
+                self._remove()  # a create that succeeded before the start failed leaves a container behind
                 raise ContainerError(f"cannot start container {self.spec.name} from {self.spec.image}: {exc}") from None
             return self.container
-
-    def _remove_created(self) -> None:
-        """A create that succeeded before the start failed leaves a container behind: take it away."""
-
-        try:
-            for leftover in self.client.containers.list(
-                all=True, filters={"label": f"{LABEL_SESSION}={self.session_id}"}
-            ):
-                leftover.remove(force=True)
-        except _engine_errors():
-            pass
 
     def exec(
         self,
@@ -254,14 +243,14 @@ class SessionContainer:
             self._remove()
 
     def _remove(self) -> None:
-        import docker
-
-        if self.container is None:
-            return
-        try:
-            self.container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except _engine_errors():
-            pass  # the engine itself is gone; the next session's remove_stale() cleans up
+        """Remove every container of this session: the running one, or one created whose start failed."""
         self.container = None
+        try:
+            mine = self.client.containers.list(all=True, filters={"label": f"{LABEL_SESSION}={self.session_id}"})
+        except _engine_errors():
+            return  # the engine itself is gone; the next session's remove_stale() cleans up
+        for container in mine:
+            try:
+                container.remove(force=True)
+            except _engine_errors():
+                pass  # gone already, or the engine went away meanwhile

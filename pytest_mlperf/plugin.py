@@ -217,7 +217,7 @@ class MlperfState:
             why = "--mlperf-backend local"
         else:
             try:
-                found = gpu.describe(gpu.detect())
+                found = gpu.describe(self.detected or gpu.detect())  # --sku auto has read it already
                 why = f"auto: {found} found, but no --mlperf-nvidia-code to run NVIDIA's code with"
             except gpu.NvmlUnavailable as exc:
                 why = f"auto: no NVIDIA GPU ({exc})"
@@ -288,7 +288,7 @@ class MlperfState:
 
     @property
     def backend_name(self) -> str:
-        return self.backend.name if self.backend is not None else "none"
+        return self.backend.name
 
     def cases(self, kind: str) -> list:
         if self.system is not None:
@@ -299,10 +299,7 @@ class MlperfState:
             )
         else:
             base = None
-        if self.backend is None:
-            cases = list(base or [])
-        else:
-            cases = self.backend.cases(kind, base)
+        cases = self.backend.cases(kind, base)
         self.config.hook.pytest_mlperf_modify_cases(config=self.config, kind=kind, cases=cases)
         return cases
 

@@ -273,8 +273,8 @@ class LocalBackend:
         return out
 
     # ---- running one case -------------------------------------------------------------------------------
-    def model_for(self, case: Case) -> LocalModel:
-        key = case.benchmark.name if isinstance(case, InferenceCase) else "training"
+    def model_for(self, case: InferenceCase) -> LocalModel:
+        key = case.benchmark.name
         if key not in self._models:
             model = self.make_model(case) if self.make_model else None
             self._models[key] = model if model is not None else stand_in_for(case.benchmark)
@@ -310,8 +310,7 @@ class LocalBackend:
         return float(rate) if short and rate else None
 
     def folder_for(self, case: InferenceCase) -> Path:
-        leaf = Path("accuracy") if case.mode == "AccuracyOnly" else Path("performance") / case.run
-        return self.output / case.system_name / case.benchmark.name / case.scenario.name / leaf
+        return self.output / case.results_dir
 
     def run(self, case: Case, workdir: Path) -> Artifacts:
         if isinstance(case, TrainingCase):

@@ -49,7 +49,7 @@ def run_args(case: InferenceCase, *, log_dir: str, fast: bool, server_target_qps
         f"--scenarios={case.scenario.name.lower()}",
         f"--config_ver={config_ver(case)}",
     ]
-    if case.harness not in ("triton", case.benchmark.default_harness):
+    if not case.harness_implied_by_layout:
         words.append(f"--harness_type={case.harness}")
     if log_dir:
         words += [f"--test_mode={case.mode}", f"--log_dir={log_dir}"]
@@ -217,11 +217,11 @@ class NvidiaInferenceBackend:
         for step in DATA_STEPS:
             self._once(state / f"{model}.{step}.stamp", self._logs(f"{step}-{model}"), step, f"BENCHMARKS={model}")
 
-    def engines(self, case: InferenceCase, system_id: str) -> None:
+    def engines(self, case: InferenceCase) -> None:
         key = re.sub(
             r"[^A-Za-z0-9_.-]",
             "_",
-            f"{system_id}-{case.benchmark.model}-{case.scenario.name}-{config_ver(case)}-{case.harness}",
+            f"{case.system_id}-{case.benchmark.model}-{case.scenario.name}-{config_ver(case)}-{case.harness}",
         )
         stamp = self.code / "build" / STATE / "engines" / f"{key}.stamp"
         args = run_args(case, log_dir="", fast=False, server_target_qps=None)
@@ -233,7 +233,7 @@ class NvidiaInferenceBackend:
             raise ResultMissing("training on the nvidia backend is not in this version")
         self.setup()
         self.prepare_data(case.benchmark.model)
-        self.engines(case, case.system_id)
+        self.engines(case)
         with file_lock(self.code / "build" / STATE / "run_harness.lock"):  # one harness run at a time
             stamp = time.strftime("%Y.%m.%d-%H.%M.%S")
             while (self.code / "build" / "logs" / stamp).exists():
@@ -260,8 +260,7 @@ class NvidiaInferenceBackend:
     def _keep(self, case: InferenceCase, folder: Path, produced: Path, log: Path) -> Path:
         """Copy the case's logs into the pytest run's output folder, in the results-tree layout."""
         base = self.output or (self.code / "build" / STATE / "kept")
-        leaf = Path("accuracy") if case.mode == "AccuracyOnly" else Path("performance") / case.run
-        dest = base / case.system_name / case.benchmark.name / case.scenario.name / leaf
+        dest = base / case.results_dir
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(folder, dest)

@@ -174,12 +174,10 @@ class ResultsBackend:
     def locate(self, case: InferenceCase) -> Artifacts:
         looked = []
         tail = Path(case.benchmark.name) / case.scenario.name
-        leaf = Path("accuracy") if case.mode == "AccuracyOnly" else Path("performance") / case.run
-        published = self.root / case.system_name / tail / leaf
+        published = self.root / case.results_dir
         looked.append(str(published))
         if published.is_dir():
-            attributable = case.harness in ("triton", case.benchmark.default_harness)
-            if attributable:
+            if case.harness_implied_by_layout:
                 return Artifacts(published)
             raise ResultMissing(
                 f"no result for harness {case.harness!r}: the published layout keeps one non-Triton harness per "
@@ -192,18 +190,19 @@ class ResultsBackend:
                 continue
             messages = _harness_messages(stamp, case.mode)
             if messages is None:
-                if case.harness in ("triton", case.benchmark.default_harness):
+                if case.harness_implied_by_layout:
                     return Artifacts(folder)
                 continue
             if _message_for(messages.get(case.config_name, {}), case.benchmark.name) is not None:
-                return self._with_messages(case, folder)
+                return self._with_messages(case, folder, messages)
         raise ResultMissing(f"no {case.mode} result for {case.config_name}; looked for " + ", ".join(looked))
 
-    def _with_messages(self, case: InferenceCase, folder: Path) -> Artifacts:
+    def _with_messages(self, case: InferenceCase, folder: Path, messages: dict | None = None) -> Artifacts:
         stamp = folder.parents[2] if len(folder.parents) > 2 else None
         if stamp is None or not TIMESTAMP_RE.match(stamp.name):
             return Artifacts(folder)
-        messages = _harness_messages(stamp, case.mode) or {}
+        if messages is None:
+            messages = _harness_messages(stamp, case.mode) or {}
         message = _message_for(messages.get(case.config_name, {}), case.benchmark.name)
         files = [stamp / (PERF_JSON if case.mode == "PerformanceOnly" else ACC_JSON)] if message else []
         if case.mode == "PerformanceOnly":

@@ -144,6 +144,17 @@ class InferenceCase:
         return f"{self.harness}_k_{level}_{self.power}"
 
     @property
+    def results_dir(self) -> Path:
+        """Where the case's logs lie in a results tree: <system name>/<benchmark>/<Scenario>/<leaf>."""
+        leaf = Path("accuracy") if self.mode == "AccuracyOnly" else Path("performance") / self.run
+        return Path(self.system_name) / self.benchmark.name / self.scenario.name / leaf
+
+    @property
+    def harness_implied_by_layout(self) -> bool:
+        """A results tree's folder names tell Triton (_Triton) apart, and otherwise mean the default harness."""
+        return self.harness in ("triton", self.benchmark.default_harness)
+
+    @property
     def config_name(self) -> str:
         return f"{self.system_name}-{self.workload}-{self.scenario.name}"
 
