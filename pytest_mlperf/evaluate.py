@@ -6,13 +6,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import Artifacts
-from .catalog import InferenceCase, TrainingCase
+from .catalog import InferenceCase, ScoreCase, TrainingCase
 from .logs import ParseError
 from .logs.accuracy import parse_accuracy
 from .logs.loadgen import parse_detail, parse_summary
 from .logs.mllog import parse_training_log
 from .metrics import Metric, accuracy_metrics, performance_metrics, training_metrics
-from .verdict import Verdict, accuracy_verdict, performance_verdict, training_verdict
+from .verdict import (
+    TrialOutcome,
+    Verdict,
+    accuracy_verdict,
+    performance_verdict,
+    training_score,
+    training_verdict,
+)
 
 SUMMARY = "mlperf_log_summary.txt"
 DETAIL = "mlperf_log_detail.txt"
@@ -93,3 +100,28 @@ def evaluate(case: InferenceCase | TrainingCase, artifacts: Artifacts) -> CaseRe
     if isinstance(case, TrainingCase):
         return evaluate_training(case, artifacts)
     return evaluate_inference(case, artifacts)
+
+
+def trial_outcome(case_id: str, result: CaseResult | None, failure: str = "") -> TrialOutcome:
+    """A trial test's result as the score sees it; a trial that could not be judged did not converge."""
+    if result is None:
+        return TrialOutcome(case_id, False, None, failure or "no result")
+    seconds = next((m.value for m in result.metrics if m.name == "time_to_train"), None)
+    return TrialOutcome(
+        case_id, result.verdict.ok, seconds / 60.0 if seconds is not None else None, result.verdict.label
+    )
+
+
+def evaluate_score(case: ScoreCase, outcomes: list[TrialOutcome]) -> CaseResult:
+    verdict, score = training_score(outcomes)
+    metrics = [
+        Metric("runs", float(len(outcomes)), "runs", None),
+        Metric("converged_runs", float(verdict.details["converged"]), "runs", None),
+    ]
+    if score is not None:
+        metrics.insert(0, Metric("mlperf_score", score, "min", False, {"method": verdict.details["method"]}))
+    info = {
+        "config": case.config.name if case.config else None,
+        "trials": {o.id: (round(o.minutes, 4) if o.minutes is not None else None) for o in outcomes},
+    }
+    return CaseResult(case.id, "training-score", verdict, metrics, [], info)

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from . import __version__, catalog, gpu
-from .backends import BackendUnavailable, ResultMissing
+from .backends import BackendUnavailable, NoBackend, ResultMissing
 from .backends.local import LocalBackend
 from .backends.nvidia_inference import NvidiaInferenceBackend
 from .backends.results import ResultsBackend
-from .evaluate import CaseResult, evaluate
+from .evaluate import CaseResult, evaluate, evaluate_score, trial_outcome
 from .logs import ParseError
 from .report import junit_properties, result_record, write_json
+from .verdict import TrialOutcome
 
 MARKERS = {
     "inference": "MLPerf Inference v2.0 cases",
@@ -40,6 +41,7 @@ MARKERS = {
     "lwis": "NVIDIA's LWIS harness",
     "triton": "the Triton Inference Server harness",
     "local": "the local backend: LoadGen in process over a stand-in or user-supplied model",
+    "score": "the MLPerf score across a training config's trials (olympic mean of time to train)",
 }
 
 BACKENDS = ("auto", "results", "local", "nvidia")
@@ -144,6 +146,59 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "and labels only, for a stand-in image",
     )
     group.addoption(
+        "--mlperf-training-code",
+        dest="mlperf_training_code",
+        default=None,
+        metavar="DIR",
+        help="NVIDIA's MLPerf Training v2.1 BERT implementation (NVIDIA/benchmarks/bert/implementations/"
+        "pytorch-22.09 of mlcommons/training_results_v2.1): config_*.sh, run_and_time.sh, run.sub, Dockerfile",
+    )
+    group.addoption(
+        "--mlperf-bert-data",
+        dest="mlperf_bert_data",
+        default=None,
+        metavar="DIR",
+        help="BERT training data as prepare_data.sh lays it out: hdf5/training-4320/hdf5_4320_shards_varlength, "
+        "hdf5/eval_varlength, phase1 (and packed_data for the packed config)",
+    )
+    group.addoption(
+        "--mlperf-training-config",
+        dest="mlperf_training_config",
+        default=None,
+        metavar="NAME",
+        help="Training config to run or replay (default: the SKU's config for --mlperf-nodes), e.g. 1x8x56x1",
+    )
+    group.addoption(
+        "--mlperf-nodes",
+        dest="mlperf_nodes",
+        default=None,
+        type=int,
+        metavar="N",
+        help="Nodes a training run uses; picks the SKU's config for that node count (default 1)",
+    )
+    group.addoption(
+        "--mlperf-nexp",
+        dest="mlperf_nexp",
+        default=1,
+        type=int,
+        metavar="N",
+        help="Training trials per config (default 1, a gate; 10 gives an MLPerf score)",
+    )
+    group.addoption(
+        "--mlperf-launcher",
+        dest="mlperf_launcher",
+        default="docker",
+        choices=("docker", "slurm"),
+        help="How NVIDIA's training runs: docker (one node, this machine's engine) or slurm (sbatch; multi-node)",
+    )
+    group.addoption(
+        "--mlperf-slurm-partition",
+        dest="mlperf_slurm_partition",
+        default=None,
+        metavar="NAME",
+        help="Slurm partition for training jobs (default: the cluster's default partition)",
+    )
+    group.addoption(
         "--mlperf-step-timeout",
         dest="mlperf_step_timeout",
         default=None,
@@ -162,10 +217,16 @@ class MlperfState:
         self.records: list[dict] = []
         self.system: catalog.System | None = None
         self.detected: gpu.Inventory | None = None
-        self.backend = None  # every path of _choose_backend sets one or raises a usage error
+        self.backend = None  # inference; every path of _choose_backend sets one or raises a usage error
         self.backend_reason = ""
+        self.training_backend = None
+        self.training_reason = ""
+        self.trials: dict[str, TrialOutcome] = {}  # trial case id -> what it adds to its config's score
+        self._cases: dict[str, list] = {}
         self._resolve_sku()
+        self._check_training_options()
         self._choose_backend()
+        self._choose_training_backend()
 
     def _resolve_sku(self) -> None:
         sku = self.config.getoption("mlperf_sku")
@@ -211,6 +272,12 @@ class MlperfState:
                 f"--mlperf-results replays a tree; it cannot be combined with --mlperf-backend {choice}"
             )
         if choice == "nvidia" or (choice == "auto" and self.config.getoption("mlperf_nvidia_code")):
+            if not self.config.getoption("mlperf_nvidia_code") and self.config.getoption("mlperf_training_code"):
+                self.backend = NoBackend("nvidia")
+                self.backend_reason = (
+                    "inference on the nvidia backend needs --mlperf-nvidia-code DIR; only training code was given"
+                )
+                return
             self._nvidia_backend()
             return
         if choice == "local":
@@ -254,15 +321,89 @@ class MlperfState:
         except BackendUnavailable as exc:
             raise pytest.UsageError(str(exc)) from None
         self.backend_reason = f"NVIDIA's v2.0 code at {self.backend.code} in image {self.backend.image}"
-        # SIGTERM (a CI job cancelled, a scheduler's kill) unwinds like Ctrl-C, so the container is removed.
+        self._clean_up_on_signals()
+
+    def _clean_up_on_signals(self) -> None:
+        # SIGTERM (a CI job cancelled, a scheduler's kill) unwinds like Ctrl-C, so containers and jobs go too.
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _terminate)
         atexit.register(self.close_backend)
 
+    # ---- training -----------------------------------------------------------------------------------------
+    def _check_training_options(self) -> None:
+        opt = self.config.getoption
+        if opt("mlperf_nexp") < 1:
+            raise pytest.UsageError(f"--mlperf-nexp {opt('mlperf_nexp')}: must be 1 or more")
+        if opt("mlperf_nodes") is not None and opt("mlperf_nodes") < 1:
+            raise pytest.UsageError(f"--mlperf-nodes {opt('mlperf_nodes')}: must be 1 or more")
+        name = opt("mlperf_training_config")
+        if name is not None:
+            try:
+                self.catalog.training_config(name)
+            except catalog.CatalogError as exc:
+                raise pytest.UsageError(f"--mlperf-training-config: {exc}") from None
+
+    def training_config(self) -> catalog.TrainingConfig:
+        """The config a training run uses: named, or the SKU's for the node count."""
+        name = self.config.getoption("mlperf_training_config")
+        if name:
+            return self.catalog.training_config(name)
+        if self.system is None:
+            raise pytest.UsageError("NVIDIA's training runs one system: name it with --sku NAME")
+        try:
+            return self.catalog.select_training_config(self.system.sku, self.config.getoption("mlperf_nodes") or 1)
+        except catalog.CatalogError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    def _choose_training_backend(self) -> None:
+        opt = self.config.getoption
+        if isinstance(self.backend, ResultsBackend):
+            self.training_backend, self.training_reason = self.backend, self.backend_reason
+            return
+        if opt("mlperf_training_code"):
+            from .backends.nvidia_training import NvidiaTrainingBackend
+
+            config = self.training_config()
+            echo = sys.stdout.write if opt("capture") == "no" else None
+            try:
+                self.training_backend = NvidiaTrainingBackend(
+                    self.catalog,
+                    config=config,
+                    sku=self.system.sku if self.system else None,
+                    code_dir=opt("mlperf_training_code"),
+                    data_dir=opt("mlperf_bert_data"),
+                    image=opt("mlperf_image"),
+                    profile=opt("mlperf_container_profile"),
+                    launcher=opt("mlperf_launcher"),
+                    nexp=opt("mlperf_nexp"),
+                    partition=opt("mlperf_slurm_partition"),
+                    timeout=opt("mlperf_step_timeout"),
+                    echo=echo,
+                )
+            except BackendUnavailable as exc:
+                raise pytest.UsageError(str(exc)) from None
+            self.training_reason = self.training_backend.describe()
+            self._clean_up_on_signals()
+            return
+        if isinstance(self.backend, LocalBackend):
+            self.training_backend = self.backend
+            self.backend.nexp = opt("mlperf_nexp")
+            self.training_reason = self.backend_reason
+            return
+        self.training_backend = NoBackend(self.backend.name)
+        self.training_reason = (
+            "training on the nvidia backend needs --mlperf-training-code DIR (NVIDIA's pytorch-22.09 BERT "
+            "implementation of mlcommons/training_results_v2.1)"
+        )
+
+    def backend_for(self, case):
+        return self.training_backend if isinstance(case, catalog.TrainingCase | catalog.ScoreCase) else self.backend
+
     def close_backend(self) -> None:
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
+        for backend in (self.backend, self.training_backend):
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
 
     def _user_model(self, case):
         return self.config.hook.pytest_mlperf_make_sut(config=self.config, case=case)
@@ -290,7 +431,14 @@ class MlperfState:
     def backend_name(self) -> str:
         return self.backend.name
 
+    def kind_backend(self, kind: str):
+        return (
+            (self.training_backend, self.training_reason) if kind == "training" else (self.backend, self.backend_reason)
+        )
+
     def cases(self, kind: str) -> list:
+        if kind in self._cases:
+            return self._cases[kind]
         if self.system is not None:
             base = (
                 self.catalog.inference_cases(self.system.sku)
@@ -299,9 +447,26 @@ class MlperfState:
             )
         else:
             base = None
-        cases = self.backend.cases(kind, base)
+        backend, _ = self.kind_backend(kind)
+        cases = backend.cases(kind, base)
+        if kind == "training":
+            cases = self._select_training(cases)
         self.config.hook.pytest_mlperf_modify_cases(config=self.config, kind=kind, cases=cases)
+        self._cases[kind] = cases
         return cases
+
+    def _select_training(self, cases: list) -> list:
+        """--mlperf-training-config and --mlperf-nodes narrow a replay as they choose a run's config."""
+        name, nodes = self.config.getoption("mlperf_training_config"), self.config.getoption("mlperf_nodes")
+        if name:
+            cases = [c for c in cases if c.config is not None and c.config.name == name]
+        if nodes:
+            cases = [c for c in cases if c.config is not None and c.config.nodes == nodes]
+        return cases
+
+    def record_trial(self, case, result: CaseResult | None, failure: str = "") -> None:
+        if isinstance(case, catalog.TrainingCase) and case.trial is not None:
+            self.trials[case.id] = trial_outcome(case.id, result, failure)
 
     def header(self) -> dict:
         return {
@@ -311,6 +476,8 @@ class MlperfState:
             "system_id": self.system.system_id if self.system else None,
             "backend": self.backend_name,
             "backend_reason": self.backend_reason,
+            "training_backend": self.training_backend.name,
+            "training_backend_reason": self.training_reason,
             "host": platform.node(),
         }
 
@@ -357,6 +524,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if state is None:
         return []
     lines = [f"mlperf: backend {state.backend_name} ({state.backend_reason})"]
+    if state.training_backend is not state.backend:
+        lines.append(f"mlperf: training backend {state.training_backend.name} ({state.training_reason})")
     if state.system is not None:
         lines.append(f"mlperf: system {state.system.sku} ({state.system.system_id})")
     if state.detected is not None:
@@ -365,29 +534,47 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "mlperf_case" not in metafunc.fixturenames:
-        return
+    for argname in ("mlperf_case", "mlperf_score_case"):
+        if argname in metafunc.fixturenames:
+            _parametrize(metafunc, argname)
+
+
+def _parametrize(metafunc: pytest.Metafunc, argname: str) -> None:
     state = _state(metafunc.config)
     kind = "training" if metafunc.definition.get_closest_marker("training") else "inference"
     cases = state.cases(kind)
+    if argname == "mlperf_score_case":
+        cases = catalog.score_cases(cases)
     params = []
     for case in cases:
         marks = [getattr(pytest.mark, name) for name in case.markers]
+        group = case.id if isinstance(case, catalog.ScoreCase) else getattr(case, "score_id", None)
+        if group and (isinstance(case, catalog.ScoreCase) or case.trial is not None):
+            # --dist loadgroup keeps a config's trials and its score on one xdist worker, in order
+            marks.append(pytest.mark.xdist_group(group))
         params.append(pytest.param(case, marks=marks, id=case.id))
     if not params:
+        backend, why = state.kind_backend(kind)
         where = f"system {state.system.sku}" if state.system else "this run"
-        reason = f"no {kind} cases for {where} on the {state.backend_name} backend ({state.backend_reason})"
+        what = "training scores" if argname == "mlperf_score_case" else f"{kind} cases"
+        reason = f"no {what} for {where} on the {backend.name} backend ({why})"
         params.append(
             pytest.param(
                 None, marks=[getattr(pytest.mark, kind), pytest.mark.skip(reason=reason)], id=f"no-{kind}-cases"
             )
         )
-    metafunc.parametrize("mlperf_case", params, scope="function")
+    metafunc.parametrize(argname, params, scope="function")
 
 
 @pytest.fixture
 def mlperf_case(request: pytest.FixtureRequest):
     """The case (catalog.InferenceCase or catalog.TrainingCase) this test judges."""
+    return request.param
+
+
+@pytest.fixture
+def mlperf_score_case(request: pytest.FixtureRequest):
+    """The set of training trials (catalog.ScoreCase) whose MLPerf score this test judges."""
     return request.param
 
 
@@ -426,7 +613,7 @@ def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_pa
     """Run (or replay) a case, judge it, attach its metrics to the reports, and return the CaseResult."""
 
     def run(case) -> CaseResult:
-        backend = mlperf_state.backend
+        backend = mlperf_state.backend_for(case)
         if getattr(backend, "output", "") is None:  # local and nvidia keep their logs in the run's folder
             chosen = request.config.getoption("mlperf_output")
             base = request.getfixturevalue("tmp_path_factory").getbasetemp()
@@ -437,16 +624,57 @@ def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_pa
             artifacts = backend.run(case, tmp_path)
         except ResultMissing as exc:
             pytest.skip(str(exc))
+        except Exception as exc:
+            mlperf_state.record_trial(case, None, f"{type(exc).__name__}: {exc}")
+            raise
         try:
             result = evaluate(case, artifacts)
         except ParseError as exc:
+            mlperf_state.record_trial(case, None, str(exc))
             pytest.fail(f"cannot judge {case.id}: {exc}", pytrace=False)
-        request.config.hook.pytest_mlperf_result(config=request.config, case=case, result=result)
-        request.node.stash[RESULT_KEY] = result
-        request.node.user_properties.extend(junit_properties(result, backend.name))
+        mlperf_state.record_trial(case, result)
+        _attach(request, case, result, backend.name)
         return result
 
     return run
+
+
+def _attach(request: pytest.FixtureRequest, case, result: CaseResult, backend: str) -> None:
+    request.config.hook.pytest_mlperf_result(config=request.config, case=case, result=result)
+    request.node.stash[RESULT_KEY] = result
+    request.node.user_properties.extend(junit_properties(result, backend))
+
+
+@pytest.fixture
+def mlperf_score(request: pytest.FixtureRequest, mlperf_state: MlperfState):
+    """Score a set of trials judged earlier in this session (MLPerf's olympic mean) and attach the metrics."""
+
+    def score(case: catalog.ScoreCase) -> CaseResult:
+        missing = [trial for trial in case.trials if trial not in mlperf_state.trials]
+        if missing and hasattr(request.config, "workerinput"):
+            # Another worker may be running them: judging them here too could run a trial twice.
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            pytest.skip(
+                f"the score of {case.id} needs its {len(case.trials)} trial(s) judged on this xdist worker; not "
+                f"here: {shown} (run with --dist loadgroup to keep a config's trials and score together)"
+            )
+        if missing:  # deselected (e.g. -m score): judge them now, as their own tests would have
+            by_id = {c.id: c for c in mlperf_state.cases("training")}
+            backend = mlperf_state.training_backend
+            for trial in missing:
+                try:
+                    artifacts = backend.run(by_id[trial], request.getfixturevalue("tmp_path"))
+                except ResultMissing as exc:
+                    pytest.skip(f"the score of {case.id} lacks trial {trial}: {exc}")
+                try:
+                    mlperf_state.record_trial(by_id[trial], evaluate(by_id[trial], artifacts))
+                except ParseError as exc:
+                    mlperf_state.record_trial(by_id[trial], None, str(exc))
+        result = evaluate_score(case, [mlperf_state.trials[trial] for trial in case.trials])
+        _attach(request, case, result, mlperf_state.training_backend.name)
+        return result
+
+    return score
 
 
 @pytest.hookimpl(wrapper=True)
@@ -454,8 +682,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if report.when != "call" and not (report.when == "setup" and report.skipped):
         return report
-    case = getattr(getattr(item, "callspec", None), "params", {}).get("mlperf_case")
-    if case is None and "mlperf_case" not in getattr(item, "fixturenames", ()):
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    case = params.get("mlperf_case") or params.get("mlperf_score_case")
+    names = getattr(item, "fixturenames", ())
+    if case is None and "mlperf_case" not in names and "mlperf_score_case" not in names:
         return report
     state = _state(item.config)
     result = item.stash.get(RESULT_KEY, None)
@@ -463,8 +693,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if result is None and report.longrepr is not None:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr).splitlines()[-1]
         reason = reason.removeprefix("Skipped: ")
+    backend = state.backend_for(case) if case is not None else state.backend
     record = result_record(
-        case.id if case is not None else item.name, item.nodeid, report.outcome, result, reason, state.backend_name
+        case.id if case is not None else item.name, item.nodeid, report.outcome, result, reason, backend.name
     )
     report.mlperf = record
     if result is not None and item.config.pluginmanager.hasplugin("html"):

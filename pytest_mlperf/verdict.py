@@ -125,3 +125,57 @@ def training_verdict(run: TrainingRun, target: float) -> Verdict:
         "NOT CONVERGED",
         details,
     )
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What a trial contributes to a score: did it converge, and in how long (run_stop - run_start)."""
+
+    id: str
+    converged: bool
+    minutes: float | None
+    reason: str = ""
+
+
+RUNS_FOR_A_SCORE = 10  # MLPerf Training BERT: 10 runs, fastest and slowest dropped
+
+
+def training_score(trials: list[TrialOutcome]) -> tuple[Verdict, float | None]:
+    """MLPerf's score across trials: the olympic mean of run_stop - run_start (fastest and slowest dropped), a
+    non-converged run counting as the slowest, more than one making the result invalid. With fewer than three
+    trials (a gate) nothing can be dropped: every trial must converge and the score is their mean."""
+    n = len(trials)
+    failed = [t for t in trials if not t.converged or t.minutes is None]
+    details = {"runs": n, "converged": n - len(failed), "not_converged": [t.id for t in failed]}
+    short = f"; an MLPerf result needs {RUNS_FOR_A_SCORE} runs" if n < RUNS_FOR_A_SCORE else ""
+    if n == 0:
+        return Verdict(False, "INVALID: no trials to score", "INVALID", details), None
+    if n < 3:
+        if failed:
+            names = ", ".join(f"{t.id} ({t.reason})" if t.reason else t.id for t in failed)
+            return Verdict(False, f"INVALID: not converged: {names}", "INVALID", details), None
+        score = sum(t.minutes for t in trials) / n  # type: ignore[misc]
+        reason = f"SCORE {score:.3f} min: mean of {n} run{'s' if n > 1 else ''} (too few to drop any){short}"
+        return Verdict(True, reason, "SCORED", {**details, "score_min": score, "method": "mean"}), score
+    if len(failed) > 1:
+        names = ", ".join(t.id for t in failed)
+        return (
+            Verdict(
+                False,
+                f"INVALID: {len(failed)} of {n} runs did not converge (at most one may): {names}",
+                "INVALID",
+                details,
+            ),
+            None,
+        )
+    ordered = sorted(trials, key=lambda t: t.minutes if t.converged and t.minutes is not None else float("inf"))
+    kept = ordered[1:-1]
+    score = sum(t.minutes for t in kept) / len(kept)  # type: ignore[misc]
+    slowest = ordered[-1]
+    slow_text = "not converged" if slowest in failed else f"{slowest.minutes:.2f}"
+    reason = (
+        f"SCORE {score:.3f} min: olympic mean of {len(kept)} of {n} runs (fastest {ordered[0].minutes:.2f} and "
+        f"slowest {slow_text} dropped){short}"
+    )
+    details.update(score_min=score, method="olympic mean", dropped=[ordered[0].id, slowest.id])
+    return Verdict(True, reason, "SCORED", details), score

@@ -17,9 +17,17 @@ import pytest
 from conftest import ROOT
 from pytest_mlperf import catalog
 from pytest_mlperf.backends import BackendUnavailable
-from pytest_mlperf.backends.local import Calibration, LocalBackend, parse_duration, user_conf, write_accuracy
+from pytest_mlperf.backends.local import (
+    SERVER_BACKOFF,
+    Calibration,
+    LocalBackend,
+    parse_duration,
+    user_conf,
+    write_accuracy,
+)
 from pytest_mlperf.backends.standin import stand_in_for
 from pytest_mlperf.evaluate import evaluate
+from pytest_mlperf.logs.loadgen import parse_detail
 
 
 def _props(xml: Path) -> dict[str, dict[str, str]]:
@@ -96,24 +104,31 @@ def test_training_converges_and_a_step_cap_aborts(suites):
     pytest.importorskip("torch", reason="the local training run needs PyTorch (pytest-mlperf[train])")
     # PyTorch cannot be imported twice in one process, which in-process pytester would do: subprocesses.
     good = suites.runpytest_subprocess("-m", "training", "--junitxml=t.xml")
-    good.assert_outcomes(passed=1)
-    props = _props(suites.path / "t.xml")["test_training[bert-local-mlm]"]
+    good.assert_outcomes(passed=2)  # the trial and its score
+    props = _props(suites.path / "t.xml")["test_training[bert-local-mlm-trial_1]"]
     assert float(props["eval_mlm_accuracy"]) >= 0.72
     for key in ("e2e_time", "training_sequences_per_second", "final_loss", "raw_train_time", "time_to_train"):
         assert key in props
     assert float(props["e2e_time"]) > float(props["raw_train_time"]) > 0
 
+    score = _props(suites.path / "t.xml")["test_training_score[bert-local-mlm]"]
+    assert float(score["mlperf_score"]) == pytest.approx(float(props["time_to_train"]) / 60)
+
     capped = suites.runpytest_subprocess("-m", "training", "--mlperf-train-max-steps=10")
-    capped.assert_outcomes(failed=1)
+    capped.assert_outcomes(failed=2)
     capped.stdout.fnmatch_lines(
-        ["*AssertionError: NOT CONVERGED: run_stop status 'aborted', last eval_accuracy 0.* < 0.720 after 640 samples"]
+        [
+            "*AssertionError: NOT CONVERGED: run_stop status 'aborted', last eval_accuracy 0.* < 0.720 after 640 "
+            "samples",
+            "*AssertionError: INVALID: not converged: bert-local-mlm-trial_1 (NOT CONVERGED)",
+        ]
     )
 
 
 def test_training_without_torch_skips_with_the_install_hint(suites):
     suites.makeconftest("import sys\nsys.modules['torch'] = None  # as if PyTorch were not installed\n")
     result = suites.runpytest_subprocess("-m", "training", "-rs")
-    result.assert_outcomes(skipped=1)
+    result.assert_outcomes(skipped=2)  # the trial, and so its score
     result.stdout.fnmatch_lines(["*needs PyTorch: pip install 'pytest-mlperf[[]train[]]' torch==2.13.0*"])
 
 
@@ -231,3 +246,34 @@ def test_offline_run_sized_too_small_is_rerun_from_loadgens_own_rate(tmp_path):
     short = tmp_path / "_probes" / "ssd-mobilenet" / "offline-short-run" / "mlperf_log_summary.txt"
     assert "Min duration satisfied : NO" in short.read_text()
     assert backend._calibrations["ssd-mobilenet"].offline_throughput > 500.0
+
+
+def test_server_load_that_breaks_the_latency_bound_is_retried_lighter_and_kept(tmp_path):
+    """A probe that says the SUT is far faster than it is makes the chosen Server load break the latency bound;
+    the backend keeps that attempt and runs again at a quarter of the load it scheduled. A target QPS the user
+    set is never lowered: that run stands as LoadGen judged it."""
+    cat = catalog.load()
+    case = next(
+        c
+        for c in cat.local_cases("Local-CPU")
+        if c.benchmark.name == "bert-99" and c.scenario.name == "Server" and c.mode == "PerformanceOnly"
+    )
+    backend = LocalBackend(cat, output=tmp_path / "auto", duration="1")
+    backend._calibrations["bert-99"] = Calibration(100000.0, 0.0001, 0.001)
+    artifacts = backend.run(case, tmp_path)
+    kept = artifacts.info["server_attempts_kept"]
+    assert kept and kept[0] == str(tmp_path / "auto" / "_probes" / "bert-99" / "server-attempt-1")
+    first = parse_detail(Path(kept[0]) / "mlperf_log_detail.txt")
+    assert first.get("result_perf_constraints_met") is False
+    last = parse_detail(artifacts.path / "mlperf_log_detail.txt")
+    first_qps = float(first.get("result_scheduled_samples_per_sec"))
+    assert float(last.get("result_scheduled_samples_per_sec")) < first_qps / SERVER_BACKOFF * 1.2
+    if len(kept) == 1:
+        assert f"target_qps = {first_qps / SERVER_BACKOFF:.3f}" in (artifacts.path / "user.conf").read_text()
+
+    fixed = LocalBackend(cat, output=tmp_path / "fixed", duration="1", server_target_qps=100000.0)
+    fixed._calibrations["bert-99"] = Calibration(100000.0, 0.0001, 0.001)
+    artifacts = fixed.run(case, tmp_path)
+    assert artifacts.info["server_attempts_kept"] == []
+    assert evaluate(case, artifacts).verdict.label == "INVALID"
+    assert not (tmp_path / "fixed" / "_probes").exists()

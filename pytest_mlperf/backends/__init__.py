@@ -40,3 +40,18 @@ class Backend(Protocol):
 
     def run(self, case: Case, workdir: Path) -> Artifacts:
         """Run (or find) the case; raise ResultMissing when there is nothing to judge."""
+
+
+class NoBackend:
+    """Stands where a kind of case has no backend in this run (the reason is said where the suite skips)."""
+
+    needs_gpu = False
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def cases(self, kind: str, catalog_cases: list[Case] | None) -> list[Case]:
+        return []
+
+    def run(self, case: Case, workdir: Path) -> Artifacts:
+        raise ResultMissing(f"no {case.kind} backend in this run")

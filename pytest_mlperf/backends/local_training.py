@@ -164,7 +164,10 @@ def train(log_path: Path, target: float, max_steps: int = MAX_STEPS, seed: int =
 
 
 def run_training(case: TrainingCase, folder: Path, max_steps: int = MAX_STEPS) -> Artifacts:
-    path = folder / "result_0.txt"
-    train(path, case.target, max_steps=max_steps)
+    """One trial: trial_<i> writes result_<i-1>.txt (the published naming) with seed i, as each MLPerf run
+    draws a seed of its own."""
+    index = int((case.trial or "trial_1").rpartition("_")[2])
+    path = folder / f"result_{index - 1}.txt"
+    train(path, case.target, max_steps=max_steps, seed=index)
     info = {"model": "stand-in masked-LM (2-layer transformer, generated corpus)", "stand_in": True}
     return Artifacts(path, info=info)

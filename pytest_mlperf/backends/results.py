@@ -237,6 +237,11 @@ class ResultsBackend:
         parts = [p for p in rel.parts if p != "bert"]
         return "/".join(parts)
 
+    def _set_name(self, path: Path) -> str:
+        """The trials of one folder are one set, scored together (a published <system>/bert/ folder)."""
+        parent = self._trial_name(path).rpartition("/")[0]
+        return parent or self.root.name
+
     def _training_cases(self, catalog_cases: list[Case] | None) -> list[Case]:
         trials = []
         for path in self.trial_logs():
@@ -251,6 +256,7 @@ class ResultsBackend:
                     trial=self._trial_name(path),
                     source=path,
                     recipe=f"gbs{recipe[0]}" if recipe else None,
+                    group=self._set_name(path),
                 )
                 for path, config, recipe in trials
             ]
@@ -260,7 +266,9 @@ class ResultsBackend:
             matching = [path for path, config, _ in trials if case.config and config == case.config]
             if not matching:
                 out.append(case)  # run() skips it, naming what it looked for
-            out += [case.with_(trial=self._trial_name(path), source=path) for path in matching]
+            out += [
+                case.with_(trial=self._trial_name(path), source=path, group=self._set_name(path)) for path in matching
+            ]
         return out
 
     def _training_missing(self, case: TrainingCase) -> str:

@@ -189,9 +189,10 @@ class TrainingCase:
     config: TrainingConfig | None
     sku: str | None = None
     target: float = 0.720
-    trial: str | None = None  # e.g. "dgxa100_ngc22.09_pytorch/result_0"
+    trial: str | None = None  # e.g. "dgxa100_ngc22.09_pytorch/result_0", or "trial_1" for a run
     source: Path | None = None
     recipe: str | None = None  # how to name a trial whose recipe matches no config, e.g. "gbs768"
+    group: str | None = None  # trials scored together: a results set's folder, or the config of a run
 
     kind = "training"
     benchmark_name = "bert"
@@ -208,11 +209,44 @@ class TrainingCase:
         return f"{base}-{self.trial}" if self.trial else base
 
     @property
+    def score_id(self) -> str:
+        """The score test this trial counts towards: bert-<config>[-<set>]."""
+        base = f"bert-{self.config_label}"
+        return f"{base}-{self.group}" if self.group and self.group != self.config_label else base
+
+    @property
     def markers(self) -> tuple[str, ...]:
         return ("training", "bert")
 
     def with_(self, **changes) -> TrainingCase:
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ScoreCase:
+    """The MLPerf score of one set of trials (one config's runs, or one published set)."""
+
+    id: str
+    trials: tuple[str, ...]  # the trial cases' ids
+    config: TrainingConfig | None
+    target: float
+
+    kind = "training-score"
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        return ("training", "bert", "score")
+
+
+def score_cases(trials: list[TrainingCase]) -> list[ScoreCase]:
+    groups: dict[str, list[TrainingCase]] = {}
+    for case in trials:
+        if case.trial is not None:
+            groups.setdefault(case.score_id, []).append(case)
+    return [
+        ScoreCase(id=key, trials=tuple(c.id for c in members), config=members[0].config, target=members[0].target)
+        for key, members in groups.items()
+    ]
 
 
 @dataclass(frozen=True)
@@ -291,10 +325,37 @@ class Catalog:
         return cases
 
     def training_cases(self, sku: str) -> list[TrainingCase]:
+        """Every config the catalog lists for the SKU (a replay matches trial logs against all of them)."""
         self.system(sku)
         return [
             TrainingCase(config=self.training_configs[name], sku=sku, target=self.training_target)
             for name in self.training_systems.get(sku, ())
+        ]
+
+    def training_config(self, name: str) -> TrainingConfig:
+        try:
+            return self.training_configs[name]
+        except KeyError:
+            known = ", ".join(self.training_configs)
+            raise CatalogError(f"unknown training config {name!r}; known: {known}") from None
+
+    def select_training_config(self, sku: str, nodes: int) -> TrainingConfig:
+        """The config a run uses for a SKU and a node count (1x8x56x1 for one 8-GPU A100 node, ...)."""
+        names = self.training_systems.get(self.system(sku).sku, ())
+        for name in names:
+            if self.training_configs[name].nodes == nodes:
+                return self.training_configs[name]
+        offered = ", ".join(f"{n} ({self.training_configs[n].nodes} nodes)" for n in names) or "none"
+        raise CatalogError(
+            f"no training config for {sku} on {nodes} node(s); the catalog has: {offered}. "
+            "Name one with --mlperf-training-config"
+        )
+
+    def training_trials(self, config: TrainingConfig, sku: str | None, nexp: int) -> list[TrainingCase]:
+        """One case per trial of a run: trial_1 .. trial_<nexp>, scored together as the config's group."""
+        return [
+            TrainingCase(config=config, sku=sku, target=self.training_target, trial=f"trial_{i}", group=config.name)
+            for i in range(1, nexp + 1)
         ]
 
     def training_config_for(self, global_batch_size: int, gradient_steps: int, max_steps: int) -> TrainingConfig | None:

@@ -1,0 +1,65 @@
+"""MLPerf's training score across trials: the olympic mean, and when a set of trials has none."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_mlperf.catalog import TrainingCase, load, score_cases
+from pytest_mlperf.verdict import TrialOutcome, training_score
+
+
+def _trials(minutes, failed=()):
+    return [TrialOutcome(f"t{i}", i not in failed, m if i not in failed else None) for i, m in enumerate(minutes)]
+
+
+def test_olympic_mean_drops_fastest_and_slowest():
+    verdict, score = training_score(_trials([10, 20, 12, 14, 16, 11, 13, 15, 17, 30]))
+    assert verdict.ok and score == pytest.approx((10 + 12 + 14 + 16 + 11 + 13 + 15 + 17 + 20 + 30 - 10 - 30) / 8)
+    assert verdict.details["dropped"] == ["t0", "t9"]
+    assert "olympic mean of 8 of 10 runs (fastest 10.00 and slowest 30.00 dropped)" in verdict.reason
+
+
+def test_one_non_converged_run_is_the_slowest_and_dropped():
+    verdict, score = training_score(_trials([10, 20, 12, 14, 16, 11, 13, 15, 17, 30], failed={3}))
+    assert verdict.ok and verdict.details["dropped"] == ["t0", "t3"]
+    assert score == pytest.approx((20 + 12 + 16 + 11 + 13 + 15 + 17 + 30) / 8)
+    assert "slowest not converged dropped" in verdict.reason
+
+
+def test_more_than_one_non_converged_run_is_invalid():
+    verdict, score = training_score(_trials([10, 20, 12, 14, 16, 11, 13, 15, 17, 30], failed={3, 7}))
+    assert not verdict.ok and score is None
+    assert verdict.reason == "INVALID: 2 of 10 runs did not converge (at most one may): t3, t7"
+
+
+def test_a_gate_of_one_or_two_runs_needs_every_run_converged():
+    verdict, score = training_score(_trials([12.5]))
+    assert verdict.ok and score == 12.5
+    assert verdict.reason == "SCORE 12.500 min: mean of 1 run (too few to drop any); an MLPerf result needs 10 runs"
+    verdict, score = training_score([TrialOutcome("t0", True, 10.0), TrialOutcome("t1", False, None, "NOT CONVERGED")])
+    assert not verdict.ok and verdict.reason == "INVALID: not converged: t1 (NOT CONVERGED)"
+    assert training_score([])[0].reason == "INVALID: no trials to score"
+
+
+def test_score_cases_group_trials_by_set_and_config():
+    cat = load()
+    config = cat.training_config("1x8x56x1")
+    trials = cat.training_trials(config, "A100-SXM-80GBx8", 3)
+    assert [t.id for t in trials] == ["bert-1x8x56x1-trial_1", "bert-1x8x56x1-trial_2", "bert-1x8x56x1-trial_3"]
+    published = [TrainingCase(config=config, trial=f"setA/result_{i}", group="setA") for i in range(2)]
+    untried = TrainingCase(config=config)  # a replay found nothing for it: no trial, no score
+    scores = {s.id: s.trials for s in score_cases([*trials, *published, untried])}
+    assert scores == {
+        "bert-1x8x56x1": tuple(t.id for t in trials),
+        "bert-1x8x56x1-setA": ("bert-1x8x56x1-setA/result_0", "bert-1x8x56x1-setA/result_1"),
+    }
+
+
+def test_config_selection_by_sku_and_nodes():
+    cat = load()
+    assert cat.select_training_config("A100-SXM-80GBx8", 1).name == "1x8x56x1"
+    assert cat.select_training_config("A100-SXM-80GBx8", 8).name == "8x8x48x1"
+    assert cat.select_training_config("A100-SXM-80GBx4", 1).name == "1x4x56x2"
+    assert cat.select_training_config("A30x8", 1).name == "A30_1x2x224x14"
+    with pytest.raises(Exception, match=r"no training config for A2x2 on 1 node\(s\); the catalog has: none"):
+        cat.select_training_config("A2x2", 1)
