@@ -56,12 +56,9 @@ class LaunchSpec:
             name=self.name,
             detach=True,
             init=True,  # stop() then does not wait for a shell that ignores SIGTERM
-            working_dir="/work",
-            volumes={
-                str(self.code_dir): {"bind": "/work", "mode": "rw"},
-                str(self.scratch_dir): {"bind": str(self.scratch_dir), "mode": "rw"},
-            },
-            environment={"MLPERF_SCRATCH_PATH": str(self.scratch_dir), **self.environment},
+            working_dir=self.working_dir,
+            volumes={str(host): {"bind": inside, "mode": "rw"} for host, inside in self.mounts().items()},
+            environment=self.base_environment(),
             shm_size="32g",
             network_mode=self.network_mode,
             user=self.user or f"{os.getuid()}:{os.getgid()}",
@@ -74,6 +71,46 @@ class LaunchSpec:
                 cap_add=["SYS_ADMIN", "SYS_TIME"],
                 security_opt=["seccomp=unconfined"],
             )
+        return kwargs
+
+    # NVIDIA's inference container: the code at /work, the scratch folder at its own path.
+    working_dir = "/work"
+
+    def mounts(self) -> dict[Path, str]:
+        return {self.code_dir: "/work", self.scratch_dir: str(self.scratch_dir)}
+
+    def base_environment(self) -> dict[str, str]:
+        return {"MLPERF_SCRATCH_PATH": str(self.scratch_dir), **self.environment}
+
+
+@dataclass
+class TrainingLaunchSpec(LaunchSpec):
+    """NVIDIA's BERT training container as run_with_docker.sh starts it: the image's own working directory
+    (/workspace/bert), ipc host, unlimited memlock and a 64 MiB stack, and the data, phase-2 data, phase-1
+    checkpoint, eval and results mounts."""
+
+    volumes: dict[Path, str] = field(default_factory=dict)  # host path -> container path
+
+    working_dir = "/workspace/bert"
+
+    def mounts(self) -> dict[Path, str]:
+        return dict(self.volumes)
+
+    def base_environment(self) -> dict[str, str]:
+        return dict(self.environment)
+
+    def run_kwargs(self, session_id: str) -> dict:
+        import docker
+
+        kwargs = super().run_kwargs(session_id)
+        kwargs.pop("shm_size")  # ipc host: the host's /dev/shm
+        kwargs["ipc_mode"] = "host"
+        if self.profile == "nvidia":
+            kwargs["ulimits"] = [
+                docker.types.Ulimit(name="memlock", soft=-1, hard=-1),
+                docker.types.Ulimit(name="stack", soft=67108864, hard=67108864),
+            ]
+            kwargs["uts_mode"] = "host"
         return kwargs
 
 
@@ -168,6 +205,7 @@ class SessionContainer:
         timeout: float | None = None,
         echo: Callable[[str], None] | None = None,
         step: str = "",
+        watch: Callable[[str], str | None] | None = None,
     ) -> int:
         """Run argv in the container; stream output to log (and echo); return the exit code.
 
@@ -179,7 +217,7 @@ class SessionContainer:
         log.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         try:
-            exec_id = api.exec_create(container.id, argv, environment=env or {}, workdir="/work")["Id"]
+            exec_id = api.exec_create(container.id, argv, environment=env or {}, workdir=self.spec.working_dir)["Id"]
             stream = api.exec_start(exec_id, stream=True, demux=False)
         except _engine_errors() as exc:
             raise ContainerError(f"{step or argv[0]}: cannot exec in {self.spec.name}: {exc}") from None
@@ -201,11 +239,13 @@ class SessionContainer:
                 for chunk in stream:
                     fh.write(chunk)
                     fh.flush()
+                    # watch() reads the output as it comes and may have news to say (a training eval, say)
+                    news = watch(chunk.decode(errors="replace")) if watch else None
                     if echo:
                         echo(chunk.decode(errors="replace"))
                         now = time.monotonic()
-                        if now - last_note > 30:
-                            echo(f"[pytest-mlperf] {step or argv[0]}: {now - started:.0f} s elapsed\n")
+                        if news or now - last_note > 30:
+                            echo(f"[pytest-mlperf] {step or argv[0]}: {now - started:.0f} s elapsed{news or ''}\n")
                             last_note = now
         except _engine_errors() as exc:
             if not timed_out.is_set():

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from . import __version__, catalog, gpu
-from .backends import BackendUnavailable, NoBackend, ResultMissing
+from . import __version__, catalog, compliance, gpu
+from .backends import BackendUnavailable, NoBackend, ResultMissing, RunFailed
 from .backends.local import LocalBackend
 from .backends.nvidia_inference import NvidiaInferenceBackend
 from .backends.results import ResultsBackend
+from .containers import ContainerError
 from .evaluate import CaseResult, evaluate, evaluate_score, trial_outcome
 from .logs import ParseError
 from .report import junit_properties, result_record, write_json
@@ -99,7 +100,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         type=float,
         metavar="QPS",
-        help="Server scenario target QPS for local runs (default: half of what a probe of the model measures)",
+        help="Server scenario target QPS for local runs (default: 40%% of what a probe of the model measures, lowered "
+        "when LoadGen finds it breaks the latency bound)",
     )
     group.addoption(
         "--mlperf-output",
@@ -199,6 +201,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Slurm partition for training jobs (default: the cluster's default partition)",
     )
     group.addoption(
+        "--mlperf-compliance",
+        dest="mlperf_compliance",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="Run mlperf-logging's compliance checker on each training log: auto (when it is installed), on, off",
+    )
+    group.addoption(
         "--mlperf-step-timeout",
         dest="mlperf_step_timeout",
         default=None,
@@ -225,6 +234,7 @@ class MlperfState:
         self._cases: dict[str, list] = {}
         self._resolve_sku()
         self._check_training_options()
+        self.compliance = self._compliance()
         self._choose_backend()
         self._choose_training_backend()
 
@@ -342,6 +352,14 @@ class MlperfState:
                 self.catalog.training_config(name)
             except catalog.CatalogError as exc:
                 raise pytest.UsageError(f"--mlperf-training-config: {exc}") from None
+
+    def _compliance(self) -> bool:
+        choice = self.config.getoption("mlperf_compliance")
+        if choice == "on" and not compliance.installed():
+            raise pytest.UsageError(
+                "--mlperf-compliance on needs mlperf-logging: pip install 'pytest-mlperf[compliance]'"
+            )
+        return choice != "off" and compliance.installed()
 
     def training_config(self) -> catalog.TrainingConfig:
         """The config a training run uses: named, or the SKU's for the node count."""
@@ -620,19 +638,28 @@ def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_pa
             backend.output = Path(chosen).expanduser().resolve() if chosen else base / "mlperf-results"
         if backend.needs_gpu:
             request.getfixturevalue("mlperf_system")
+        failure = None
         try:
             artifacts = backend.run(case, tmp_path)
         except ResultMissing as exc:
             pytest.skip(str(exc))
+        except (RunFailed, ContainerError) as exc:
+            failure = str(exc)
         except Exception as exc:
             mlperf_state.record_trial(case, None, f"{type(exc).__name__}: {exc}")
             raise
+        if failure is not None:  # said outside the except block: the message alone, no chained traceback
+            mlperf_state.record_trial(case, None, failure.splitlines()[0])
+            pytest.fail(failure, pytrace=False)
         try:
             result = evaluate(case, artifacts)
         except ParseError as exc:
             mlperf_state.record_trial(case, None, str(exc))
             pytest.fail(f"cannot judge {case.id}: {exc}", pytrace=False)
         mlperf_state.record_trial(case, result)
+        if isinstance(case, catalog.TrainingCase) and mlperf_state.compliance:
+            out = Path(request.getfixturevalue("tmp_path_factory").getbasetemp()) / "mlperf-compliance"
+            result.info["compliance"] = compliance.check(artifacts.path, out / case.id.replace("/", "_")).to_dict()
         _attach(request, case, result, backend.name)
         return result
 

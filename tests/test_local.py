@@ -19,6 +19,7 @@ from pytest_mlperf import catalog
 from pytest_mlperf.backends import BackendUnavailable
 from pytest_mlperf.backends.local import (
     SERVER_BACKOFF,
+    SERVER_LOAD,
     Calibration,
     LocalBackend,
     parse_duration,
@@ -182,7 +183,7 @@ def test_full_duration_writes_the_rounds_rules():
     cal = Calibration(throughput=4000.0, latency_single=0.001, latency_multi=0.004)
     conf = user_conf(case, model, cal, None, None)
     assert "*.Server.min_duration = 600000" in conf and "*.Server.min_query_count = 270336" in conf
-    assert "*.Server.target_qps = 2000.000" in conf and "*.Server.target_latency = 1000" in conf
+    assert f"*.Server.target_qps = {4000 * SERVER_LOAD:.3f}" in conf and "*.Server.target_latency = 1000" in conf
     smoke = user_conf(case, model, cal, 8, 123.0)
     assert "*.Server.min_duration = 8000" in smoke and "*.Server.target_qps = 123.000" in smoke
     offline = next(c for c in cat.local_cases("Local-CPU") if c.scenario.name == "Offline")

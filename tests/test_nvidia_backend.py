@@ -16,79 +16,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
+from engine import Dockerd, busybox_image
 
 from conftest import ROOT
 from pytest_mlperf.containers import LABEL_SESSION, LaunchSpec
 
 IMAGE = "pytest-mlperf-standin:test"
 A100X8 = "count=8;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400"
-APPLETS = "sh sleep cat cp mkdir ln date awk sed tr echo printf rm env ls id mv true false test".split()
-
-
-class Dockerd:
-    def __init__(self, root: Path):
-        self.root = root
-        self.sock = root / "docker.sock"
-        self.url = f"unix://{self.sock}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            "dockerd",
-            "--data-root",
-            str(self.root / "data"),
-            "--exec-root",
-            str(self.root / "exec"),
-            "--pidfile",
-            str(self.root / "dockerd.pid"),
-            "-H",
-            self.url,
-            "--iptables=false",
-            "--ip6tables=false",
-            "--bridge=none",
-            "--storage-driver=vfs",
-        ]
-        self.proc = subprocess.Popen(cmd, stdout=(self.root / "dockerd.log").open("ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dockerd exited: {(self.root / 'dockerd.log').read_text()[-2000:]}")
-            if self.ping():
-                return
-            time.sleep(0.2)
-        raise RuntimeError("dockerd did not answer within 30 s")
-
-    def ping(self) -> bool:
-        import docker
-
-        try:
-            docker.DockerClient(base_url=self.url, timeout=5).ping()
-            return True
-        except Exception:
-            return False
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def client(self):
-        import docker
-
-        return docker.DockerClient(base_url=self.url, timeout=60)
-
-    def ours(self) -> list[str]:
-        return [c.name for c in self.client().containers.list(all=True, filters={"label": LABEL_SESSION})]
 
 
 @pytest.fixture(scope="module")
@@ -106,26 +44,15 @@ def dockerd(tmp_path_factory) -> Dockerd:
 
 @pytest.fixture(scope="module")
 def standin_image(dockerd, inference_fixtures, tmp_path_factory) -> str:
-    busybox = Path("/bin/busybox")
-    if not busybox.exists():
+    if not Path("/bin/busybox").exists():
         pytest.skip("the stand-in image is built from busybox-static (apt-get install busybox-static)")
-    rootfs = tmp_path_factory.mktemp("rootfs")
-    for folder in ("bin", "usr/bin", "tmp", "work", "etc"):
-        (rootfs / folder).mkdir(parents=True, exist_ok=True)
-    shutil.copy(busybox, rootfs / "bin" / "busybox")
-    for applet in APPLETS:
-        (rootfs / "bin" / applet).symlink_to("busybox")
-    shutil.copy(ROOT / "tests" / "standin_image" / "make", rootfs / "usr" / "bin" / "make")
-    (rootfs / "usr" / "bin" / "make").chmod(0o755)
-    (rootfs / "tmp").chmod(0o1777)
-    shutil.copytree(inference_fixtures, rootfs / "fixtures", ignore=shutil.ignore_patterns("_other_submitters", "*.md"))
-    tar = tmp_path_factory.mktemp("image") / "rootfs.tar"
-    with tarfile.open(tar, "w") as archive:
-        archive.add(rootfs, arcname=".")
-    dockerd.client().api.import_image_from_file(
-        str(tar), repository=IMAGE.split(":")[0], tag=IMAGE.split(":")[1], changes=["ENV PATH=/usr/bin:/bin"]
+    return busybox_image(
+        dockerd,
+        tmp_path_factory.mktemp("rootfs"),
+        IMAGE,
+        files={"/usr/bin/make": ROOT / "tests" / "standin_image" / "make"},
+        trees={"/fixtures": inference_fixtures},
     )
-    return IMAGE
 
 
 @pytest.fixture
@@ -234,6 +161,7 @@ def test_same_verdicts_and_metrics_as_replaying_the_fixtures(dockerd, checkout, 
         for s in ("download_data", "download_model", "preprocess_data")
     )
     assert (code / "build" / ".pytest-mlperf" / "build.stamp").exists()
+    assert not list(scratch.rglob("*.lock")) and not list(code.rglob("*.lock"))  # locks leave no files
     assert dockerd.ours() == []
 
 

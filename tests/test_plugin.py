@@ -27,6 +27,9 @@ def test_options_are_in_the_mlperf_group(suites):
             "*--mlperf-backend*",
             "*--mlperf-results=DIR*",
             "*--mlperf-json=PATH*",
+            "*--mlperf-training-code=DIR*",
+            "*--mlperf-nexp=N*",
+            "*--mlperf-launcher*",
         ]
     )
 
@@ -93,7 +96,7 @@ def test_auto_picks_the_local_backend_without_a_gpu(suites):
     result = suites.runpytest("--collect-only", "-q", "-m", "inference", "--sku", "A2x2")
     result.stdout.fnmatch_lines(["*test_inference[[]bert-99-Server-PerformanceOnly-local[]]"])
     assert "lwis" not in result.stdout.str()  # NVIDIA's harness variants collapse into one local case
-    result.stdout.fnmatch_lines(["18/19 tests collected (1 deselected)*"])
+    result.stdout.fnmatch_lines(["18/20 tests collected (2 deselected)*"])  # the training trial and its score
     header = suites.runpytest("--co", "-m", "inference", "--sku", "A2x2")
     header.stdout.fnmatch_lines(["mlperf: backend local (auto: no NVIDIA GPU (NVML could not start*stand-in models*"])
 
@@ -109,7 +112,7 @@ def test_ids_follow_the_results_tree(suites, inference_fixtures):
             "test_inference.py::test_inference[ssd-mobilenet-Offline-PerformanceOnly-lwis]",
         ]
     )
-    result.stdout.fnmatch_lines(["36/39 tests collected (3 deselected)*"])
+    result.stdout.fnmatch_lines(["36/40 tests collected (4 deselected)*"])  # 3 training configs and the scores
 
 
 def test_edge_sku_has_singlestream_and_multistream(suites, inference_fixtures):
@@ -255,6 +258,12 @@ def test_training_replay_passes_converged_and_fails_aborted(suites, training_fix
     assert fujitsu["eval_mlm_accuracy"] == pytest.approx(0.7201793193817139)
     # measured from samples and MLLOG time, lower than the printed figure that assumes max_steps
     assert fujitsu["measured_sequences_per_second"] < fujitsu["training_sequences_per_second"]
+    from pytest_mlperf import compliance
+
+    if compliance.installed():  # the checker's findings ride along with each trial
+        found = records["bert-1x8x56x1-dgxa100_ngc22.09_pytorch/result_0"]["info"]["compliance"]
+        assert found["status"] == "KNOWN RENAME ONLY" and found["known"] == [compliance.KNOWN_RENAME]
+        assert records["bert-gbs768-dgxh100_preview/result_3"]["info"]["compliance"]["status"] == "FAILED"
 
 
 def test_training_replay_scores_each_set_as_mlperf_does(suites, training_fixtures, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_mlperf.catalog import TrainingCase, load, score_cases
@@ -63,3 +65,56 @@ def test_config_selection_by_sku_and_nodes():
     assert cat.select_training_config("A30x8", 1).name == "A30_1x2x224x14"
     with pytest.raises(Exception, match=r"no training config for A2x2 on 1 node\(s\); the catalog has: none"):
         cat.select_training_config("A2x2", 1)
+
+
+def test_compliance_checker_findings_on_published_logs(training_fixtures, tmp_path):
+    """mlperf-logging's checker on real v2.1 logs: a converged run fails only on the known key rename; an aborted
+    one also fails the eval_accuracy >= 0.720 rule, which is reported as a finding."""
+    from pytest_mlperf import compliance
+
+    if not compliance.installed():
+        pytest.skip("mlperf-logging is not installed (pip install 'pytest-mlperf[compliance]')")
+    good = compliance.check(training_fixtures / "dgxa100_ngc22.09_pytorch/bert/result_0.txt", tmp_path / "a")
+    assert good.status == "KNOWN RENAME ONLY" and good.findings == []
+    assert good.known == [compliance.KNOWN_RENAME] and Path(good.log).is_file()
+    aborted = compliance.check(training_fixtures / "dgxh100_preview/bert/result_3.txt", tmp_path / "b")
+    assert aborted.status == "FAILED"
+    assert any("eval_accuracy" in f and "0.720" in f for f in aborted.findings), aborted.findings
+    assert not list(Path.cwd().glob("compliance_checker.log"))
+
+
+def test_file_lock_excludes_and_leaves_no_file(tmp_path):
+    """Stamps' locks: one holder at a time across processes, and no lock file left once everyone is done."""
+    import multiprocessing
+
+    from pytest_mlperf.datasets import file_lock
+
+    lock, log = tmp_path / "state" / "step.lock", tmp_path / "log"
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_hold, args=(lock, log, i)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    events = log.read_text().split()
+    # enter/leave pairs never interleave
+    assert len(events) == 8 and all(events[i][1:] == events[i + 1][1:] for i in range(0, 8, 2))
+    assert all(events[i][0] == "+" and events[i + 1][0] == "-" for i in range(0, 8, 2))
+    assert not lock.exists()
+    with file_lock(lock):
+        assert lock.exists()
+    assert not lock.exists()
+
+
+def _hold(lock, log, i):
+    import time
+
+    from pytest_mlperf.datasets import file_lock
+
+    with file_lock(lock):
+        with log.open("a") as fh:
+            fh.write(f"+{i}\n")
+        time.sleep(0.05)
+        with log.open("a") as fh:
+            fh.write(f"-{i}\n")

@@ -16,6 +16,10 @@ class ResultMissing(LookupError):
     """The backend has nothing for this case (the test is skipped with this message)."""
 
 
+class RunFailed(RuntimeError):
+    """A run ended without logs to judge (a failed step, a crashed trial, a lost job): the message says how."""
+
+
 class BackendUnavailable(RuntimeError):
     """The backend cannot run on this machine or with these options (a usage error)."""
 

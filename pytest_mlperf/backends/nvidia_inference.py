@@ -9,28 +9,26 @@ RUN_ARGS built from the case, into a log folder of its own; then the same parser
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import os
 import platform
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from ..catalog import Catalog, InferenceCase
 from ..containers import ContainerError, LaunchSpec, SessionContainer, connect, remove_stale
-from . import Artifacts, BackendUnavailable, Case, ResultMissing
+from ..datasets import STATE, file_lock, once
+from . import Artifacts, BackendUnavailable, Case, ResultMissing, RunFailed
 from .results import ResultsBackend
 
-STATE = ".pytest-mlperf"  # stamps and locks, inside the code checkout's build/ and the scratch folder
 DATA_STEPS = ("download_model", "download_data", "preprocess_data")
 SCRATCH_DIRS = ("data", "models", "preprocessed_data")
 
 
-class StepFailed(RuntimeError):
+class StepFailed(RunFailed):
     """A make target failed: which one, its exit status and the last lines it printed."""
 
 
@@ -91,17 +89,6 @@ def validate_inputs(code_dir: str | None, scratch_dir: str | None) -> tuple[Path
 def default_image() -> str:
     # NVIDIA's own naming (make prebuild): mlperf-inference:<user>-<arch>
     return f"mlperf-inference:{getpass.getuser()}-{platform.machine()}"
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class NvidiaInferenceBackend:
@@ -194,11 +181,7 @@ class NvidiaInferenceBackend:
 
     def _once(self, stamp: Path, log: Path, target: str, *extra: str) -> None:
         """Run a step unless its stamp says it succeeded before; the stamp is written last, under a lock."""
-        with file_lock(stamp.with_suffix(".lock")):
-            if stamp.exists():
-                return
-            self._make(target, log, *extra)
-            stamp.write_text(f"{target} {' '.join(extra)} ok {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        once(stamp, lambda: self._make(target, log, *extra), f"{target} {' '.join(extra)}")
 
     def _logs(self, name: str) -> Path:
         base = self.output or (self.code / "build" / STATE / "logs")

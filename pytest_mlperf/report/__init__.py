@@ -42,6 +42,8 @@ def junit_properties(result: CaseResult, backend: str) -> list[tuple[str, object
     ]
     if "config_name" in result.info:
         props.append(("mlperf:config_name", result.info["config_name"]))
+    if "compliance" in result.info:
+        props.append(("mlperf:compliance", result.info["compliance"]["status"]))
     props += [(m.name, _number(m.value)) for m in result.metrics]
     return props
 

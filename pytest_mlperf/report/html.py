@@ -36,10 +36,24 @@ def metrics_table(record: dict) -> str:
     logs = f"<p class='mlperf-logs'>Logs: {links}</p>" if links else ""
     return (
         f"<div class='mlperf'>{logs}<p><b>MLPerf verdict</b> {verdict} "
-        f"(backend {escape(record['backend'])})</p>{stand_in}"
+        f"(backend {escape(record['backend'])})</p>{stand_in}{_compliance(info)}"
         "<table class='mlperf-metrics' border='1' cellpadding='3'>"
         "<tr><th>metric</th><th>value</th><th>unit</th><th>better</th></tr>"
         f"{rows}</table></div>"
+    )
+
+
+def _compliance(info: dict) -> str:
+    found = info.get("compliance")
+    if not found:
+        return ""
+    items = [
+        *(f"<li>{escape(f)}</li>" for f in found["findings"]),
+        *(f"<li>known: {escape(k)}</li>" for k in found["known"]),
+    ]
+    return (
+        f"<p class='mlperf-compliance'><b>Compliance checker</b> (mlperf-logging, training 2.1.0): "
+        f"{escape(found['status'])}</p>" + (f"<ul>{''.join(items)}</ul>" if items else "")
     )
 
 

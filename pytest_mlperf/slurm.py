@@ -1,0 +1,189 @@
+"""Slurm, the engine multi-node training runs on: sbatch with argument lists, a job followed with squeue and
+sacct (or scontrol where accounting is off), scancel on interrupt or timeout; never a job left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+# Pending reasons that will never clear by waiting: fail at once instead of pending forever.
+HOPELESS = {
+    "PartitionNodeLimit",
+    "PartitionConfig",
+    "PartitionDown",
+    "PartitionInactive",
+    "PartitionTimeLimit",
+    "BadConstraints",
+    "InvalidAccount",
+    "InvalidQOS",
+    "QOSMaxNodePerJobLimit",
+    "AssocMaxNodesPerJobLimit",
+    "ReqNodeNotAvail",
+    "NodeDown",
+}
+ENDED_WELL = "COMPLETED"
+WHY = {
+    "NODE_FAIL": "a node of the job was lost",
+    "CANCELLED": "the job was cancelled",
+    "TIMEOUT": "the job ran past its walltime",
+    "FAILED": "the job script exited with an error",
+    "OUT_OF_MEMORY": "the job ran out of memory",
+    "PREEMPTED": "the job was preempted",
+    "BOOT_FAIL": "a node failed to boot",
+    "DEADLINE": "the job missed its deadline",
+}
+
+
+class SlurmError(RuntimeError):
+    """Slurm refused, lost or ended a job badly; the message says which job and why."""
+
+
+@dataclass(frozen=True)
+class JobEnd:
+    job_id: str
+    state: str
+    exit_code: str
+
+
+def _run(argv: list[str], timeout: float = 60, env: dict[str, str] | None = None, cwd: Path | None = None):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+
+
+def available() -> str | None:
+    """Why Slurm cannot be used here, or None when its client commands are installed."""
+    missing = [tool for tool in ("sbatch", "squeue", "scancel", "sinfo", "scontrol") if shutil.which(tool) is None]
+    return f"Slurm client commands missing: {', '.join(missing)} (Debian: slurm-client)" if missing else None
+
+
+class SlurmLauncher:
+    def __init__(self, partition: str | None = None, poll: float = 1.0, echo: Callable[[str], None] | None = None):
+        self.partition = partition
+        self.poll = poll
+        self.echo = echo
+        self.active: set[str] = set()
+
+    def nodes_available(self) -> int:
+        argv = ["sinfo", "--noheader", "--format=%D|%P"]
+        if self.partition:
+            argv += ["--partition", self.partition]
+        proc = _run(argv)
+        if proc.returncode != 0:
+            raise SlurmError(f"sinfo failed (exit {proc.returncode}): {proc.stderr.strip()}")
+        total = 0
+        for line in proc.stdout.splitlines():
+            count, _, part = line.strip().partition("|")
+            if self.partition or part.endswith("*"):  # the default partition carries a '*'
+                total += int(count)
+        return total
+
+    def submit(
+        self,
+        script: Path,
+        *,
+        nodes: int,
+        tasks_per_node: int,
+        walltime: str,
+        job_name: str,
+        output: Path,
+        env: dict[str, str],
+        cwd: Path,
+    ) -> str:
+        """sbatch -N nodes --ntasks-per-node=tasks --time=walltime script; returns the job id. A job the
+        cluster can never run is refused here, before it is queued."""
+        have = self.nodes_available()
+        where = f"partition {self.partition}" if self.partition else "the default partition"
+        if nodes > have:
+            raise SlurmError(f"{job_name} needs {nodes} nodes; {where} has {have} (sinfo): not submitted")
+        argv = [
+            "sbatch",
+            "--parsable",
+            f"--nodes={nodes}",
+            f"--ntasks-per-node={tasks_per_node}",
+            f"--time={walltime}",
+            f"--job-name={job_name}",
+            f"--output={output}",
+            "--no-requeue",
+            "--export=ALL",
+        ]
+        if self.partition:
+            argv.append(f"--partition={self.partition}")
+        argv.append(str(script))
+        output.parent.mkdir(parents=True, exist_ok=True)
+        proc = _run(argv, env={**os.environ, **env}, cwd=cwd)
+        if proc.returncode != 0:
+            raise SlurmError(f"sbatch refused {job_name}: {proc.stderr.strip() or proc.stdout.strip()}")
+        job_id = proc.stdout.strip().split(";")[0]
+        self.active.add(job_id)
+        return job_id
+
+    def queue_state(self, job_id: str) -> tuple[str, str] | None:
+        """(state, reason) while the job is in the queue; None once it has left it."""
+        proc = _run(["squeue", "--noheader", "--jobs", job_id, "--format=%T|%r"])
+        line = proc.stdout.strip()
+        if proc.returncode != 0 or not line:
+            return None  # squeue says "Invalid job id" for a job that has left the queue
+        state, _, reason = line.splitlines()[0].partition("|")
+        return state, reason
+
+    def final_state(self, job_id: str) -> JobEnd:
+        proc = _run(
+            ["sacct", "--jobs", job_id, "--allocations", "--noheader", "--parsable2", "--format=State,ExitCode"]
+        )
+        if proc.returncode == 0 and proc.stdout.strip():
+            state, _, code = proc.stdout.strip().splitlines()[0].partition("|")
+            return JobEnd(job_id, state.split()[0], code)
+        proc = _run(["scontrol", "show", "job", "--oneliner", job_id])  # no accounting: the controller's record
+        fields = dict(word.split("=", 1) for word in proc.stdout.split() if "=" in word)
+        if proc.returncode != 0 or "JobState" not in fields:
+            raise SlurmError(f"job {job_id} left the queue and neither sacct nor scontrol knows how it ended")
+        return JobEnd(job_id, fields["JobState"], fields.get("ExitCode", ""))
+
+    def follow(self, job_id: str, *, timeout: float, progress: Callable[[], str | None] | None = None) -> JobEnd:
+        """Wait for the job to end. A hopeless pending reason or the timeout cancels it; so does Ctrl-C."""
+        started = time.monotonic()
+        last_note = started
+        try:
+            while True:
+                queued = self.queue_state(job_id)
+                if queued is None:
+                    break
+                state, reason = queued
+                if state == "PENDING" and reason in HOPELESS:
+                    self.cancel(job_id)
+                    raise SlurmError(f"job {job_id} can never start ({reason}); cancelled it")
+                elapsed = time.monotonic() - started
+                if elapsed > timeout:
+                    self.cancel(job_id)
+                    raise SlurmError(f"job {job_id} ran past {timeout:.0f} s; cancelled it")
+                news = progress() if progress else None
+                if self.echo and (news or time.monotonic() - last_note > 30):
+                    self.echo(f"[pytest-mlperf] slurm job {job_id} {state}: {elapsed:.0f} s elapsed{news or ''}\n")
+                    last_note = time.monotonic()
+                time.sleep(self.poll)
+        except BaseException:
+            if job_id in self.active:
+                self.cancel(job_id)
+            raise
+        self.active.discard(job_id)
+        return self.final_state(job_id)
+
+    def cancel(self, job_id: str) -> None:
+        _run(["scancel", job_id])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.queue_state(job_id) is not None:
+            time.sleep(0.2)
+        self.active.discard(job_id)
+
+    def close(self) -> None:
+        for job_id in list(self.active):
+            self.cancel(job_id)
+
+
+def explain(end: JobEnd) -> str:
+    why = WHY.get(end.state, "")
+    return f"Slurm job {end.job_id} ended {end.state} (exit {end.exit_code})" + (f": {why}" if why else "")

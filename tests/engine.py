@@ -1,0 +1,104 @@
+"""A real Docker engine for the tests (Debian docker.io: dockerd with vfs storage, no bridge, no iptables), and
+stand-in images built from a busybox-static rootfs with `docker import` (NVIDIA's images cannot exist here)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+from pytest_mlperf.containers import LABEL_SESSION
+
+APPLETS = (
+    "sh sleep cat cp mkdir ln date awk sed tr echo printf rm env ls id mv true false test wc grep head tail".split()
+)
+
+
+class Dockerd:
+    def __init__(self, root: Path):
+        self.root = root
+        self.sock = root / "docker.sock"
+        self.url = f"unix://{self.sock}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            "dockerd",
+            "--data-root",
+            str(self.root / "data"),
+            "--exec-root",
+            str(self.root / "exec"),
+            "--pidfile",
+            str(self.root / "dockerd.pid"),
+            "-H",
+            self.url,
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge=none",
+            "--storage-driver=vfs",
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=(self.root / "dockerd.log").open("ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dockerd exited: {(self.root / 'dockerd.log').read_text()[-2000:]}")
+            if self.ping():
+                return
+            time.sleep(0.2)
+        raise RuntimeError("dockerd did not answer within 30 s")
+
+    def ping(self) -> bool:
+        import docker
+
+        try:
+            docker.DockerClient(base_url=self.url, timeout=5).ping()
+            return True
+        except Exception:
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def client(self):
+        import docker
+
+        return docker.DockerClient(base_url=self.url, timeout=60)
+
+    def ours(self) -> list[str]:
+        return [c.name for c in self.client().containers.list(all=True, filters={"label": LABEL_SESSION})]
+
+
+def busybox_image(dockerd: Dockerd, rootfs: Path, tag: str, files: dict[str, Path], trees: dict[str, Path]) -> str:
+    """Import an image whose rootfs is busybox plus files (mode 755) and folder trees at the given paths."""
+    for folder in ("bin", "usr/bin", "tmp", "work", "etc"):
+        (rootfs / folder).mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path("/bin/busybox"), rootfs / "bin" / "busybox")
+    for applet in APPLETS:
+        (rootfs / "bin" / applet).symlink_to("busybox")
+    for inside, source in files.items():
+        dest = rootfs / inside.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, dest)
+        dest.chmod(0o755)
+    for inside, source in trees.items():
+        shutil.copytree(source, rootfs / inside.lstrip("/"), ignore=shutil.ignore_patterns("*.md", "_other_submitters"))
+    (rootfs / "tmp").chmod(0o1777)
+    tar = rootfs.parent / f"{rootfs.name}.tar"
+    with tarfile.open(tar, "w") as archive:
+        archive.add(rootfs, arcname=".")
+    repository, _, version = tag.partition(":")
+    dockerd.client().api.import_image_from_file(
+        str(tar), repository=repository, tag=version, changes=["ENV PATH=/usr/bin:/bin"]
+    )
+    tar.unlink()
+    return tag

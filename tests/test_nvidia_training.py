@@ -1,0 +1,406 @@
+"""NVIDIA's BERT training on the nvidia backend: one node through a real Docker engine, several through a real
+Slurm cluster that these tests start on this machine (munged, slurmctld, eight slurmd on loopback).
+
+Stand-ins, at the outermost boundary only: NVIDIA's PyTorch image and its GPUs cannot exist here. The image is
+a busybox rootfs whose `python -m torch.distributed.run` starts ranks like torchrun and whose run_and_time.sh
+(tests/standin_training/) checks the mounts and replays published MLPerf logs from ../shared/fixtures/training
+at a chosen pace; the Slurm job script is a stand-in run.sub that runs real srun steps on every node and
+replays a log the same way; the GPUs are the fake libnvidia-ml.so.1 of test_gpu.py. The config files are
+written from the catalog's numbers. Everything else is real: dockerd, the SDK calls, sbatch/squeue/scancel,
+slurmctld's job states, the parsers, verdicts and scores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from engine import Dockerd, busybox_image
+from slurm_cluster import SlurmCluster, missing_tools
+
+from conftest import ROOT
+from pytest_mlperf import catalog
+from pytest_mlperf.backends import BackendUnavailable
+from pytest_mlperf.backends.nvidia_training import TrialProgress, config_environment
+from pytest_mlperf.datasets import BertData
+from pytest_mlperf.logs.mllog import parse_training_log
+
+STANDIN = ROOT / "tests" / "standin_training"
+IMAGE = "pytest-mlperf-training-standin:test"
+A100X8 = "count=8;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400"
+NVIDIA_1NODE = "dgxa100_ngc22.09_pytorch/bert/result_0.txt"  # success, run_stop - run_start 925.828 s
+NVIDIA_8NODE = "dgxa100_n8_ngc22.09_pytorch/bert/result_1.txt"  # success, 145.289 s
+ABORTED = "dgxh100_preview/bert/result_3.txt"  # run_stop aborted at eval_accuracy 0.71973
+
+
+@pytest.fixture(scope="module")
+def dockerd():
+    if shutil.which("dockerd") is None or os.geteuid() != 0:
+        pytest.skip("a Docker engine is needed: install Debian's docker.io and run as root (.ci/run does both)")
+    daemon = Dockerd(Path(f"/tmp/mlperf-dockerd-train-{os.getpid()}"))
+    daemon.start()
+    yield daemon
+    leftovers = daemon.ours()
+    daemon.stop()
+    shutil.rmtree(daemon.root, ignore_errors=True)
+    assert leftovers == [], f"containers left behind by this module: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def training_image(dockerd, training_fixtures, tmp_path_factory) -> str:
+    if not Path("/bin/busybox").exists():
+        pytest.skip("the stand-in image is built from busybox-static (apt-get install busybox-static)")
+    return busybox_image(
+        dockerd,
+        tmp_path_factory.mktemp("rootfs"),
+        IMAGE,
+        files={
+            "/usr/bin/python": STANDIN / "python",
+            "/workspace/bert/run_and_time.sh": STANDIN / "run_and_time.sh",
+            "/workspace/bert/input_preprocessing/prepare_data.sh": STANDIN / "prepare_data.sh",
+        },
+        trees={"/fixtures": training_fixtures},
+    )
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    if missing_tools() or os.geteuid() != 0:
+        pytest.skip(f"a Slurm cluster is started as root from Debian's packages; missing: {missing_tools()}")
+    cluster = SlurmCluster(Path(f"/tmp/mlperf-slurm-{os.getpid()}"), nodes=8)
+    cluster.start()
+    yield cluster
+    left = cluster.jobs()
+    cluster.stop()
+    shutil.rmtree(cluster.root, ignore_errors=True)
+    assert left == [], f"Slurm jobs left behind by this module: {left}"
+
+
+def write_checkout(code: Path, *, replay: str, seconds: float = 1, fail: str = "", fixtures: Path | None = None):
+    """A stand-in implementation folder: config files written from the catalog, plus the stand-in scripts."""
+    code.mkdir(parents=True, exist_ok=True)
+    (code / "config_DGXA100_common.sh").write_text("export DGXNGPU=8\nexport DGXNSOCKET=2\nexport DGXSOCKETCORES=64\n")
+    controls = [f"export STANDIN_REPLAY={replay}", f"export STANDIN_SECONDS={seconds}"]
+    if fail:
+        controls.append(f"export STANDIN_FAIL='{fail}'")
+    if fixtures:
+        controls.append(f"export STANDIN_FIXTURES={fixtures}")
+    for config in catalog.load().training_configs.values():
+        lines = [
+            'source "$(dirname "${BASH_SOURCE[0]}")/config_DGXA100_common.sh"',
+            f"export DGXSYSTEM={config.file.removeprefix('config_').removesuffix('.sh')}",
+            f"export DGXNNODES={config.nodes}",
+            f"export BATCHSIZE={config.batch_size}",
+            f"export GRADIENT_STEPS={config.gradient_steps}",
+            f"export LR={config.learning_rate}",
+            f"export MAX_STEPS={config.max_steps}",
+            "export PHASE=2",
+            "NOT_EXPORTED=1",
+            *controls,
+        ]
+        (code / config.file).write_text("\n".join(lines) + "\n")
+    for script in ("run_and_time.sh", "run.sub"):
+        shutil.copy(STANDIN / script, code / script)
+    return code
+
+
+def prepared(data: Path) -> Path:
+    subprocess.run(["sh", str(STANDIN / "prepare_data.sh"), "--outputdir", str(data)], check=True, capture_output=True)
+    return data
+
+
+def _pytest(cwd: Path, env: dict, *args: str, background: bool = False):
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-p", "no:cacheprovider", f"--rootdir={cwd}"]
+    cmd += ["-m", "training", "--sku=A100-SXM-80GBx8", f"--mlperf-image={IMAGE}", *args]
+    if background:
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def docker_run(dockerd, training_image, fake_nvml, tmp_path):
+    def run(code: Path, data: Path, *args: str, background: bool = False):
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "FAKE_NVML_SPEC")}
+        env.update(DOCKER_HOST=dockerd.url, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=A100X8)
+        return _pytest(
+            tmp_path,
+            env,
+            f"--mlperf-training-code={code}",
+            f"--mlperf-bert-data={data}",
+            "--mlperf-container-profile=minimal",
+            *args,
+            background=background,
+        )
+
+    return run
+
+
+@pytest.fixture
+def slurm_run(slurm, tmp_path):
+    def run(code: Path, data: Path, *args: str, background: bool = False):
+        env = {**os.environ, "SLURM_CONF": str(slurm.conf)}
+        return _pytest(
+            tmp_path,
+            env,
+            f"--mlperf-training-code={code}",
+            f"--mlperf-bert-data={data}",
+            "--mlperf-launcher=slurm",
+            *args,
+            background=background,
+        )
+
+    return run
+
+
+def _records(path: Path) -> dict[str, dict]:
+    return {r["id"]: r for r in json.loads(path.read_text())["results"]}
+
+
+def _metrics(record: dict) -> dict[str, float]:
+    return {m["name"]: m["value"] for m in record["metrics"]}
+
+
+# ---- pure parts ---------------------------------------------------------------------------------------------
+def test_config_environment_is_what_the_config_file_exports(tmp_path):
+    code = write_checkout(tmp_path / "code", replay=NVIDIA_1NODE)
+    env = config_environment(code, catalog.load().training_config("1x8x56x1"))
+    assert env["DGXNGPU"] == "8" and env["BATCHSIZE"] == "56" and env["MAX_STEPS"] == "6700"
+    assert env["DGXSYSTEM"] == "DGXA100_1x8x56x1" and env["LR"] == "0.000425"
+    assert "NOT_EXPORTED" not in env and "PWD" not in env and "PATH" not in env
+
+    (code / "config_DGXA100_1x8x56x1.sh").write_text("export DGXNGPU=8\n")
+    with pytest.raises(BackendUnavailable, match=r"config_DGXA100_1x8x56x1.sh: does not export BATCHSIZE"):
+        config_environment(code, catalog.load().training_config("1x8x56x1"))
+    (code / "config_DGXA100_1x8x56x1.sh").write_text("source /nonexistent/common.sh\n")
+    with pytest.raises(BackendUnavailable, match=r"sourcing .*config_DGXA100_1x8x56x1.sh failed \(exit 1\)"):
+        config_environment(code, catalog.load().training_config("1x8x56x1"))
+
+
+def test_bert_data_check_names_what_is_missing_where(tmp_path):
+    data = BertData(prepared(tmp_path / "data"))
+    assert data.problems() == []
+    (data.train_dir / "part_01234_of_04320.hdf5").unlink()
+    (data.phase1_dir / "bert_config.json").write_text("{not json")
+    (data.eval_dir / "part_eval_10k.hdf5").write_bytes(b"")
+    problems = data.problems(packed=True)
+    assert problems == [
+        f"{data.train_dir}: 4319 of 4320 training shards; missing part_01234_of_04320.hdf5",
+        f"{data.eval_dir / 'part_eval_10k.hdf5'}: empty (the 10k-sample eval set)",
+        f"{data.phase1_dir / 'bert_config.json'}: not valid JSON (Expecting property name enclosed in double quotes: "
+        "line 1 column 2 (char 1))",
+        f"{data.packed_dir}: no packed data (the packed configs need input_preprocessing/packed_data)",
+    ]
+
+
+def test_progress_says_eval_accuracy_against_the_target(training_fixtures):
+    progress = TrialProgress(0.720)
+    text = (training_fixtures / NVIDIA_1NODE).read_text()
+    news = [progress.feed(text[i : i + 4096]) for i in range(0, len(text), 4096)]
+    said = [n for n in news if n]
+    run = parse_training_log(training_fixtures / NVIDIA_1NODE)
+    last = run.evals[-1]
+    assert said[-1] == f"; eval_accuracy {last.accuracy:.4f} / target 0.720 after {last.samples} samples"
+    assert len(said) <= len(run.evals)  # at most one piece of news per chunk
+
+
+# ---- one node, Docker ---------------------------------------------------------------------------------------
+def test_docker_trials_converge_and_are_scored(docker_run, dockerd, tmp_path, training_fixtures):
+    code = write_checkout(tmp_path / "code", replay=NVIDIA_1NODE)
+    data = prepared(tmp_path / "data")
+    out = tmp_path / "out"
+    result = docker_run(code, data, "--mlperf-nexp=2", "--mlperf-json=t.json", f"--mlperf-output={out}", "-s")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "2 passed" not in result.stdout and "3 passed" in result.stdout  # two trials and their score
+    records = _records(tmp_path / "t.json")
+    trial = _metrics(records["bert-1x8x56x1-trial_1"])
+    assert trial["time_to_train"] == pytest.approx(925.828) and trial["eval_mlm_accuracy"] >= 0.72
+    score = records["bert-1x8x56x1"]
+    assert score["verdict"] == "SCORED" and _metrics(score)["mlperf_score"] == pytest.approx(925.828 / 60)
+    logs = sorted((out / "training" / "1x8x56x1").glob("*_[12].log"))
+    assert len(logs) == 2
+    first = logs[0].read_text().splitlines()[0]
+    assert first == "$ python -m torch.distributed.run --standalone --no_python --nproc_per_node=8 ./run_and_time.sh"
+    # streamed with progress: eval accuracy against the target, samples seen, elapsed time
+    last = parse_training_log(training_fixtures / NVIDIA_1NODE).evals[-1]
+    assert f"eval_accuracy {last.accuracy:.4f} / target 0.720 after {last.samples} samples" in result.stdout
+    assert records["bert-1x8x56x1-trial_1"]["info"]["launcher"] == "docker"
+    assert dockerd.ours() == []
+
+
+def test_docker_aborted_trial_fails_and_so_does_the_score(docker_run, dockerd, tmp_path):
+    code = write_checkout(tmp_path / "code", replay=ABORTED)
+    result = docker_run(code, prepared(tmp_path / "data"))
+    assert result.returncode == 1
+    assert "NOT CONVERGED: run_stop status 'aborted', last eval_accuracy 0.71973 < 0.720" in result.stdout
+    assert "INVALID: not converged: bert-1x8x56x1-trial_1 (NOT CONVERGED)" in result.stdout
+    assert dockerd.ours() == []
+
+
+def test_docker_trial_that_crashes_fails_with_its_last_lines(docker_run, dockerd, tmp_path):
+    code = write_checkout(tmp_path / "code", replay=NVIDIA_1NODE, fail="CUDA error: an illegal memory access")
+    result = docker_run(code, prepared(tmp_path / "data"))
+    assert result.returncode == 1
+    assert "bert-1x8x56x1-trial_1: the trial ended (exit status 1) without a run_stop; last lines of" in result.stdout
+    assert "stand-in failure: CUDA error: an illegal memory access" in result.stdout
+    assert "INVALID: not converged: bert-1x8x56x1-trial_1" in result.stdout
+    assert dockerd.ours() == []
+
+
+def test_docker_trial_past_its_timeout_is_stopped(docker_run, dockerd, tmp_path):
+    code = write_checkout(tmp_path / "code", replay=NVIDIA_1NODE, seconds=60)
+    result = docker_run(code, prepared(tmp_path / "data"), "--mlperf-step-timeout=3")
+    assert result.returncode == 1
+    assert "bert-1x8x56x1-trial_1: timed out after 3 s; the container was stopped" in result.stdout
+    assert dockerd.ours() == []
+
+
+def test_missing_data_is_prepared_in_the_container_once_and_resumes_after_a_failure(docker_run, dockerd, tmp_path):
+    code = write_checkout(tmp_path / "code", replay=NVIDIA_1NODE)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ".standin-prepare").write_text("fail")
+    failed = docker_run(code, data)
+    assert failed.returncode == 1
+    assert "prepare_data.sh ended with exit status 4; still missing:" in failed.stdout
+    assert "2000 of 4320 training shards; missing part_02000_of_04320.hdf5" in failed.stdout
+    assert not (data / ".pytest-mlperf" / "prepare_data.stamp").exists()
+
+    (data / ".standin-prepare").unlink()
+    resumed = docker_run(code, data, "--mlperf-json=r.json")
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert (data / ".pytest-mlperf" / "prepare_data.stamp").exists()
+    assert BertData(data).problems() == []
+
+    again = docker_run(code, data, "-s")
+    assert again.returncode == 0 and "prepare_data" not in again.stdout  # ready data is not prepared twice
+    assert dockerd.ours() == [] and not list(data.rglob("*.lock"))
+
+
+def test_usage_errors_name_the_input(docker_run, tmp_path):
+    code = write_checkout(tmp_path / "code", replay=NVIDIA_1NODE)
+    data = prepared(tmp_path / "data")
+    no_data = docker_run(code, tmp_path / "nowhere")
+    assert no_data.returncode == 4 and f"--mlperf-bert-data {tmp_path / 'nowhere'}: not a directory" in no_data.stderr
+    multi = docker_run(code, data, "--mlperf-nodes=8")
+    assert multi.returncode == 4
+    assert "config 8x8x48x1 runs on 8 nodes: use --mlperf-launcher slurm (docker runs one node)" in multi.stderr
+    (code / "run_and_time.sh").unlink()
+    broken = docker_run(code, data)
+    assert broken.returncode == 4 and "but run_and_time.sh is missing" in broken.stderr
+    unknown = docker_run(code, data, "--mlperf-training-config=9x9")
+    assert unknown.returncode == 4 and "--mlperf-training-config: unknown training config '9x9'" in unknown.stderr
+
+
+# ---- several nodes, Slurm -----------------------------------------------------------------------------------
+def _slurm_checkout(tmp_path: Path, training_fixtures: Path, replay: str = NVIDIA_8NODE, seconds: float = 1):
+    return write_checkout(tmp_path / "code", replay=replay, seconds=seconds, fixtures=training_fixtures)
+
+
+def test_slurm_eight_node_trial_converges(slurm, slurm_run, tmp_path, training_fixtures):
+    code = _slurm_checkout(tmp_path, training_fixtures)
+    out = tmp_path / "out"
+    result = slurm_run(
+        code, prepared(tmp_path / "data"), "--mlperf-nodes=8", "--mlperf-json=s.json", f"--mlperf-output={out}"
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    records = _records(tmp_path / "s.json")
+    trial = records["bert-8x8x48x1-trial_1"]
+    assert _metrics(trial)["time_to_train"] == pytest.approx(145.289)
+    assert trial["info"]["slurm_state"] == "COMPLETED" and trial["info"]["launcher"] == "slurm"
+    log = Path(trial["artifacts"][0]).read_text()
+    assert "node 7 of 8 ready" in log and "0: :::MLLOG" in log  # srun ran on every node; rank-prefixed lines
+    assert records["bert-8x8x48x1"]["verdict"] == "SCORED"
+    assert slurm.jobs() == []
+
+
+def test_slurm_job_for_more_nodes_than_the_cluster_has_fails_fast(slurm, slurm_run, tmp_path, training_fixtures):
+    code = _slurm_checkout(tmp_path, training_fixtures)
+    started = time.monotonic()
+    result = slurm_run(code, prepared(tmp_path / "data"), "--mlperf-training-config=512x8x2x1_pack")
+    assert result.returncode == 1
+    assert "needs 512 nodes; the default partition has 8 (sinfo): not submitted" in result.stdout, result.stdout[-3000:]
+    assert time.monotonic() - started < 60 and slurm.jobs() == []
+
+
+def test_sbatch_refusal_is_reported(slurm, tmp_path):
+    """EnforcePartLimits=ALL makes sbatch itself refuse an impossible job; its words reach the user."""
+    from pytest_mlperf.slurm import SlurmError, SlurmLauncher
+
+    launcher = SlurmLauncher()
+    launcher.nodes_available = lambda: 10_000  # as if sinfo had said otherwise: sbatch is the last line
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\ntrue\n")
+    os.environ["SLURM_CONF"] = str(slurm.conf)
+    try:
+        with pytest.raises(SlurmError, match=r"sbatch refused big: .*Node count specification invalid"):
+            launcher.submit(
+                script,
+                nodes=9,
+                tasks_per_node=1,
+                walltime="5",
+                job_name="big",
+                output=tmp_path / "o",
+                env={},
+                cwd=tmp_path,
+            )
+    finally:
+        del os.environ["SLURM_CONF"]
+    assert slurm.jobs() == []
+
+
+def _wait_for_job(slurm: SlurmCluster, state: str = "RUNNING", timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = slurm.run("squeue", "--noheader", "--format=%i %T").stdout.split()
+        if len(out) >= 2 and out[1] == state:
+            return out[0]
+        time.sleep(0.3)
+    raise AssertionError(f"no {state} job within {timeout} s")
+
+
+def test_slurm_job_cancelled_from_outside_fails_clearly(slurm, slurm_run, tmp_path, training_fixtures):
+    code = _slurm_checkout(tmp_path, training_fixtures, seconds=120)
+    proc = slurm_run(code, prepared(tmp_path / "data"), "--mlperf-nodes=8", background=True)
+    job = _wait_for_job(slurm)
+    slurm.run("scancel", job)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert f"Slurm job {job} ended CANCELLED" in out and "the job was cancelled" in out
+    assert slurm.jobs() == []
+
+
+def test_slurm_node_lost_mid_run_fails_clearly(slurm, slurm_run, tmp_path, training_fixtures):
+    code = _slurm_checkout(tmp_path, training_fixtures, seconds=120)
+    proc = slurm_run(code, prepared(tmp_path / "data"), "--mlperf-nodes=8", background=True)
+    try:
+        job = _wait_for_job(slurm)
+        slurm.run("scontrol", "update", "nodename=n3", "state=down", "reason=lost in test")
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        slurm.reset_nodes()
+    assert proc.returncode == 1
+    assert f"Slurm job {job} ended NODE_FAIL" in out and "a node of the job was lost" in out
+    assert slurm.jobs() == []
+
+
+@pytest.mark.parametrize("how", ["timeout", "interrupt"])
+def test_slurm_job_is_cancelled_on_timeout_and_interrupt(slurm, slurm_run, tmp_path, training_fixtures, how):
+    code = _slurm_checkout(tmp_path, training_fixtures, seconds=120)
+    data = prepared(tmp_path / "data")
+    if how == "timeout":
+        result = slurm_run(code, data, "--mlperf-nodes=8", "--mlperf-step-timeout=4")
+        assert result.returncode == 1 and "ran past 4 s; cancelled it" in result.stdout
+    else:
+        proc = slurm_run(code, data, "--mlperf-nodes=8", background=True)
+        _wait_for_job(slurm)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode != 0 and "KeyboardInterrupt" in out
+    assert slurm.jobs() == []
