@@ -3,6 +3,8 @@
 pytest-mlperf metrics PATH...   metrics of log files or results folders, one JSON object per line
 pytest-mlperf gpus              this machine's GPU inventory and the catalog SKU it matches
 pytest-mlperf systems           the catalog's SKUs
+pytest-mlperf compare A.json B.json   B against baseline A; exits 1 on a regression
+pytest-mlperf merge RUN.json...       a fleet table of several nodes; exits 1 when a node is marked slow
 """
 
 from __future__ import annotations
@@ -136,6 +138,49 @@ def cmd_systems(args) -> int:
     return 0
 
 
+DEFAULT_FAIL_ON = "throughput:5%,latency:10%,accuracy:any,time:5%"
+
+
+def cmd_compare(args) -> int:
+    from . import baseline
+
+    try:
+        rules = baseline.parse_fail_on(args.fail_on)
+        before = baseline.load(args.baseline, Path(args.baseline).parent)
+        after = baseline.load(args.run, Path(args.run).parent)
+        baseline.check_compatible(before, after.header)
+    except baseline.BaselineError as exc:
+        print(f"pytest-mlperf compare: {exc}", file=sys.stderr)
+        return 2
+    comps, unmatched = baseline.compare_runs(
+        {"results": list(before.records.values())}, {"results": list(after.records.values())}, rules
+    )
+    changes = baseline.fingerprint_changes(
+        before.header.get("fingerprint") or {}, after.header.get("fingerprint") or {}
+    )
+    expected = tuple(f.strip() for f in args.expect_change.split(",") if f.strip())
+    print(f"baseline {before.path}  ->  {after.path}  (fail on {args.fail_on})")
+    for line in baseline.format_comparison(comps, changes, expected) + unmatched:
+        print(line)
+    regressed = [c for c in comps if c.regressed]
+    print(f"{len(regressed)} of {len(comps)} cases regressed")
+    return 1 if regressed else 0
+
+
+def cmd_merge(args) -> int:
+    from . import baseline, fleet
+
+    try:
+        nodes, rows = fleet.merge([Path(p) for p in args.runs], args.spread)
+    except baseline.BaselineError as exc:
+        print(f"pytest-mlperf merge: {exc}", file=sys.stderr)
+        return 2
+    lines, slow = fleet.format_fleet(nodes, rows, args.spread)
+    for line in lines:
+        print(line)
+    return 1 if slow else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pytest-mlperf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -144,6 +189,16 @@ def main(argv: list[str] | None = None) -> int:
     metrics.set_defaults(func=cmd_metrics)
     sub.add_parser("gpus", help="print the GPU inventory and matched SKU").set_defaults(func=cmd_gpus)
     sub.add_parser("systems", help="list the catalog's SKUs").set_defaults(func=cmd_systems)
+    compare = sub.add_parser("compare", help="compare a results JSON file with a baseline one")
+    compare.add_argument("baseline", metavar="A.json")
+    compare.add_argument("run", metavar="B.json")
+    compare.add_argument("--fail-on", default=DEFAULT_FAIL_ON, metavar="EXPR", help=f"default {DEFAULT_FAIL_ON}")
+    compare.add_argument("--expect-change", default=",".join(("driver_version", "cuda_driver_version", "vbios")))
+    compare.set_defaults(func=cmd_compare)
+    merge = sub.add_parser("merge", help="join several nodes' results JSON files into a fleet table")
+    merge.add_argument("runs", nargs="+", metavar="RUN.json")
+    merge.add_argument("--spread", type=float, default=0.05, help="mark nodes this fraction behind the median")
+    merge.set_defaults(func=cmd_merge)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `pytest-mlperf metrics ... | head` ends quietly
     if args.command == "metrics":

@@ -28,6 +28,10 @@ class GpuDevice:
     power_limit_w: float | None
     default_power_limit_w: float | None
     mig_mode: int | None  # 1 enabled, 0 disabled, None unsupported
+    ecc_mode: int | None = None  # current ECC mode: 1 on, 0 off
+    persistence_mode: int | None = None
+    app_clock_sm_mhz: int | None = None  # application clocks
+    app_clock_mem_mhz: int | None = None
 
     @property
     def memory_gib(self) -> float | None:
@@ -83,6 +87,7 @@ def detect() -> Inventory:
             limit = _optional(pynvml.nvmlDeviceGetPowerManagementLimit, handle)
             default_limit = _optional(pynvml.nvmlDeviceGetPowerManagementDefaultLimit, handle)
             mig = _optional(pynvml.nvmlDeviceGetMigMode, handle)
+            ecc = _optional(pynvml.nvmlDeviceGetEccMode, handle)
             devices.append(
                 GpuDevice(
                     index=index,
@@ -95,6 +100,10 @@ def detect() -> Inventory:
                     power_limit_w=limit / 1000.0 if limit is not None else None,
                     default_power_limit_w=default_limit / 1000.0 if default_limit is not None else None,
                     mig_mode=int(mig[0]) if mig is not None else None,
+                    ecc_mode=int(ecc[0]) if ecc is not None else None,
+                    persistence_mode=_optional(pynvml.nvmlDeviceGetPersistenceMode, handle),
+                    app_clock_sm_mhz=_optional(pynvml.nvmlDeviceGetApplicationsClock, handle, pynvml.NVML_CLOCK_SM),
+                    app_clock_mem_mhz=_optional(pynvml.nvmlDeviceGetApplicationsClock, handle, pynvml.NVML_CLOCK_MEM),
                 )
             )
         return Inventory(

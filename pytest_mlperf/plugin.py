@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from . import __version__, catalog, compliance, gpu
+from . import __version__, baseline, catalog, compliance, fingerprint, gpu, telemetry
 from .backends import BackendUnavailable, NoBackend, ResultMissing, RunFailed
 from .backends.local import LocalBackend
 from .backends.nvidia_inference import NvidiaInferenceBackend
@@ -22,6 +22,7 @@ from .backends.results import ResultsBackend
 from .containers import ContainerError
 from .evaluate import CaseResult, evaluate, evaluate_score, trial_outcome
 from .logs import ParseError
+from .metrics import Metric
 from .report import junit_properties, result_record, write_json
 from .verdict import TrialOutcome
 
@@ -208,6 +209,58 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Run mlperf-logging's compliance checker on each training log: auto (when it is installed), on, off",
     )
     group.addoption(
+        "--mlperf-save",
+        dest="mlperf_save",
+        default=None,
+        metavar="NAME",
+        help="Keep this run's results as baseline NAME (in --mlperf-baseline-dir)",
+    )
+    group.addoption(
+        "--mlperf-baseline",
+        dest="mlperf_baseline",
+        default=None,
+        metavar="NAME|FILE",
+        help="Compare every case with a saved baseline (a name, or a results JSON file)",
+    )
+    group.addoption(
+        "--mlperf-fail-on",
+        dest="mlperf_fail_on",
+        default=None,
+        metavar="EXPR",
+        help="Regressions against the baseline that fail a test, e.g. throughput:5%%,latency:10%%,accuracy:any "
+        "(classes throughput, latency, accuracy, time, or a metric name); verdict flips always fail",
+    )
+    group.addoption(
+        "--mlperf-baseline-dir",
+        dest="mlperf_baseline_dir",
+        default=".mlperf-baselines",
+        metavar="DIR",
+        help="Where named baselines are kept (default .mlperf-baselines)",
+    )
+    group.addoption(
+        "--mlperf-expect-change",
+        dest="mlperf_expect_change",
+        default="driver_version,cuda_driver_version,vbios",
+        metavar="FIELDS",
+        help="Fingerprint fields a roll-out is meant to change; a baseline differing in others is warned about",
+    )
+    group.addoption(
+        "--mlperf-min-published",
+        dest="mlperf_min_published",
+        default=None,
+        type=float,
+        metavar="FRACTION",
+        help="Fail a performance case below this fraction of NVIDIA's published v2.0 figure (e.g. 0.9)",
+    )
+    group.addoption(
+        "--mlperf-telemetry-interval",
+        dest="mlperf_telemetry_interval",
+        default=1.0,
+        type=float,
+        metavar="SECONDS",
+        help="NVML sampling period during each test (0 turns telemetry off; no NVML, no telemetry)",
+    )
+    group.addoption(
         "--mlperf-step-timeout",
         dest="mlperf_step_timeout",
         default=None,
@@ -237,6 +290,9 @@ class MlperfState:
         self.compliance = self._compliance()
         self._choose_backend()
         self._choose_training_backend()
+        self.fingerprint = self._fingerprint()
+        self.rules, self.baseline = self._baseline()
+        self.regressed: list[str] = []
 
     def _resolve_sku(self) -> None:
         sku = self.config.getoption("mlperf_sku")
@@ -352,6 +408,68 @@ class MlperfState:
                 self.catalog.training_config(name)
             except catalog.CatalogError as exc:
                 raise pytest.UsageError(f"--mlperf-training-config: {exc}") from None
+
+    def _fingerprint(self) -> dict:
+        why = ""
+        inventory = self.detected
+        if inventory is None:
+            try:
+                inventory = gpu.detect()
+            except gpu.NvmlUnavailable as exc:
+                why = str(exc)
+        self.telemetry_on = inventory is not None and self.config.getoption("mlperf_telemetry_interval") > 0
+        backends = [b for b in (self.backend, self.training_backend) if b is not None]
+        return fingerprint.fingerprint(inventory, why, list(dict.fromkeys(backends)))
+
+    def _baseline(self):
+        opt = self.config.getoption
+        try:
+            rules = baseline.parse_fail_on(opt("mlperf_fail_on")) if opt("mlperf_fail_on") else []
+            if opt("mlperf_save"):
+                baseline.baseline_path(opt("mlperf_save"), self.baseline_dir)
+            if not opt("mlperf_baseline"):
+                if rules:
+                    raise baseline.BaselineError("--mlperf-fail-on needs --mlperf-baseline NAME|FILE to compare with")
+                return rules, None
+            found = baseline.load(opt("mlperf_baseline"), self.baseline_dir)
+            baseline.check_compatible(found, self.header())
+        except baseline.BaselineError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        return rules, found
+
+    @property
+    def baseline_dir(self) -> Path:
+        return Path(self.config.getoption("mlperf_baseline_dir")).expanduser()
+
+    def compare(self, case, result: CaseResult) -> baseline.Comparison | None:
+        if self.baseline is None:
+            return None
+        before = self.baseline.record(case.id)
+        if before is None:
+            result.info["baseline"] = {"name": self.baseline.name, "missing": True}
+            return None
+        now = {"id": case.id, "verdict": result.verdict.label, "metrics": [m.to_dict() for m in result.metrics]}
+        comparison = baseline.compare_records(before, now, self.rules)
+        result.info["baseline"] = {"name": self.baseline.name, **comparison.to_dict()}
+        return comparison
+
+    def published_share(self, case, result: CaseResult) -> float | None:
+        """This performance case's share of NVIDIA's published v2.0 figure for the same system and case (a
+        latency scenario's share is published / measured, so above 1 is better either way); kept as a metric."""
+        if not isinstance(case, catalog.InferenceCase) or case.mode != "PerformanceOnly":
+            return None
+        figure = self.catalog.published_figure(case.system_name, case.benchmark.name, case.scenario.name)
+        measured = next((m.value for m in result.metrics if m.name == case.scenario.perf_key), None)
+        if not figure or not measured:
+            return None
+        share = measured / figure if case.scenario.higher_is_better else figure / measured
+        result.metrics.append(Metric("published_pct", share * 100.0, "%", True, {"published": figure}))
+        return share
+
+    def fingerprint_changes(self) -> list:
+        if self.baseline is None:
+            return []
+        return baseline.fingerprint_changes(self.baseline.header.get("fingerprint") or {}, self.fingerprint)
 
     def _compliance(self) -> bool:
         choice = self.config.getoption("mlperf_compliance")
@@ -497,6 +615,7 @@ class MlperfState:
             "training_backend": self.training_backend.name,
             "training_backend_reason": self.training_reason,
             "host": platform.node(),
+            "fingerprint": getattr(self, "fingerprint", None),
         }
 
 
@@ -519,6 +638,12 @@ def pytest_configure(config: pytest.Config) -> None:
         from .report.html import HtmlReport
 
         config.pluginmanager.register(HtmlReport(state), "mlperf_html")
+    if config.pluginmanager.hasplugin("metadata"):  # pytest-html's Environment table
+        from pytest_metadata.plugin import metadata_key
+
+        for field, value in state.fingerprint.items():
+            if value is not None:
+                config.stash[metadata_key][f"MLPerf {field}"] = str(value)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -527,7 +652,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     xml = getattr(session.config, "stash", {}).get(_junit_key(), None) if state is not None else None
     if xml is not None:
         for key, value in state.header().items():
-            if value is not None:
+            if key == "fingerprint":
+                for field, item in (value or {}).items():
+                    if item is not None:
+                        xml.add_global_property(f"mlperf:fingerprint.{field}", str(item))
+            elif value is not None:
                 xml.add_global_property(f"mlperf:{key}", str(value))
 
 
@@ -639,6 +768,8 @@ def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_pa
         if backend.needs_gpu:
             request.getfixturevalue("mlperf_system")
         failure = None
+        interval = request.config.getoption("mlperf_telemetry_interval")
+        sampler = telemetry.Sampler(interval).start() if mlperf_state.telemetry_on else None
         try:
             artifacts = backend.run(case, tmp_path)
         except ResultMissing as exc:
@@ -648,6 +779,8 @@ def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_pa
         except Exception as exc:
             mlperf_state.record_trial(case, None, f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            watched = sampler.stop().summary() if sampler is not None else None
         if failure is not None:  # said outside the except block: the message alone, no chained traceback
             mlperf_state.record_trial(case, None, failure.splitlines()[0])
             pytest.fail(failure, pytrace=False)
@@ -660,7 +793,14 @@ def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_pa
         if isinstance(case, catalog.TrainingCase) and mlperf_state.compliance:
             out = Path(request.getfixturevalue("tmp_path_factory").getbasetemp()) / "mlperf-compliance"
             result.info["compliance"] = compliance.check(artifacts.path, out / case.id.replace("/", "_")).to_dict()
+        if watched is not None:
+            result.info["telemetry"] = watched
+            if getattr(case, "mode", "") == "PerformanceOnly" and watched.get("throttle"):
+                result.info["throttled"] = watched["throttle"]
+        published = mlperf_state.published_share(case, result)
+        comparison = mlperf_state.compare(case, result)
         _attach(request, case, result, backend.name)
+        _gate(request, mlperf_state, case, result, comparison, published)
         return result
 
     return run
@@ -670,6 +810,23 @@ def _attach(request: pytest.FixtureRequest, case, result: CaseResult, backend: s
     request.config.hook.pytest_mlperf_result(config=request.config, case=case, result=result)
     request.node.stash[RESULT_KEY] = result
     request.node.user_properties.extend(junit_properties(result, backend))
+
+
+def _gate(request, state: MlperfState, case, result: CaseResult, comparison, published: float | None) -> None:
+    """Regressions against the baseline and a node below the published figure fail the test that shows them."""
+    problems = []
+    if comparison is not None and comparison.regressed:
+        problems.append(f"REGRESSED vs baseline {state.baseline.name}: " + "; ".join(comparison.regressions))
+        state.regressed.append(case.id)
+    floor = request.config.getoption("mlperf_min_published")
+    if floor is not None and published is not None and published < floor:
+        problems.append(
+            f"BELOW PUBLISHED: {published * 100:.1f}% of NVIDIA's published v2.0 figure for {case.id} "
+            f"(--mlperf-min-published {floor:g})"
+        )
+    if problems:
+        result.info["gate"] = problems
+        pytest.fail("\n".join(problems) + f"\n(verdict: {result.verdict.reason})", pytrace=False)
 
 
 @pytest.fixture
@@ -698,7 +855,9 @@ def mlperf_score(request: pytest.FixtureRequest, mlperf_state: MlperfState):
                 except ParseError as exc:
                     mlperf_state.record_trial(by_id[trial], None, str(exc))
         result = evaluate_score(case, [mlperf_state.trials[trial] for trial in case.trials])
+        comparison = mlperf_state.compare(case, result)
         _attach(request, case, result, mlperf_state.training_backend.name)
+        _gate(request, mlperf_state, case, result, comparison, None)
         return result
 
     return score
@@ -738,10 +897,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = _state(session.config)
     if state is not None:
         state.close_backend()  # runs on a normal end, after failures and after Ctrl-C
-    path = session.config.getoption("mlperf_json")
-    if state is None or not path or hasattr(session.config, "workerinput"):
+    if state is None or hasattr(session.config, "workerinput"):
         return
-    write_json(Path(path), state.header(), state.records)
+    path = session.config.getoption("mlperf_json")
+    if path:
+        write_json(Path(path), state.header(), state.records)
+    name = session.config.getoption("mlperf_save")
+    if name:
+        state.saved = baseline.save(baseline.baseline_path(name, state.baseline_dir), state.header(), state.records)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -751,7 +914,27 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.section("MLPerf verdicts")
     for record in state.records:
         label = record.get("verdict") or record["outcome"].upper()
-        terminalreporter.write_line(f"{label:<14} {record['id']}: {record.get('reason', '')}")
+        info = record.get("info") or {}
+        flags = f" [throttled: {', '.join(info['throttled'])}]" if info.get("throttled") else ""
+        flags += "".join(f" [{problem}]" for problem in info.get("gate", []))
+        terminalreporter.write_line(f"{label:<14} {record['id']}: {record.get('reason', '')}{flags}")
+    if state.baseline is not None:
+        _baseline_summary(terminalreporter, state, config)
     path = config.getoption("mlperf_json")
     if path and not hasattr(config, "workerinput"):
         terminalreporter.write_line(f"results JSON: {path}")
+    if getattr(state, "saved", None):
+        terminalreporter.write_line(f"baseline saved: {state.saved}")
+
+
+def _baseline_summary(terminalreporter, state: MlperfState, config: pytest.Config) -> None:
+    comps = []
+    for record in state.records:
+        found = (record.get("info") or {}).get("baseline")
+        if found and not found.get("missing"):
+            comps.append(baseline.Comparison.from_dict(found))
+    expected = tuple(f.strip() for f in config.getoption("mlperf_expect_change").split(",") if f.strip())
+    changes = state.fingerprint_changes()
+    terminalreporter.section(f"MLPerf baseline {state.baseline.name} ({state.baseline.path})")
+    for line in baseline.format_comparison(comps, changes, expected):
+        terminalreporter.write_line(line)

@@ -7,7 +7,7 @@ A Case is one benchmark x scenario x mode (x harness) for one system, or one tra
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -261,6 +261,11 @@ class Catalog:
     training_configs: dict[str, TrainingConfig]
     training_systems: dict[str, tuple[str, ...]]
     training_target: float
+    published: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # system name -> bench -> scen
+
+    def published_figure(self, system_name: str, benchmark: str, scenario: str) -> float | None:
+        """NVIDIA's published v2.0 figure for a case (the scenario's perf key), when the catalog has it."""
+        return self.published.get(system_name, {}).get(benchmark, {}).get(scenario)
 
     def system(self, sku: str) -> System:
         try:
@@ -415,4 +420,5 @@ def load() -> Catalog:
         training_configs=configs,
         training_systems={k: tuple(v) for k, v in tra["systems"].items()},
         training_target=tra["target"]["value"],
+        published=inf.get("published", {}).get("values", {}),
     )

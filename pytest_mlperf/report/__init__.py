@@ -44,6 +44,12 @@ def junit_properties(result: CaseResult, backend: str) -> list[tuple[str, object
         props.append(("mlperf:config_name", result.info["config_name"]))
     if "compliance" in result.info:
         props.append(("mlperf:compliance", result.info["compliance"]["status"]))
+    if result.info.get("throttled"):
+        props.append(("mlperf:throttled", ",".join(result.info["throttled"])))
+    found = result.info.get("baseline")
+    if found and not found.get("missing"):
+        props.append(("mlperf:baseline", found["name"]))
+        props.append(("mlperf:regressions", "; ".join(found.get("regressions", [])) or "none"))
     props += [(m.name, _number(m.value)) for m in result.metrics]
     return props
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from . import charts as charts_mod
+
 
 def _fmt(value: float) -> str:
     if float(value).is_integer():
@@ -15,14 +17,27 @@ def _fmt(value: float) -> str:
     return f"{value:,.4f}" if abs(value) < 1000 else f"{value:,.2f}"
 
 
+def _delta_cells(metric: dict, deltas: dict[str, dict]) -> str:
+    delta = deltas.get(metric["name"])
+    if delta is None:
+        return "<td></td><td></td>"
+    change = delta.get("change")
+    worse = delta.get("worsening") or 0.0
+    style = " style='color:#b00;font-weight:bold'" if worse > 0.005 else ""
+    text = "n/a" if change is None else f"{change * 100:+.1f}%"
+    return f"<td style='text-align:right'>{_fmt(delta['baseline'])}</td><td{style}>{escape(text)}</td>"
+
+
 def metrics_table(record: dict) -> str:
+    info = record.get("info") or {}
+    base = info.get("baseline") or {}
+    deltas = {d["metric"]: d for d in base.get("deltas", [])}
     rows = "".join(
         f"<tr><td>{escape(m['name'])}</td><td style='text-align:right'>{_fmt(m['value'])}</td>"
-        f"<td>{escape(m['unit'])}</td><td>{_direction(m['higher_is_better'])}</td></tr>"
+        f"<td>{escape(m['unit'])}</td><td>{_direction(m['higher_is_better'])}</td>{_delta_cells(m, deltas)}</tr>"
         for m in record.get("metrics", [])
     )
     verdict = escape(record.get("reason") or record.get("verdict") or record["outcome"])
-    info = record.get("info") or {}
     stand_in = (
         f"<p class='mlperf-standin'>Stand-in model ({escape(str(info.get('model', '')))}), not the MLPerf model: "
         "the figures measure this machine and the harness, not a benchmark result.</p>"
@@ -34,13 +49,44 @@ def metrics_table(record: dict) -> str:
         for path in record.get("artifacts", [])
     )
     logs = f"<p class='mlperf-logs'>Logs: {links}</p>" if links else ""
+    baseline_name = escape(str(base.get("name", ""))) if base else ""
     return (
         f"<div class='mlperf'>{logs}<p><b>MLPerf verdict</b> {verdict} "
-        f"(backend {escape(record['backend'])})</p>{stand_in}{_compliance(info)}"
+        f"(backend {escape(record['backend'])})</p>{stand_in}{_notes(record, info)}{_compliance(info)}"
         "<table class='mlperf-metrics' border='1' cellpadding='3'>"
-        "<tr><th>metric</th><th>value</th><th>unit</th><th>better</th></tr>"
-        f"{rows}</table></div>"
+        "<tr><th>metric</th><th>value</th><th>unit</th><th>better</th>"
+        f"<th>baseline {baseline_name}</th><th>delta</th></tr>"
+        f"{rows}</table>{_charts(record, info)}</div>"
     )
+
+
+def _notes(record: dict, info: dict) -> str:
+    notes = []
+    published = next((m for m in record.get("metrics", []) if m["name"] == "published_pct"), None)
+    if published is not None:
+        figure = published.get("metadata", {}).get("published")
+        shown = f" ({_fmt(figure)})" if isinstance(figure, int | float) else ""
+        notes.append(f"{published['value']:.1f}% of NVIDIA's published v2.0 figure{shown}")
+    if info.get("throttled"):
+        reasons = ", ".join((info.get("telemetry") or {}).get("throttle_reasons", []))
+        notes.append(
+            f"<b style='color:#b00'>throttling during this run: {escape(', '.join(info['throttled']))}</b>"
+            f" ({escape(reasons)})"
+        )
+    for problem in info.get("gate", []):
+        notes.append(f"<b style='color:#b00'>{escape(problem)}</b>")
+    base = info.get("baseline") or {}
+    if base.get("missing"):
+        notes.append(f"not in baseline {escape(str(base.get('name')))}")
+    return "".join(f"<p class='mlperf-note'>{n}</p>" for n in notes)
+
+
+def _charts(record: dict, info: dict) -> str:
+    charts = [charts_mod.percentile_chart(record.get("metrics", []))]
+    series = (info.get("telemetry") or {}).get("series") or []
+    charts.append(charts_mod.series_chart(series, "power_w", "GPU power (mean over GPUs)", "W"))
+    charts.append(charts_mod.series_chart(series, "sm_clock_mhz", "SM clock (mean over GPUs)", "MHz"))
+    return "".join(f"<div class='mlperf-chart-box'>{c}</div>" for c in charts if c)
 
 
 def _compliance(info: dict) -> str:
@@ -61,23 +107,48 @@ def _direction(higher: bool | None) -> str:
     return {True: "higher", False: "lower", None: ""}[higher]
 
 
+def _worst(record: dict) -> float:
+    deltas = ((record.get("info") or {}).get("baseline") or {}).get("deltas") or []
+    return max((d.get("worsening") or 0.0 for d in deltas if d.get("class")), default=0.0)
+
+
 def summary_table(records: list[dict], header: dict) -> str:
     counts: dict[str, int] = {}
     for record in records:
         key = record.get("verdict") or record["outcome"].upper()
         counts[key] = counts.get(key, 0) + 1
-    tally = ", ".join(f"{escape(k)}: {v}" for k, v in sorted(counts.items()))
+    passed = sum(1 for r in records if r["outcome"] == "passed")
+    failed = sum(1 for r in records if r["outcome"] == "failed")
+    regressed = sum(1 for r in records if ((r.get("info") or {}).get("baseline") or {}).get("regressions"))
+    throttled = sum(1 for r in records if (r.get("info") or {}).get("throttled"))
+    tally = (
+        f"<b>{passed} passed, {failed} failed, {regressed} regressed, {throttled} throttled</b> of {len(records)}; "
+        + ", ".join(f"{escape(k)}: {v}" for k, v in sorted(counts.items()))
+    )
+    records = sorted(records, key=lambda r: (r["outcome"] == "passed", -_worst(r)))  # worst first
     rows = []
     for record in records:
         headline = _headline(record)
+        gate = (record.get("info") or {}).get("gate") or []
+        label = (record.get("verdict") or record["outcome"]) + (" but GATED" if gate else "")
+        reason = " | ".join([*gate, record.get("reason", "")]) if gate else record.get("reason", "")
+        style = " style='color:#b00'" if record["outcome"] == "failed" else ""
         rows.append(
-            f"<tr><td>{escape(record['id'])}</td><td>{escape(record.get('verdict') or record['outcome'])}</td>"
-            f"<td>{headline}</td><td>{escape(record.get('reason', ''))}</td></tr>"
+            f"<tr{style}><td>{escape(record['id'])}</td><td>{escape(label)}</td>"
+            f"<td>{headline}</td><td>{escape(reason)}</td></tr>"
         )
-    meta = ", ".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in header.items() if v is not None)
+    meta = ", ".join(
+        f"{escape(str(k))}: {escape(str(v))}" for k, v in header.items() if v is not None and k != "fingerprint"
+    )
+    worst = [(r["id"], -_worst(r) * 100) for r in records if _worst(r) > 0]
+    if worst:
+        chart = charts_mod.bar_chart(worst, "Worst changes against the baseline", "%")
+    else:
+        shares = [(r["id"], m["value"]) for r in records for m in r.get("metrics", []) if m["name"] == "published_pct"]
+        chart = charts_mod.bar_chart(shares, "Share of NVIDIA's published v2.0 figure", "%", signed=False)
     return (
         "<h2>MLPerf results</h2>"
-        f"<p class='mlperf-meta'>{meta}</p><p class='mlperf-tally'>{tally}</p>"
+        f"<p class='mlperf-meta'>{meta}</p><p class='mlperf-tally'>{tally}</p>{chart}"
         "<table class='mlperf-summary' border='1' cellpadding='3'>"
         "<tr><th>case</th><th>verdict</th><th>headline</th><th>reason</th></tr>" + "".join(rows) + "</table>"
     )

@@ -6,6 +6,8 @@
  * environment variable, e.g.
  *   count=8;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400;
  *   driver=510.47.03;cuda=11060;vbios=92.00.45.00.03;mig=0
+ * and, for telemetry, ecc=1;persist=1;temp_c=60;throttle=0x40;sm_mhz=1410;mem_mhz=1593;ecc_errors=0;
+ *   retired=0. Power draw and utilization move with each read (a slow wave), like a loaded GPU's.
  * Built against nvml.h from the nvidia-nvml-dev wheel, so the struct layouts are NVIDIA's.
  */
 #include <stdio.h>
@@ -23,8 +25,11 @@ static struct {
     int cuda;
     char vbios[32];
     unsigned int mig;
+    unsigned int ecc, persist, temp_c, sm_mhz, mem_mhz, retired;
+    unsigned long long throttle, ecc_errors;
     int loaded;
 } spec;
+static unsigned long long reads;
 
 static void load_spec(void) {
     if (spec.loaded) return;
@@ -38,6 +43,11 @@ static void load_spec(void) {
     spec.cuda = 11060;
     strcpy(spec.vbios, "92.00.45.00.03");
     spec.mig = 0;
+    spec.ecc = 1;
+    spec.persist = 1;
+    spec.temp_c = 60;
+    spec.sm_mhz = 1410;
+    spec.mem_mhz = 1593;
     const char *env = getenv("FAKE_NVML_SPEC");
     if (!env) return;
     char *copy = strdup(env);
@@ -55,6 +65,14 @@ static void load_spec(void) {
         else if (!strcmp(key, "cuda")) spec.cuda = atoi(value);
         else if (!strcmp(key, "vbios")) snprintf(spec.vbios, sizeof spec.vbios, "%s", value);
         else if (!strcmp(key, "mig")) spec.mig = (unsigned int)strtoul(value, NULL, 0);
+        else if (!strcmp(key, "ecc")) spec.ecc = (unsigned int)strtoul(value, NULL, 0);
+        else if (!strcmp(key, "persist")) spec.persist = (unsigned int)strtoul(value, NULL, 0);
+        else if (!strcmp(key, "temp_c")) spec.temp_c = (unsigned int)strtoul(value, NULL, 0);
+        else if (!strcmp(key, "sm_mhz")) spec.sm_mhz = (unsigned int)strtoul(value, NULL, 0);
+        else if (!strcmp(key, "mem_mhz")) spec.mem_mhz = (unsigned int)strtoul(value, NULL, 0);
+        else if (!strcmp(key, "throttle")) spec.throttle = strtoull(value, NULL, 0);
+        else if (!strcmp(key, "ecc_errors")) spec.ecc_errors = strtoull(value, NULL, 0);
+        else if (!strcmp(key, "retired")) spec.retired = (unsigned int)strtoul(value, NULL, 0);
     }
     free(copy);
 }
@@ -162,5 +180,89 @@ nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *current, un
     if (index_of(device) < 0 || !current || !pending) return NVML_ERROR_INVALID_ARGUMENT;
     *current = spec.mig;
     *pending = spec.mig;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetEccMode(nvmlDevice_t device, nvmlEnableState_t *current, nvmlEnableState_t *pending) {
+    if (index_of(device) < 0 || !current || !pending) return NVML_ERROR_INVALID_ARGUMENT;
+    *current = *pending = spec.ecc ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetPersistenceMode(nvmlDevice_t device, nvmlEnableState_t *mode) {
+    if (index_of(device) < 0 || !mode) return NVML_ERROR_INVALID_ARGUMENT;
+    *mode = spec.persist ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
+    return NVML_SUCCESS;
+}
+
+static nvmlReturn_t clock_of(nvmlDevice_t device, nvmlClockType_t type, unsigned int *mhz) {
+    if (index_of(device) < 0 || !mhz) return NVML_ERROR_INVALID_ARGUMENT;
+    *mhz = type == NVML_CLOCK_MEM ? spec.mem_mhz : spec.sm_mhz;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetApplicationsClock(nvmlDevice_t device, nvmlClockType_t type, unsigned int *mhz) {
+    return clock_of(device, type, mhz);
+}
+
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, nvmlClockType_t type, unsigned int *mhz) {
+    return clock_of(device, type, mhz);
+}
+
+/* A slow wave between 60 % and 100 % of the power limit, one step per read. */
+static unsigned int wave(unsigned int top) {
+    unsigned long long step = reads++ % 20;
+    unsigned long long phase = step < 10 ? step : 20 - step;
+    return (unsigned int)(top * (60 + 4 * phase) / 100);
+}
+
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *power) {
+    if (index_of(device) < 0 || !power) return NVML_ERROR_INVALID_ARGUMENT;
+    *power = wave(spec.power_w * 1000U);
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, nvmlTemperatureSensors_t sensor, unsigned int *temp) {
+    if (index_of(device) < 0 || !temp || sensor != NVML_TEMPERATURE_GPU) return NVML_ERROR_INVALID_ARGUMENT;
+    *temp = spec.temp_c;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization) {
+    if (index_of(device) < 0 || !utilization) return NVML_ERROR_INVALID_ARGUMENT;
+    utilization->gpu = wave(100);
+    utilization->memory = wave(80);
+    return NVML_SUCCESS;
+}
+
+static nvmlReturn_t reasons_of(nvmlDevice_t device, unsigned long long *reasons) {
+    if (index_of(device) < 0 || !reasons) return NVML_ERROR_INVALID_ARGUMENT;
+    *reasons = spec.throttle;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t device, unsigned long long *reasons) {
+    return reasons_of(device, reasons);
+}
+
+nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device, unsigned long long *reasons) {
+    return reasons_of(device, reasons);
+}
+
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, nvmlMemoryErrorType_t type, nvmlEccCounterType_t counter,
+                                         unsigned long long *count) {
+    (void)counter;
+    if (index_of(device) < 0 || !count) return NVML_ERROR_INVALID_ARGUMENT;
+    *count = type == NVML_MEMORY_ERROR_TYPE_CORRECTED ? spec.ecc_errors : 0;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetRetiredPages(nvmlDevice_t device, nvmlPageRetirementCause_t cause, unsigned int *count,
+                                       unsigned long long *addresses) {
+    (void)cause;
+    if (index_of(device) < 0 || !count) return NVML_ERROR_INVALID_ARGUMENT;
+    if (*count < spec.retired) { *count = spec.retired; return NVML_ERROR_INSUFFICIENT_SIZE; }
+    for (unsigned int i = 0; i < spec.retired && addresses; i++) addresses[i] = 0x1000ULL * (i + 1);
+    *count = spec.retired;
     return NVML_SUCCESS;
 }

@@ -1,0 +1,290 @@
+"""Baselines: a run's results kept under a name, compared metric by metric with a later run, and a gate
+(`throughput:5%,latency:10%,accuracy:any`) that turns regressions into failures. Each metric knows its
+direction; VALID -> INVALID and PASS -> FAIL are regressions whatever the gate says.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLASSES = ("throughput", "latency", "accuracy", "time")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Fingerprint fields a driver/firmware roll-out is expected to change; others changing makes a comparison
+# something other than a driver test (another GPU model, another image...).
+EXPECTED_CHANGES = ("driver_version", "cuda_driver_version", "vbios")
+IGNORED_FIELDS = ("host", "time")
+
+
+class BaselineError(ValueError):
+    """A baseline or gate expression that cannot be used: the message says which and why."""
+
+
+def metric_class(metric: dict) -> str | None:
+    """throughput, latency, accuracy, time, or None for a state (PASS/FAIL) or a figure with no direction."""
+    higher = metric.get("higher_is_better")
+    if higher is None:
+        return None
+    name, unit = metric["name"], metric.get("unit", "")
+    if unit.endswith("/s"):
+        return "throughput"
+    if name in ("AccuracyValue", "AccuracyThresholdRatio", "eval_mlm_accuracy"):
+        return "accuracy"
+    if "latency" in name or unit in ("ns", "ms"):
+        return "latency"
+    if unit in ("s", "min"):
+        return "time"
+    return None
+
+
+@dataclass(frozen=True)
+class Rule:
+    target: str  # a class (throughput, latency, accuracy, time) or one metric's name
+    limit: float | None  # a fraction (0.05 for 5%); None for "any" worsening
+
+    def describe(self) -> str:
+        return f"{self.target}:{'any' if self.limit is None else f'{self.limit * 100:g}%'}"
+
+
+def parse_fail_on(expr: str) -> list[Rule]:
+    """`throughput:5%,latency:10%,accuracy:any` -> rules. Anything else is an error naming the bad part."""
+    rules = []
+    for part in (p.strip() for p in expr.split(",")):
+        if not part:
+            continue
+        target, sep, limit = part.partition(":")
+        target, limit = target.strip(), limit.strip()
+        if not sep or not target:
+            raise BaselineError(f"--mlperf-fail-on {expr!r}: {part!r} is not CLASS:LIMIT (e.g. throughput:5%)")
+        if limit == "any":
+            rules.append(Rule(target, None))
+            continue
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", limit)
+        if not match:
+            raise BaselineError(f"--mlperf-fail-on {expr!r}: limit {limit!r} of {target!r} is not N% or 'any'")
+        rules.append(Rule(target, float(match.group(1)) / 100.0))
+    if not rules:
+        raise BaselineError(f"--mlperf-fail-on {expr!r}: no rules")
+    return rules
+
+
+@dataclass
+class Delta:
+    metric: str
+    unit: str
+    klass: str | None
+    higher_is_better: bool | None
+    baseline: float
+    now: float
+
+    @property
+    def change(self) -> float | None:
+        """Relative change (now - baseline) / baseline; None when the baseline is 0."""
+        return (self.now - self.baseline) / abs(self.baseline) if self.baseline else None
+
+    @property
+    def worsening(self) -> float:
+        """How much worse, as a positive fraction (0 when equal or better)."""
+        change = self.change
+        if change is None or self.higher_is_better is None:
+            return 0.0
+        return max(0.0, -change if self.higher_is_better else change)
+
+    def to_dict(self) -> dict:
+        return {
+            "metric": self.metric,
+            "unit": self.unit,
+            "class": self.klass,
+            "higher_is_better": self.higher_is_better,
+            "baseline": self.baseline,
+            "now": self.now,
+            "change": self.change,
+            "worsening": self.worsening,
+        }
+
+
+@dataclass
+class Comparison:
+    case_id: str
+    deltas: list[Delta] = field(default_factory=list)
+    verdict_before: str | None = None
+    verdict_after: str | None = None
+    regressions: list[str] = field(default_factory=list)  # one sentence each
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.regressions)
+
+    @property
+    def worst(self) -> Delta | None:
+        moving = [d for d in self.deltas if d.klass is not None]
+        return max(moving, key=lambda d: d.worsening, default=None)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Comparison:
+        deltas = [
+            Delta(d["metric"], d["unit"], d["class"], d["higher_is_better"], d["baseline"], d["now"])
+            for d in data.get("deltas", [])
+        ]
+        return cls(
+            data["case"],
+            deltas,
+            data.get("verdict_before"),
+            data.get("verdict_after"),
+            list(data.get("regressions", [])),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "case": self.case_id,
+            "verdict_before": self.verdict_before,
+            "verdict_after": self.verdict_after,
+            "regressions": self.regressions,
+            "deltas": [d.to_dict() for d in self.deltas],
+        }
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:+.1f}%"
+
+
+def compare_records(before: dict, after: dict, rules: list[Rule]) -> Comparison:
+    """One case: every metric both runs have; regressions are verdict flips and rule breaches."""
+    comp = Comparison(after["id"], verdict_before=before.get("verdict"), verdict_after=after.get("verdict"))
+    was = {m["name"]: m for m in before.get("metrics", [])}
+    for metric in after.get("metrics", []):
+        old = was.get(metric["name"])
+        if old is None:
+            continue
+        comp.deltas.append(
+            Delta(
+                metric["name"],
+                metric.get("unit", ""),
+                metric_class(metric),
+                metric.get("higher_is_better"),
+                float(old["value"]),
+                float(metric["value"]),
+            )
+        )
+    flips = {("VALID", "INVALID"), ("PASS", "FAIL"), ("CONVERGED", "NOT CONVERGED"), ("SCORED", "INVALID")}
+    if (comp.verdict_before, comp.verdict_after) in flips:
+        comp.regressions.append(f"verdict {comp.verdict_before} -> {comp.verdict_after}")
+    for delta in comp.deltas:
+        for rule in rules:
+            if rule.target not in (delta.klass, delta.metric):
+                continue
+            limit = rule.limit
+            if delta.worsening > 0 and (limit is None or delta.worsening > limit + 1e-12):
+                comp.regressions.append(
+                    f"{delta.metric} {delta.baseline:.6g} -> {delta.now:.6g} {delta.unit} ({_pct(delta.change)}, "
+                    f"worse than {rule.describe()})"
+                )
+                break
+    return comp
+
+
+@dataclass
+class Baseline:
+    name: str
+    path: Path
+    header: dict
+    records: dict[str, dict]
+
+    def record(self, case_id: str) -> dict | None:
+        return self.records.get(case_id)
+
+
+def baseline_path(name_or_file: str, directory: Path) -> Path:
+    candidate = Path(name_or_file).expanduser()
+    if candidate.suffix == ".json" or "/" in name_or_file:
+        return candidate
+    if not NAME_RE.match(name_or_file):
+        raise BaselineError(f"baseline name {name_or_file!r}: use letters, digits, '.', '_' and '-'")
+    return directory / f"{name_or_file}.json"
+
+
+def load(name_or_file: str, directory: Path) -> Baseline:
+    path = baseline_path(name_or_file, directory)
+    if not path.is_file():
+        known = sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
+        raise BaselineError(
+            f"--mlperf-baseline {name_or_file}: no baseline at {path}"
+            + (f"; saved baselines in {directory}: {', '.join(known)}" if known else "")
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BaselineError(f"--mlperf-baseline {path}: not a pytest-mlperf results file ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise BaselineError(f"--mlperf-baseline {path}: not a pytest-mlperf results file (no 'results' list)")
+    records = {r["id"]: r for r in data["results"] if isinstance(r, dict) and "id" in r}
+    return Baseline(path.stem, path, {k: v for k, v in data.items() if k != "results"}, records)
+
+
+def check_compatible(baseline: Baseline, header: dict) -> None:
+    """A baseline from another MLPerf round or another SKU cannot gate this run."""
+    for key, what in (("catalog", "MLPerf round"), ("sku", "SKU")):
+        if baseline.header.get(key) != header.get(key):
+            raise BaselineError(
+                f"--mlperf-baseline {baseline.path}: recorded for {what} {baseline.header.get(key)!r}, this run is "
+                f"{header.get(key)!r}"
+            )
+
+
+def save(path: Path, header: dict, records: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({**header, "results": records}, indent=2), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def fingerprint_changes(before: dict, after: dict) -> list[tuple[str, object, object]]:
+    fields = sorted(set(before) | set(after))
+    return [
+        (f, before.get(f), after.get(f)) for f in fields if f not in IGNORED_FIELDS and before.get(f) != after.get(f)
+    ]
+
+
+def unexpected_changes(changes: list[tuple[str, object, object]], expected=EXPECTED_CHANGES) -> list[str]:
+    return [name for name, _, _ in changes if name not in expected]
+
+
+def compare_runs(before: dict, after: dict, rules: list[Rule]) -> tuple[list[Comparison], list[str]]:
+    """Two results files: a comparison per case both hold, and the cases only one holds."""
+    was = {r["id"]: r for r in before.get("results", [])}
+    comps, unmatched = [], []
+    for record in after.get("results", []):
+        old = was.pop(record["id"], None)
+        if old is None:
+            unmatched.append(f"only in the new run: {record['id']}")
+            continue
+        comps.append(compare_records(old, record, rules))
+    unmatched += [f"only in the baseline: {case}" for case in was]
+    return comps, unmatched
+
+
+def format_comparison(
+    comps: list[Comparison], changes: list[tuple[str, object, object]], expected=EXPECTED_CHANGES
+) -> list[str]:
+    """The terminal's lines: fingerprint differences, then cases worst first."""
+    lines = []
+    for name, old, new in changes:
+        lines.append(f"fingerprint {name}: {old} -> {new}")
+    surprising = unexpected_changes(changes, expected)
+    if surprising:
+        lines.append(
+            f"WARNING: more than the driver/firmware changed ({', '.join(surprising)}): this comparison is not a "
+            "driver test"
+        )
+    ordered = sorted(comps, key=lambda c: (not c.regressed, -(c.worst.worsening if c.worst else 0.0)))
+    for comp in ordered:
+        worst = comp.worst
+        head = f"{'REGRESSED' if comp.regressed else 'ok':<10} {comp.case_id}"
+        if worst is not None and worst.change is not None:
+            head += f"  worst {worst.metric} {_pct(worst.change)}"
+        lines.append(head)
+        lines += [f"    {r}" for r in comp.regressions]
+    return lines
