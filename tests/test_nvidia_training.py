@@ -231,6 +231,9 @@ def test_docker_trials_converge_and_are_scored(docker_run, dockerd, tmp_path, tr
     last = parse_training_log(training_fixtures / NVIDIA_1NODE).evals[-1]
     assert f"eval_accuracy {last.accuracy:.4f} / target 0.720 after {last.samples} samples" in result.stdout
     assert records["bert-1x8x56x1-trial_1"]["info"]["launcher"] == "docker"
+    fingerprint = json.loads((tmp_path / "t.json").read_text())["fingerprint"]
+    assert fingerprint["training_image"] == IMAGE and fingerprint["training_image_id"].startswith("sha256:")
+    assert fingerprint["gpu_count"] == 8 and fingerprint["driver_version"]
     assert dockerd.ours() == []
 
 
