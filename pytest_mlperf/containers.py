@@ -160,6 +160,35 @@ def remove_stale(client) -> list[str]:
     return removed
 
 
+def engine(base_url: str | None, echo: Callable[[str], None] | None = None):
+    """A client of a Docker engine that answers, after removing what dead sessions left on it."""
+    client = connect(base_url)
+    removed = remove_stale(client)
+    if removed and echo:
+        echo(f"[pytest-mlperf] removed containers of dead sessions: {', '.join(removed)}\n")
+    return client
+
+
+def ensure_image(client, image: str, dockerfile: Path) -> None:
+    """The image exists on the engine, or is built from dockerfile's folder; ContainerError says why not."""
+    import docker
+
+    try:
+        client.images.get(image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    if not dockerfile.is_file():
+        raise ContainerError(
+            f"image {image!r} is not on this Docker engine and {dockerfile} does not exist to build it; name an "
+            "image with --mlperf-image"
+        )
+    try:
+        client.images.build(path=str(dockerfile.parent), dockerfile=dockerfile.name, tag=image, rm=True)
+    except docker.errors.DockerException as exc:
+        raise ContainerError(f"building {image} from {dockerfile} failed: {exc}") from None
+
+
 class SessionContainer:
     """The session's container: started on first use, removed at the end (or by the next session, if this
     process is killed outright)."""

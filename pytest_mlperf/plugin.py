@@ -774,7 +774,7 @@ def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_pa
             artifacts = backend.run(case, tmp_path)
         except ResultMissing as exc:
             pytest.skip(str(exc))
-        except (RunFailed, ContainerError) as exc:
+        except (RunFailed, ContainerError, BackendUnavailable) as exc:
             failure = str(exc)
         except Exception as exc:
             mlperf_state.record_trial(case, None, f"{type(exc).__name__}: {exc}")

@@ -3,12 +3,16 @@ stand-in images built from a busybox-static rootfs with `docker import` (NVIDIA'
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from pytest_mlperf.containers import LABEL_SESSION
 
@@ -80,6 +84,8 @@ class Dockerd:
 
 def busybox_image(dockerd: Dockerd, rootfs: Path, tag: str, files: dict[str, Path], trees: dict[str, Path]) -> str:
     """Import an image whose rootfs is busybox plus files (mode 755) and folder trees at the given paths."""
+    if not Path("/bin/busybox").exists():
+        pytest.skip("the stand-in image is built from busybox-static (apt-get install busybox-static)")
     for folder in ("bin", "usr/bin", "tmp", "work", "etc"):
         (rootfs / folder).mkdir(parents=True, exist_ok=True)
     shutil.copy(Path("/bin/busybox"), rootfs / "bin" / "busybox")
@@ -102,3 +108,16 @@ def busybox_image(dockerd: Dockerd, rootfs: Path, tag: str, files: dict[str, Pat
     )
     tar.unlink()
     return tag
+
+
+def module_dockerd(name: str) -> Iterator[Dockerd]:
+    """A module's engine: skipped without docker.io or root; fails the module if it left containers behind."""
+    if shutil.which("dockerd") is None or os.geteuid() != 0:
+        pytest.skip("a Docker engine is needed: install Debian's docker.io and run as root (.ci/run does both)")
+    daemon = Dockerd(Path(f"/tmp/mlperf-dockerd-{name}-{os.getpid()}"))
+    daemon.start()
+    yield daemon
+    leftovers = daemon.ours()
+    daemon.stop()
+    shutil.rmtree(daemon.root, ignore_errors=True)
+    assert leftovers == [], f"containers left behind by this module: {leftovers}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from engine import Dockerd, busybox_image
+from engine import busybox_image, module_dockerd
 
 from conftest import ROOT
 from pytest_mlperf.containers import LABEL_SESSION, LaunchSpec
@@ -30,22 +29,12 @@ A100X8 = "count=8;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;pow
 
 
 @pytest.fixture(scope="module")
-def dockerd(tmp_path_factory) -> Dockerd:
-    if shutil.which("dockerd") is None or os.geteuid() != 0:
-        pytest.skip("a Docker engine is needed: install Debian's docker.io and run as root (.ci/run does both)")
-    daemon = Dockerd(Path(f"/tmp/mlperf-dockerd-{os.getpid()}"))
-    daemon.start()
-    yield daemon
-    leftovers = daemon.ours()
-    daemon.stop()
-    shutil.rmtree(daemon.root, ignore_errors=True)
-    assert leftovers == [], f"containers left behind by this module: {leftovers}"
+def dockerd():
+    yield from module_dockerd("inference")
 
 
 @pytest.fixture(scope="module")
 def standin_image(dockerd, inference_fixtures, tmp_path_factory) -> str:
-    if not Path("/bin/busybox").exists():
-        pytest.skip("the stand-in image is built from busybox-static (apt-get install busybox-static)")
     return busybox_image(
         dockerd,
         tmp_path_factory.mktemp("rootfs"),

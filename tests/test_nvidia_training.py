@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from engine import Dockerd, busybox_image
+from engine import busybox_image, module_dockerd
 from slurm_cluster import SlurmCluster, missing_tools
 
 from conftest import ROOT
@@ -42,21 +42,11 @@ ABORTED = "dgxh100_preview/bert/result_3.txt"  # run_stop aborted at eval_accura
 
 @pytest.fixture(scope="module")
 def dockerd():
-    if shutil.which("dockerd") is None or os.geteuid() != 0:
-        pytest.skip("a Docker engine is needed: install Debian's docker.io and run as root (.ci/run does both)")
-    daemon = Dockerd(Path(f"/tmp/mlperf-dockerd-train-{os.getpid()}"))
-    daemon.start()
-    yield daemon
-    leftovers = daemon.ours()
-    daemon.stop()
-    shutil.rmtree(daemon.root, ignore_errors=True)
-    assert leftovers == [], f"containers left behind by this module: {leftovers}"
+    yield from module_dockerd("training")
 
 
 @pytest.fixture(scope="module")
 def training_image(dockerd, training_fixtures, tmp_path_factory) -> str:
-    if not Path("/bin/busybox").exists():
-        pytest.skip("the stand-in image is built from busybox-static (apt-get install busybox-static)")
     return busybox_image(
         dockerd,
         tmp_path_factory.mktemp("rootfs"),

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..catalog import Catalog, InferenceCase
-from ..containers import ContainerError, LaunchSpec, SessionContainer, connect, remove_stale
+from ..containers import ContainerError, LaunchSpec, SessionContainer, engine, ensure_image
 from ..datasets import STATE, file_lock, once
 from . import Artifacts, BackendUnavailable, Case, ResultMissing, RunFailed
 from .results import ResultsBackend
@@ -134,38 +134,16 @@ class NvidiaInferenceBackend:
     def session(self) -> SessionContainer:
         if self._session is None:
             try:
-                client = connect(self.docker_host)
+                client = engine(self.docker_host, self.echo)
+                ensure_image(client, self.image, self.code / "docker" / "Dockerfile")
             except ContainerError as exc:
                 raise BackendUnavailable(str(exc)) from None
-            removed = remove_stale(client)
-            if removed and self.echo:
-                self.echo(f"[pytest-mlperf] removed containers of dead sessions: {', '.join(removed)}\n")
-            self._ensure_image(client)
             name = f"mlperf-inference-{getpass.getuser()}-{os.getpid()}"
             spec = LaunchSpec(
                 image=self.image, name=name, code_dir=self.code, scratch_dir=self.scratch, profile=self.profile
             )
             self._session = SessionContainer(client, spec)
         return self._session
-
-    def _ensure_image(self, client) -> None:
-        import docker
-
-        try:
-            client.images.get(self.image)
-            return
-        except docker.errors.ImageNotFound:
-            pass
-        dockerfile = self.code / "docker" / "Dockerfile"
-        if not dockerfile.exists():
-            raise BackendUnavailable(
-                f"image {self.image!r} is not on this Docker engine and {dockerfile} does not "
-                "exist to build it; name an image with --mlperf-image"
-            )
-        try:
-            client.images.build(path=str(dockerfile.parent), dockerfile="Dockerfile", tag=self.image, rm=True)
-        except docker.errors.DockerException as exc:
-            raise BackendUnavailable(f"building {self.image} from {dockerfile} failed: {exc}") from None
 
     def close(self) -> None:
         if self._session is not None:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..catalog import Catalog, TrainingCase, TrainingConfig
-from ..containers import ContainerError, SessionContainer, TrainingLaunchSpec, connect, remove_stale
+from ..containers import ContainerError, SessionContainer, TrainingLaunchSpec, engine, ensure_image
 from ..datasets import STATE, BertData, file_lock
 from ..logs.mllog import MARKER
 from ..slurm import SlurmError, SlurmLauncher, available, explain
@@ -189,13 +189,10 @@ class NvidiaTrainingBackend:
     def session(self) -> SessionContainer:
         if self._session is None:
             try:
-                client = connect(self.docker_host)
+                client = engine(self.docker_host, self.echo)
+                ensure_image(client, self.image, self.code / "Dockerfile")
             except ContainerError as exc:
                 raise BackendUnavailable(str(exc)) from None
-            removed = remove_stale(client)
-            if removed and self.echo:
-                self.echo(f"[pytest-mlperf] removed containers of dead sessions: {', '.join(removed)}\n")
-            self._ensure_image(client)
             phase2 = self.data.packed_dir if self.config.packed else self.data.train_dir
             volumes = {
                 self.data.train_dir: "/workspace/data",
@@ -217,24 +214,6 @@ class NvidiaTrainingBackend:
             )
             self._session = SessionContainer(client, spec)
         return self._session
-
-    def _ensure_image(self, client) -> None:
-        import docker
-
-        try:
-            client.images.get(self.image)
-            return
-        except docker.errors.ImageNotFound:
-            pass
-        if not (self.code / "Dockerfile").is_file():
-            raise BackendUnavailable(
-                f"image {self.image!r} is not on this Docker engine and {self.code / 'Dockerfile'} does not exist "
-                "to build it; name an image with --mlperf-image"
-            )
-        try:
-            client.images.build(path=str(self.code), dockerfile="Dockerfile", tag=self.image, rm=True)
-        except docker.errors.DockerException as exc:
-            raise BackendUnavailable(f"building {self.image} from {self.code / 'Dockerfile'} failed: {exc}") from None
 
     # ---- prepared data ----------------------------------------------------------------------------------
     def prepare_data(self) -> None:
