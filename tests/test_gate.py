@@ -206,7 +206,7 @@ def test_fingerprint_telemetry_and_throttling_with_a_fake_gpu(
     monkeypatch.setenv(
         "FAKE_NVML_SPEC", spec.replace("510.47.03", "525.60.13").replace("A100-SXM4-80GB", "A100 80GB PCIe")
     )
-    second = suites.runpytest_subprocess(*args[:-1], "--mlperf-baseline=old", store, "--sku", SKU)
+    second = suites.runpytest_subprocess(*args[:-1], "--mlperf-baseline=old", store, "--sku", SKU, "--html=s.html")
     second.stdout.fnmatch_lines(
         [
             "*MLPerf baseline old*",
@@ -215,6 +215,9 @@ def test_fingerprint_telemetry_and_throttling_with_a_fake_gpu(
             "WARNING: more than the driver/firmware changed (gpu_names): this comparison is not a driver test",
         ]
     )
+    html = (suites.path / "s.html").read_text()
+    assert "Fingerprint differences from baseline old" in html and "<td>525.60.13</td>" in html
+    assert "More than the driver/firmware changed (gpu_names)" in html
 
 
 def test_report_text_is_escaped():

@@ -112,7 +112,27 @@ def _worst(record: dict) -> float:
     return max((d.get("worsening") or 0.0 for d in deltas if d.get("class")), default=0.0)
 
 
-def summary_table(records: list[dict], header: dict) -> str:
+def fingerprint_changes_html(name: str, changes: list, surprising: list[str]) -> str:
+    """Which fingerprint fields differ from the baseline's, and a warning when more than the roll-out's did."""
+    if not changes:
+        return f"<p class='mlperf-fingerprint'>Fingerprint: same as baseline {escape(name)}.</p>"
+    rows = "".join(
+        f"<tr><td>{escape(str(f))}</td><td>{escape(str(a))}</td><td>{escape(str(b))}</td></tr>" for f, a, b in changes
+    )
+    warning = (
+        f"<p class='mlperf-warning' style='color:#b00'><b>More than the driver/firmware changed "
+        f"({escape(', '.join(surprising))}): this comparison is not a driver test.</b></p>"
+        if surprising
+        else ""
+    )
+    return (
+        f"<p class='mlperf-fingerprint'>Fingerprint differences from baseline {escape(name)}:</p>{warning}"
+        "<table class='mlperf-fingerprint' border='1' cellpadding='3'><tr><th>field</th><th>baseline</th>"
+        f"<th>now</th></tr>{rows}</table>"
+    )
+
+
+def summary_table(records: list[dict], header: dict, fingerprint_html: str = "") -> str:
     counts: dict[str, int] = {}
     for record in records:
         key = record.get("verdict") or record["outcome"].upper()
@@ -148,7 +168,7 @@ def summary_table(records: list[dict], header: dict) -> str:
         chart = charts_mod.bar_chart(shares, "Share of NVIDIA's published v2.0 figure", "%", signed=False)
     return (
         "<h2>MLPerf results</h2>"
-        f"<p class='mlperf-meta'>{meta}</p><p class='mlperf-tally'>{tally}</p>{chart}"
+        f"<p class='mlperf-meta'>{meta}</p><p class='mlperf-tally'>{tally}</p>{fingerprint_html}{chart}"
         "<table class='mlperf-summary' border='1' cellpadding='3'>"
         "<tr><th>case</th><th>verdict</th><th>headline</th><th>reason</th></tr>" + "".join(rows) + "</table>"
     )
@@ -178,4 +198,12 @@ class HtmlReport:
         cells.insert(2, f"<td>{escape(label)}</td>")
 
     def pytest_html_results_summary(self, prefix, summary, postfix):
-        postfix.append(summary_table(self.state.records, self.state.header()))
+        state = self.state
+        extra = ""
+        if state.baseline is not None:
+            from ..baseline import unexpected_changes
+
+            changes = state.fingerprint_changes()
+            expected = tuple(f.strip() for f in state.config.getoption("mlperf_expect_change").split(",") if f.strip())
+            extra = fingerprint_changes_html(state.baseline.name, changes, unexpected_changes(changes, expected))
+        postfix.append(summary_table(state.records, state.header(), extra))
