@@ -292,7 +292,6 @@ class MlperfState:
         self._choose_training_backend()
         self.fingerprint = self._fingerprint()
         self.rules, self.baseline = self._baseline()
-        self.regressed: list[str] = []
 
     def _resolve_sku(self) -> None:
         sku = self.config.getoption("mlperf_sku")
@@ -615,7 +614,7 @@ class MlperfState:
             "training_backend": self.training_backend.name,
             "training_backend_reason": self.training_reason,
             "host": platform.node(),
-            "fingerprint": getattr(self, "fingerprint", None),
+            "fingerprint": self.fingerprint,
         }
 
 
@@ -761,22 +760,11 @@ def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_pa
 
     def run(case) -> CaseResult:
         backend = mlperf_state.backend_for(case)
-        if getattr(backend, "output", "") is None:  # local and nvidia keep their logs in the run's folder
-            chosen = request.config.getoption("mlperf_output")
-            base = request.getfixturevalue("tmp_path_factory").getbasetemp()
-            backend.output = Path(chosen).expanduser().resolve() if chosen else base / "mlperf-results"
-        if backend.needs_gpu:
-            request.getfixturevalue("mlperf_system")
-        failure = None
         interval = request.config.getoption("mlperf_telemetry_interval")
         sampler = telemetry.Sampler(interval).start() if mlperf_state.telemetry_on else None
         try:
-            artifacts = backend.run(case, tmp_path)
-        except ResultMissing as exc:
-            pytest.skip(str(exc))
-        except (RunFailed, ContainerError, BackendUnavailable) as exc:
-            failure = str(exc)
-        except Exception as exc:
+            artifacts, failure = _execute(request, mlperf_state, case)
+        except Exception as exc:  # pytest's skip and fail are not Exceptions: they pass through unrecorded
             mlperf_state.record_trial(case, None, f"{type(exc).__name__}: {exc}")
             raise
         finally:
@@ -806,6 +794,24 @@ def mlperf_run(request: pytest.FixtureRequest, mlperf_state: MlperfState, tmp_pa
     return run
 
 
+def _execute(request: pytest.FixtureRequest, state: MlperfState, case):
+    """Run (or find) a case on its backend: (artifacts, None), or (None, how it ended without logs to judge).
+    A case with nothing to judge is skipped."""
+    backend = state.backend_for(case)
+    if getattr(backend, "output", "") is None:  # local and nvidia keep their logs in the run's folder
+        chosen = request.config.getoption("mlperf_output")
+        base = request.getfixturevalue("tmp_path_factory").getbasetemp()
+        backend.output = Path(chosen).expanduser().resolve() if chosen else base / "mlperf-results"
+    if backend.needs_gpu:
+        request.getfixturevalue("mlperf_system")
+    try:
+        return backend.run(case, request.getfixturevalue("tmp_path")), None
+    except ResultMissing as exc:
+        pytest.skip(str(exc))
+    except (RunFailed, ContainerError, BackendUnavailable) as exc:
+        return None, str(exc)
+
+
 def _attach(request: pytest.FixtureRequest, case, result: CaseResult, backend: str) -> None:
     request.config.hook.pytest_mlperf_result(config=request.config, case=case, result=result)
     request.node.stash[RESULT_KEY] = result
@@ -817,7 +823,6 @@ def _gate(request, state: MlperfState, case, result: CaseResult, comparison, pub
     problems = []
     if comparison is not None and comparison.regressed:
         problems.append(f"REGRESSED vs baseline {state.baseline.name}: " + "; ".join(comparison.regressions))
-        state.regressed.append(case.id)
     floor = request.config.getoption("mlperf_min_published")
     if floor is not None and published is not None and published < floor:
         problems.append(
@@ -844,12 +849,11 @@ def mlperf_score(request: pytest.FixtureRequest, mlperf_state: MlperfState):
             )
         if missing:  # deselected (e.g. -m score): judge them now, as their own tests would have
             by_id = {c.id: c for c in mlperf_state.cases("training")}
-            backend = mlperf_state.training_backend
             for trial in missing:
-                try:
-                    artifacts = backend.run(by_id[trial], request.getfixturevalue("tmp_path"))
-                except ResultMissing as exc:
-                    pytest.skip(f"the score of {case.id} lacks trial {trial}: {exc}")
+                artifacts, failure = _execute(request, mlperf_state, by_id[trial])
+                if failure is not None:
+                    mlperf_state.record_trial(by_id[trial], None, failure.splitlines()[0])
+                    continue
                 try:
                     mlperf_state.record_trial(by_id[trial], evaluate(by_id[trial], artifacts))
                 except ParseError as exc:

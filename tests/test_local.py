@@ -115,6 +115,11 @@ def test_training_converges_and_a_step_cap_aborts(suites):
     score = _props(suites.path / "t.xml")["test_training_score[bert-local-mlm]"]
     assert float(score["mlperf_score"]) == pytest.approx(float(props["time_to_train"]) / 60)
 
+    # the score alone: it runs its deselected trial itself, on the same backend set-up as a trial test
+    alone = suites.runpytest_subprocess("-m", "score", "--junitxml=s.xml")
+    alone.assert_outcomes(passed=1)
+    assert float(_props(suites.path / "s.xml")["test_training_score[bert-local-mlm]"]["converged_runs"]) == 1
+
     capped = suites.runpytest_subprocess("-m", "training", "--mlperf-train-max-steps=10")
     capped.assert_outcomes(failed=2)
     capped.stdout.fnmatch_lines(
