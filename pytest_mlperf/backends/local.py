@@ -315,10 +315,14 @@ class LocalBackend:
         return self._calibrations[key]
 
     @staticmethod
-    def _server_latency_failed(case: InferenceCase, folder: Path) -> bool:
+    def _overloaded_server_rate(case: InferenceCase, folder: Path) -> float | None:
+        """The QPS a Server run scheduled, when LoadGen found that load broke the latency bound."""
         if case.scenario.name != "Server" or case.mode != "PerformanceOnly":
-            return False
-        return parse_detail(folder / "mlperf_log_detail.txt").get("result_perf_constraints_met") is False
+            return None
+        detail = parse_detail(folder / "mlperf_log_detail.txt")
+        if detail.get("result_perf_constraints_met") is not False:
+            return None
+        return float(detail.get("result_scheduled_samples_per_sec"))
 
     def _keep_attempt(self, case: InferenceCase, folder: Path, name: str) -> Path:
         kept = self.output / "_probes" / case.benchmark.name / name
@@ -367,12 +371,11 @@ class LocalBackend:
         while (
             self.server_target_qps is None
             and len(server_attempts) < SERVER_RETRIES
-            and self._server_latency_failed(case, folder)
+            and (tried := self._overloaded_server_rate(case, folder)) is not None
         ):
             # The load we chose broke the latency bound: choosing it is our job, as it is the submitter's on a
             # real system. Keep the attempt (its logs say what happened) and run again at a lighter load; the
             # verdict is LoadGen's on the last run, and a machine that cannot hold even that stays INVALID.
-            tried = float(parse_detail(folder / "mlperf_log_detail.txt").get("result_scheduled_samples_per_sec"))
             kept = self._keep_attempt(case, folder, f"server-attempt-{len(server_attempts) + 1}")
             server_attempts.append(str(kept))
             server_qps = tried / SERVER_BACKOFF
