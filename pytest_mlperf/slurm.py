@@ -81,6 +81,13 @@ class SlurmLauncher:
                 total += int(count)
         return total
 
+    def require_nodes(self, nodes: int, what: str) -> None:
+        """A job the partition can never run fails here, before it is submitted (it would pend forever)."""
+        have = self.nodes_available()
+        if nodes > have:
+            where = f"partition {self.partition}" if self.partition else "the default partition"
+            raise SlurmError(f"{what} needs {nodes} nodes; {where} has {have} (sinfo): not submitted")
+
     def submit(
         self,
         script: Path,
@@ -93,12 +100,8 @@ class SlurmLauncher:
         env: dict[str, str],
         cwd: Path,
     ) -> str:
-        """sbatch -N nodes --ntasks-per-node=tasks --time=walltime script; returns the job id. A job the
-        cluster can never run is refused here, before it is queued."""
-        have = self.nodes_available()
-        where = f"partition {self.partition}" if self.partition else "the default partition"
-        if nodes > have:
-            raise SlurmError(f"{job_name} needs {nodes} nodes; {where} has {have} (sinfo): not submitted")
+        """sbatch -N nodes --ntasks-per-node=tasks --time=walltime script; returns the job id. (Callers check
+        require_nodes() first; sbatch's own refusal, e.g. under EnforcePartLimits, is reported as it says it.)"""
         argv = [
             "sbatch",
             "--parsable",

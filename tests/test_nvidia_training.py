@@ -326,8 +326,7 @@ def test_sbatch_refusal_is_reported(slurm, tmp_path):
     """EnforcePartLimits=ALL makes sbatch itself refuse an impossible job; its words reach the user."""
     from pytest_mlperf.slurm import SlurmError, SlurmLauncher
 
-    launcher = SlurmLauncher()
-    launcher.nodes_available = lambda: 10_000  # as if sinfo had said otherwise: sbatch is the last line
+    launcher = SlurmLauncher()  # submit() straight away: no require_nodes() check before sbatch
     script = tmp_path / "job.sh"
     script.write_text("#!/bin/sh\ntrue\n")
     os.environ["SLURM_CONF"] = str(slurm.conf)

@@ -246,7 +246,7 @@ class NvidiaTrainingBackend:
             (state / "prepare_data.stamp").write_text(f"prepare_data ok {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
 
     # ---- one trial --------------------------------------------------------------------------------------
-    def _trial_env(self, index: int) -> dict[str, str]:
+    def _trial_env(self) -> dict[str, str]:
         return {**self.env, "SEED": str(random.randint(1, 32767)), "DATESTAMP": self.datestamp, "NEXP": "1"}
 
     def run(self, case: Case, workdir: Path) -> Artifacts:
@@ -258,7 +258,7 @@ class NvidiaTrainingBackend:
         log = self._logdir() / f"{self.datestamp}_{index}.log"
         if log.exists():
             log.unlink()
-        env = self._trial_env(index)
+        env = self._trial_env()
         progress = TrialProgress(case.target)
         info = {"config": self.config.name, "seed": env["SEED"], "launcher": self.launcher, "image": self.image}
         if self.launcher == "docker":
@@ -298,15 +298,9 @@ class NvidiaTrainingBackend:
         """A job the cluster can never run fails here, before anything else is done for it."""
         assert self.slurm is not None
         try:
-            have = self.slurm.nodes_available()
+            self.slurm.require_nodes(self.config.nodes, f"config {self.config.name}")
         except SlurmError as exc:
             raise TrialFailed(f"{case.id}: {exc}") from None
-        if self.config.nodes > have:
-            where = f"partition {self.slurm.partition}" if self.slurm.partition else "the default partition"
-            raise TrialFailed(
-                f"{case.id}: config {self.config.name} needs {self.config.nodes} nodes; {where} has {have} (sinfo): "
-                "not submitted"
-            )
 
     def _run_slurm(self, case: TrainingCase, index: int, env: dict, progress: TrialProgress, info: dict):
         assert self.slurm is not None
