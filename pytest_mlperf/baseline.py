@@ -252,11 +252,18 @@ def unexpected_changes(changes: list[tuple[str, object, object]], expected=EXPEC
     return [name for name, _, _ in changes if name not in expected]
 
 
-def compare_runs(before: dict, after: dict, rules: list[Rule]) -> tuple[list[Comparison], list[str]]:
-    """Two results files: a comparison per case both hold, and the cases only one holds."""
-    was = {r["id"]: r for r in before.get("results", [])}
+def parse_fields(text: str) -> tuple[str, ...]:
+    """`driver_version,vbios` -> ('driver_version', 'vbios')."""
+    return tuple(f.strip() for f in text.split(",") if f.strip())
+
+
+def compare_runs(
+    before: dict[str, dict], after: dict[str, dict], rules: list[Rule]
+) -> tuple[list[Comparison], list[str]]:
+    """Two runs' records by case id: a comparison per case both hold, and the cases only one holds."""
+    was = dict(before)
     comps, unmatched = [], []
-    for record in after.get("results", []):
+    for record in after.values():
         old = was.pop(record["id"], None)
         if old is None:
             unmatched.append(f"only in the new run: {record['id']}")
@@ -267,13 +274,13 @@ def compare_runs(before: dict, after: dict, rules: list[Rule]) -> tuple[list[Com
 
 
 def format_comparison(
-    comps: list[Comparison], changes: list[tuple[str, object, object]], expected=EXPECTED_CHANGES
+    comps: list[Comparison], changes: list[tuple[str, object, object]], surprising: list[str]
 ) -> list[str]:
-    """The terminal's lines: fingerprint differences, then cases worst first."""
+    """The terminal's lines: fingerprint differences (warning about the surprising ones), then cases worst
+    first."""
     lines = []
     for name, old, new in changes:
         lines.append(f"fingerprint {name}: {old} -> {new}")
-    surprising = unexpected_changes(changes, expected)
     if surprising:
         lines.append(
             f"WARNING: more than the driver/firmware changed ({', '.join(surprising)}): this comparison is not a "

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import catalog, gpu
+from . import baseline, catalog, gpu
 from .backends import ResultMissing
 from .backends.results import ResultsBackend
 from .evaluate import evaluate
@@ -142,8 +142,6 @@ DEFAULT_FAIL_ON = "throughput:5%,latency:10%,accuracy:any,time:5%"
 
 
 def cmd_compare(args) -> int:
-    from . import baseline
-
     try:
         rules = baseline.parse_fail_on(args.fail_on)
         before = baseline.load(args.baseline, Path(args.baseline).parent)
@@ -152,15 +150,13 @@ def cmd_compare(args) -> int:
     except baseline.BaselineError as exc:
         print(f"pytest-mlperf compare: {exc}", file=sys.stderr)
         return 2
-    comps, unmatched = baseline.compare_runs(
-        {"results": list(before.records.values())}, {"results": list(after.records.values())}, rules
-    )
+    comps, unmatched = baseline.compare_runs(before.records, after.records, rules)
     changes = baseline.fingerprint_changes(
         before.header.get("fingerprint") or {}, after.header.get("fingerprint") or {}
     )
-    expected = tuple(f.strip() for f in args.expect_change.split(",") if f.strip())
+    surprising = baseline.unexpected_changes(changes, baseline.parse_fields(args.expect_change))
     print(f"baseline {before.path}  ->  {after.path}  (fail on {args.fail_on})")
-    for line in baseline.format_comparison(comps, changes, expected) + unmatched:
+    for line in baseline.format_comparison(comps, changes, surprising) + unmatched:
         print(line)
     regressed = [c for c in comps if c.regressed]
     print(f"{len(regressed)} of {len(comps)} cases regressed")
@@ -168,7 +164,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_merge(args) -> int:
-    from . import baseline, fleet
+    from . import fleet
 
     try:
         nodes, rows = fleet.merge([Path(p) for p in args.runs], args.spread)
@@ -193,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("baseline", metavar="A.json")
     compare.add_argument("run", metavar="B.json")
     compare.add_argument("--fail-on", default=DEFAULT_FAIL_ON, metavar="EXPR", help=f"default {DEFAULT_FAIL_ON}")
-    compare.add_argument("--expect-change", default=",".join(("driver_version", "cuda_driver_version", "vbios")))
+    compare.add_argument("--expect-change", default=",".join(baseline.EXPECTED_CHANGES))
     compare.set_defaults(func=cmd_compare)
     merge = sub.add_parser("merge", help="join several nodes' results JSON files into a fleet table")
     merge.add_argument("runs", nargs="+", metavar="RUN.json")

@@ -240,7 +240,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--mlperf-expect-change",
         dest="mlperf_expect_change",
-        default="driver_version,cuda_driver_version,vbios",
+        default=",".join(baseline.EXPECTED_CHANGES),
         metavar="FIELDS",
         help="Fingerprint fields a roll-out is meant to change; a baseline differing in others is warned about",
     )
@@ -465,10 +465,14 @@ class MlperfState:
         result.metrics.append(Metric("published_pct", share * 100.0, "%", True, {"published": figure}))
         return share
 
-    def fingerprint_changes(self) -> list:
+    def fingerprint_changes(self) -> tuple[list, list[str]]:
+        """The fingerprint fields that differ from the baseline's, and those of them a roll-out should not
+        change (--mlperf-expect-change names the ones it should)."""
         if self.baseline is None:
-            return []
-        return baseline.fingerprint_changes(self.baseline.header.get("fingerprint") or {}, self.fingerprint)
+            return [], []
+        changes = baseline.fingerprint_changes(self.baseline.header.get("fingerprint") or {}, self.fingerprint)
+        expected = baseline.parse_fields(self.config.getoption("mlperf_expect_change"))
+        return changes, baseline.unexpected_changes(changes, expected)
 
     def _compliance(self) -> bool:
         choice = self.config.getoption("mlperf_compliance")
@@ -937,8 +941,7 @@ def _baseline_summary(terminalreporter, state: MlperfState, config: pytest.Confi
         found = (record.get("info") or {}).get("baseline")
         if found and not found.get("missing"):
             comps.append(baseline.Comparison.from_dict(found))
-    expected = tuple(f.strip() for f in config.getoption("mlperf_expect_change").split(",") if f.strip())
-    changes = state.fingerprint_changes()
+    changes, surprising = state.fingerprint_changes()
     terminalreporter.section(f"MLPerf baseline {state.baseline.name} ({state.baseline.path})")
-    for line in baseline.format_comparison(comps, changes, expected):
+    for line in baseline.format_comparison(comps, changes, surprising):
         terminalreporter.write_line(line)

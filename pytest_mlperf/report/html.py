@@ -201,9 +201,5 @@ class HtmlReport:
         state = self.state
         extra = ""
         if state.baseline is not None:
-            from ..baseline import unexpected_changes
-
-            changes = state.fingerprint_changes()
-            expected = tuple(f.strip() for f in state.config.getoption("mlperf_expect_change").split(",") if f.strip())
-            extra = fingerprint_changes_html(state.baseline.name, changes, unexpected_changes(changes, expected))
+            extra = fingerprint_changes_html(state.baseline.name, *state.fingerprint_changes())
         postfix.append(summary_table(state.records, state.header(), extra))
