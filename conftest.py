@@ -91,3 +91,17 @@ def fake_nvml(tmp_path_factory) -> Path:
         check=True,
     )
     return out
+
+
+A100X8 = "count=8;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400"
+
+
+def fake_gpu_env(lib: Path | None, spec: str | None, **extra: str) -> dict:
+    """This process's environment for a child that loads the fake NVML library (the loader reads
+    LD_LIBRARY_PATH at start) describing `spec`; None leaves either out."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "FAKE_NVML_SPEC")}
+    if lib is not None:
+        env["LD_LIBRARY_PATH"] = str(lib)
+    if spec is not None:
+        env["FAKE_NVML_SPEC"] = spec
+    return {**env, **extra}

@@ -8,13 +8,13 @@ LD_LIBRARY_PATH, which the dynamic loader reads at process start, so each check 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import fake_gpu_env
 from pytest_mlperf import catalog, gpu
 
 HERE = Path(__file__).parent
@@ -24,19 +24,10 @@ A30 = "count=8;name=NVIDIA A30;memory_mib=24576;pci=0x20B710DE;power_w=165"
 H100 = "count=8;name=NVIDIA H100 80GB HBM3;memory_mib=81559;pci=0x233010DE;power_w=700"
 
 
-def _env(lib: Path | None, spec: str | None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "FAKE_NVML_SPEC")}
-    if lib is not None:
-        env["LD_LIBRARY_PATH"] = str(lib)
-    if spec is not None:
-        env["FAKE_NVML_SPEC"] = spec
-    return env
-
-
 def _gpus(lib, spec) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pytest_mlperf.cli", "gpus"],
-        env=_env(lib, spec),
+        env=fake_gpu_env(lib, spec),
         capture_output=True,
         text=True,
         timeout=60,
@@ -180,7 +171,7 @@ def _pytest(lib: Path, spec: str, cwd: Path, *args: str) -> subprocess.Completed
     """pytest in a fresh process that loads the fake NVML library (the loader reads LD_LIBRARY_PATH at start)."""
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        env=_env(lib, spec),
+        env=fake_gpu_env(lib, spec),
         capture_output=True,
         text=True,
         cwd=cwd,

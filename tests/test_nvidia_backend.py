@@ -21,11 +21,10 @@ from pathlib import Path
 import pytest
 from engine import busybox_image, module_dockerd
 
-from conftest import ROOT
+from conftest import A100X8, ROOT, fake_gpu_env
 from pytest_mlperf.containers import LABEL_SESSION, LaunchSpec
 
 IMAGE = "pytest-mlperf-standin:test"
-A100X8 = "count=8;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400"
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +58,7 @@ def checkout(tmp_path) -> tuple[Path, Path]:
 def _run(
     dockerd, fake_nvml, cwd: Path, code: Path, scratch: Path, *args: str, timeout: int = 300, background: bool = False
 ):
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "FAKE_NVML_SPEC")}
-    env.update(DOCKER_HOST=dockerd.url, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=A100X8)
+    env = fake_gpu_env(fake_nvml, A100X8, DOCKER_HOST=dockerd.url)
     cmd = [
         sys.executable,
         "-m",
@@ -333,8 +331,7 @@ def test_image_is_built_from_the_checkout_when_missing(dockerd, standin_image, f
     code, scratch = checkout
     (code / "docker").mkdir()
     (code / "docker" / "Dockerfile").write_text(f"FROM {IMAGE}\nENV BUILT_BY=pytest-mlperf\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "FAKE_NVML_SPEC")}
-    env.update(DOCKER_HOST=dockerd.url, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=A100X8)
+    env = fake_gpu_env(fake_nvml, A100X8, DOCKER_HOST=dockerd.url)
     cmd = [
         sys.executable,
         "-m",

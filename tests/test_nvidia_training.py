@@ -25,7 +25,7 @@ import pytest
 from engine import busybox_image, module_dockerd
 from slurm_cluster import SlurmCluster, missing_tools
 
-from conftest import ROOT
+from conftest import A100X8, ROOT, fake_gpu_env
 from pytest_mlperf import catalog
 from pytest_mlperf.backends import BackendUnavailable
 from pytest_mlperf.backends.nvidia_training import TrialProgress, config_environment
@@ -34,7 +34,6 @@ from pytest_mlperf.logs.mllog import parse_training_log
 
 STANDIN = ROOT / "tests" / "standin_training"
 IMAGE = "pytest-mlperf-training-standin:test"
-A100X8 = "count=8;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400"
 NVIDIA_1NODE = "dgxa100_ngc22.09_pytorch/bert/result_0.txt"  # success, run_stop - run_start 925.828 s
 NVIDIA_8NODE = "dgxa100_n8_ngc22.09_pytorch/bert/result_1.txt"  # success, 145.289 s
 ABORTED = "dgxh100_preview/bert/result_3.txt"  # run_stop aborted at eval_accuracy 0.71973
@@ -117,8 +116,7 @@ def _pytest(cwd: Path, env: dict, *args: str, background: bool = False):
 @pytest.fixture
 def docker_run(dockerd, training_image, fake_nvml, tmp_path):
     def run(code: Path, data: Path, *args: str, background: bool = False):
-        env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "FAKE_NVML_SPEC")}
-        env.update(DOCKER_HOST=dockerd.url, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=A100X8)
+        env = fake_gpu_env(fake_nvml, A100X8, DOCKER_HOST=dockerd.url)
         return _pytest(
             tmp_path,
             env,
