@@ -278,7 +278,8 @@ class MlperfState:
         self.catalog = catalog.load()
         self.records: list[dict] = []
         self.system: catalog.System | None = None
-        self.detected: gpu.Inventory | None = None
+        self.detected: gpu.Inventory | None = None  # what --sku auto matched against
+        self._nvml: gpu.Inventory | gpu.NvmlUnavailable | None = None
         self.backend = None  # inference; every path of _choose_backend sets one or raises a usage error
         self.backend_reason = ""
         self.training_backend = None
@@ -293,13 +294,24 @@ class MlperfState:
         self.fingerprint = self._fingerprint()
         self.rules, self.baseline = self._baseline()
 
+    def inventory(self) -> gpu.Inventory:
+        """The machine's GPUs, read through NVML once per session; NvmlUnavailable (kept) where there are none."""
+        if self._nvml is None:
+            try:
+                self._nvml = gpu.detect()
+            except gpu.NvmlUnavailable as exc:
+                self._nvml = exc
+        if isinstance(self._nvml, gpu.NvmlUnavailable):
+            raise self._nvml
+        return self._nvml
+
     def _resolve_sku(self) -> None:
         sku = self.config.getoption("mlperf_sku")
         if sku is None:
             return
         if sku == "auto":
             try:
-                self.detected = gpu.detect()
+                self.detected = self.inventory()
             except gpu.NvmlUnavailable as exc:
                 raise pytest.UsageError(
                     f"--sku auto: {exc}; name the system with --sku NAME (known: {', '.join(self.catalog.systems)})"
@@ -349,7 +361,7 @@ class MlperfState:
             why = "--mlperf-backend local"
         else:
             try:
-                found = gpu.describe(self.detected or gpu.detect())  # --sku auto has read it already
+                found = gpu.describe(self.inventory())
                 why = f"auto: {found} found, but no --mlperf-nvidia-code to run NVIDIA's code with"
             except gpu.NvmlUnavailable as exc:
                 why = f"auto: no NVIDIA GPU ({exc})"
@@ -409,13 +421,11 @@ class MlperfState:
                 raise pytest.UsageError(f"--mlperf-training-config: {exc}") from None
 
     def _fingerprint(self) -> dict:
-        why = ""
-        inventory = self.detected
-        if inventory is None:
-            try:
-                inventory = gpu.detect()
-            except gpu.NvmlUnavailable as exc:
-                why = str(exc)
+        why, inventory = "", None
+        try:
+            inventory = self.inventory()
+        except gpu.NvmlUnavailable as exc:
+            why = str(exc)
         self.telemetry_on = inventory is not None and self.config.getoption("mlperf_telemetry_interval") > 0
         backends = [b for b in (self.backend, self.training_backend) if b is not None]
         return fingerprint.fingerprint(inventory, why, list(dict.fromkeys(backends)))
@@ -734,10 +744,10 @@ def mlperf_state(pytestconfig: pytest.Config) -> MlperfState:
 
 
 @pytest.fixture(scope="session")
-def mlperf_gpus() -> gpu.Inventory:
+def mlperf_gpus(mlperf_state: MlperfState) -> gpu.Inventory:
     """The machine's GPUs through NVML; skips when there is no NVIDIA driver."""
     try:
-        return gpu.detect()
+        return mlperf_state.inventory()
     except gpu.NvmlUnavailable as exc:
         pytest.skip(f"no GPU inventory: {exc}")
 
