@@ -64,15 +64,15 @@ def image_identity(image: str | None, docker_host: str | None = None) -> dict:
     return {"image": image, "image_id": found.id, "image_digest": digests[0] if digests else None}
 
 
-def fingerprint(inventory: Inventory | None, why_no_gpu: str, backends: list) -> dict:
+def fingerprint(inventory: Inventory | None, why_no_gpu: str, backends: dict[str, object]) -> dict:
+    """backends: field-name prefix -> backend ("" for inference, "training_" for training); a backend with
+    NVIDIA's code and image adds its commit and the image's identity."""
     out = {"pytest_mlperf": __version__, "kernel": platform.release(), "host": platform.node()}
     out.update(gpu_fields(inventory, why_no_gpu))
-    for backend in backends:
+    for prefix, backend in backends.items():
         code = getattr(backend, "code", None)
         if code is not None:
-            key = "training_code_commit" if "Training" in type(backend).__name__ else "harness_code_commit"
-            out[key] = code_commit(Path(code))
+            out[f"{prefix or 'harness_'}code_commit"] = code_commit(Path(code))
         if getattr(backend, "image", None):
-            prefix = "training_" if "Training" in type(backend).__name__ else ""
             out.update({prefix + k: v for k, v in image_identity(backend.image, backend.docker_host).items()})
     return out

@@ -427,8 +427,10 @@ class MlperfState:
         except gpu.NvmlUnavailable as exc:
             why = str(exc)
         self.telemetry_on = inventory is not None and self.config.getoption("mlperf_telemetry_interval") > 0
-        backends = [b for b in (self.backend, self.training_backend) if b is not None]
-        return fingerprint.fingerprint(inventory, why, list(dict.fromkeys(backends)))
+        backends = {"": self.backend}
+        if self.training_backend is not self.backend:
+            backends["training_"] = self.training_backend
+        return fingerprint.fingerprint(inventory, why, backends)
 
     def _baseline(self):
         opt = self.config.getoption
