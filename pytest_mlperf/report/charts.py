@@ -80,7 +80,7 @@ def bar_chart(items: list[tuple[str, float]], title: str, unit: str, signed: boo
             f"<text x='{left - 4}' y='{y + 11}' font-size='10' text-anchor='end'>{escape(label[:42])}</text>"
             f"<rect class='bar' x='{left}' y='{y}' width='{width:.1f}' height='13' fill='{colour}'/>"
             f"<text x='{left + width + 4:.1f}' y='{y + 11}' font-size='10'>"
-            f"{value:+.1f}{escape(unit)}</text>".replace("+", "" if not signed else "+")
+            f"{value:{'+' if signed else ''}.1f}{escape(unit)}</text>"
         )
     return (
         f"<svg class='mlperf-chart mlperf-bars' xmlns='http://www.w3.org/2000/svg' width='{W + 120}' "
