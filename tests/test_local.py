@@ -18,8 +18,13 @@ from conftest import ROOT
 from pytest_mlperf import catalog
 from pytest_mlperf.backends import BackendUnavailable
 from pytest_mlperf.backends.local import (
+    EARLY_STOPPING_MIN_QUERIES,
+    GENERATION_BUDGET_BYTES,
+    OFFLINE_PEAK_SHARE,
+    QUERY_BYTES,
     SERVER_BACKOFF,
     SERVER_LOAD,
+    SERVER_RETRIES,
     Calibration,
     LocalBackend,
     parse_duration,
@@ -235,23 +240,108 @@ def test_backend_result_is_judged_by_the_shared_evaluator(tmp_path):
     assert sys.modules.get("mlperf_loadgen") is not None
 
 
-def test_offline_run_sized_too_small_is_rerun_from_loadgens_own_rate(tmp_path):
-    """A probe that says the SUT is slower than it is makes LoadGen run out of samples before min_duration;
-    the backend keeps that attempt beside the probes and reruns, sized from the rate LoadGen measured."""
-    cat = catalog.load()
-    backend = LocalBackend(cat, output=tmp_path, duration="2")
-    case = next(
+def _perf_case(cat, benchmark: str, scenario: str):
+    return next(
         c
         for c in cat.local_cases("Local-CPU")
-        if c.benchmark.name == "ssd-mobilenet" and c.scenario.name == "Offline" and c.mode == "PerformanceOnly"
+        if c.benchmark.name == benchmark and c.scenario.name == scenario and c.mode == "PerformanceOnly"
     )
-    backend._calibrations["ssd-mobilenet"] = Calibration(500.0, 0.001, 0.001, 500.0)
+
+
+@pytest.mark.parametrize(
+    ("benchmark", "scenario", "slow"),
+    [
+        ("ssd-mobilenet", "Offline", Calibration(500.0, 0.05, 0.05, 500.0)),
+        ("ssd-mobilenet", "SingleStream", Calibration(500.0, 0.05, 0.05)),
+        ("ssd-resnet34", "MultiStream", Calibration(500.0, 0.05, 0.05)),
+    ],
+)
+def test_a_run_that_outruns_its_sizing_is_kept_and_rerun_from_loadgens_own_measure(tmp_path, benchmark, scenario, slow):
+    """A probe that says the SUT is far slower than it is (as one taken while the machine was busy does) makes
+    LoadGen run out of the work it pre-generated before min_duration: INVALID by our sizing, not the SUT's.
+    The backend keeps that attempt beside the probes and reruns, sized from what LoadGen measured; the verdict
+    is LoadGen's on the rerun."""
+    cat = catalog.load()
+    backend = LocalBackend(cat, output=tmp_path, duration="2")
+    case = _perf_case(cat, benchmark, scenario)
+    backend._calibrations[benchmark] = slow
     artifacts = backend.run(case, tmp_path)
-    assert artifacts.info["offline_rerun"] is True
     assert evaluate(case, artifacts).verdict.label == "VALID"
-    short = tmp_path / "_probes" / "ssd-mobilenet" / "offline-short-run" / "mlperf_log_summary.txt"
-    assert "Min duration satisfied : NO" in short.read_text()
-    assert backend._calibrations["ssd-mobilenet"].offline_throughput > 500.0
+    kept = tmp_path / "_probes" / benchmark / f"{scenario.lower()}-short-run-1"
+    assert artifacts.info["sizing_reruns_kept"] == [str(kept)]
+    assert "Min duration satisfied : NO" in (kept / "mlperf_log_summary.txt").read_text()
+    first = parse_detail(kept / "mlperf_log_detail.txt")
+    if scenario != "Offline":  # LoadGen names the cause itself for the stream scenarios
+        assert any("Ran out of generated queries" in e for e in first.errors), first.errors
+    now = backend._calibrations[benchmark]
+    assert now.offline > slow.offline if scenario == "Offline" else min(now.latency_single, now.latency_multi) < 0.05
+
+
+def test_stream_and_offline_expectations_come_from_the_fastest_the_probe_saw():
+    """SingleStream/MultiStream expect half the fastest latency the probe saw (LoadGen pre-generates 2 x
+    min_duration of that: 4x headroom), floored so the pre-generated queries fit their memory budget; Offline
+    never expects less than OFFLINE_PEAK_SHARE of the fastest batch, whatever the LoadGen probe measured."""
+    cat = catalog.load()
+    model = stand_in_for(cat.benchmark("ssd-resnet34"))
+    cal = Calibration(1000.0, 0.0004, 0.002, offline_throughput=100.0, peak_throughput=2000.0)
+    single = user_conf(_perf_case(cat, "ssd-resnet34", "SingleStream"), model, cal, 8, None)
+    assert "*.SingleStream.target_latency = 0.200000" in single
+    multi = user_conf(_perf_case(cat, "ssd-resnet34", "MultiStream"), model, cal, 8, None)
+    assert "*.MultiStream.target_latency = 1.000000" in multi
+    offline = user_conf(_perf_case(cat, "ssd-resnet34", "Offline"), model, cal, 8, None)
+    assert f"*.Offline.target_qps = {2000.0 * OFFLINE_PEAK_SHARE:.3f}" in offline
+    # a full-rules run of a very fast SUT: the floor keeps LoadGen's pre-generated queries within the budget
+    fast = Calibration(1000.0, 1e-6, 1e-6)
+    full = user_conf(_perf_case(cat, "ssd-resnet34", "SingleStream"), model, fast, None, None)
+    latency_ms = float(re.search(r"SingleStream.target_latency = ([0-9.]+)", full).group(1))
+    generated = 2 * 600_000 / latency_ms
+    assert generated * QUERY_BYTES <= GENERATION_BUDGET_BYTES * 1.001
+
+
+def test_short_runs_ask_for_early_stoppings_minimum_query_count(suites):
+    """LoadGen's early-stopping estimate needs 64 (SingleStream), 662 (MultiStream) or 459 (Server) queries;
+    a smoke run asks for at least those, so a slow SUT runs longer rather than going INVALID for a count we
+    chose. Here a Server run at 100 QPS for 1 s: 100 queries would fail early stopping, 459 pass."""
+    cat = catalog.load()
+    model = stand_in_for(cat.benchmark("ssd-resnet34"))
+    cal = Calibration(1000.0, 0.001, 0.001)
+    for scenario, count in (("SingleStream", 100), ("MultiStream", 662), ("Server", 459), ("Offline", 1)):
+        conf = user_conf(_perf_case(cat, "ssd-resnet34", scenario), model, cal, 8, None)
+        assert f"*.{scenario}.min_query_count = {count}" in conf
+        assert count >= EARLY_STOPPING_MIN_QUERIES.get(scenario, 1)
+    result = suites.runpytest(
+        "-k", "bert-99-Server-PerformanceOnly", "--mlperf-duration=1", "--mlperf-server-target-qps=100"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*VALID*bert-99-Server-PerformanceOnly-local*early stopping satisfied*"])
+
+
+def test_a_system_that_cannot_hold_the_bound_at_any_load_stays_invalid(tmp_path):
+    """A SUT that stalls 150 ms on every call breaks bert's 130 ms bound at any load: the backend's lighter
+    retries cannot help it, every attempt is kept, and LoadGen's INVALID stands. (A SUT of the test's own,
+    given to the backend as a user's bring-your-own model would be.)"""
+    import time
+
+    from pytest_mlperf.backends.standin import LocalModel
+
+    class Stalling(LocalModel):
+        name = "stalling"
+        batch_size = 1024
+
+        def predict(self, indices):
+            time.sleep(0.15)
+            return [np.zeros(2, dtype=np.int32) for _ in indices]
+
+    cat = catalog.load()
+    case = _perf_case(cat, "bert-99", "Server")
+    backend = LocalBackend(cat, output=tmp_path, duration="1", make_model=lambda _case: Stalling())
+    artifacts = backend.run(case, tmp_path)
+    verdict = evaluate(case, artifacts).verdict
+    assert verdict.label == "INVALID" and "performance constraints not satisfied" in verdict.reason
+    assert len(artifacts.info["server_attempts_kept"]) == SERVER_RETRIES
+    assert artifacts.info["sizing_reruns_kept"] == []
+    for kept in artifacts.info["server_attempts_kept"]:
+        assert parse_detail(Path(kept) / "mlperf_log_detail.txt").get("result_perf_constraints_met") is False
 
 
 def test_server_load_that_breaks_the_latency_bound_is_retried_lighter_and_kept(tmp_path):

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import queue
 import shutil
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..catalog import Catalog, InferenceCase, TrainingCase
-from ..logs.loadgen import parse_detail
+from ..logs.loadgen import LoadgenDetail, parse_detail
 from . import Artifacts, BackendUnavailable, Case
 from .standin import LocalModel, stand_in_for
 
@@ -34,6 +36,29 @@ SERVER_LOAD = 0.4
 SERVER_RETRIES = 2
 SERVER_BACKOFF = 4.0
 MULTISTREAM_SAMPLES = 8
+# LoadGen pre-generates every query of a SingleStream/MultiStream run: 2 x min_duration / expected latency of
+# them, and stops issuing once min_duration and min_query_count are met. The expected latency we give it is this
+# fraction of the fastest the probe saw, so a run may go 4x faster than the probe's best before it runs out.
+STREAM_LATENCY_MARGIN = 0.5
+# LoadGen keeps about this much per pre-generated query (measured with mlcommons-loadgen 6.0: ~300 bytes for one
+# sample, ~40 more per extra sample); the expected latency is floored so a long run never pre-generates more than
+# GENERATION_BUDGET_BYTES of them.
+QUERY_BYTES, EXTRA_SAMPLE_BYTES = 300, 40
+GENERATION_BUDGET_BYTES = 1 << 30
+# Offline's single query is sized from the LoadGen probe's rate, 1.35x over; never below this share of the
+# model's fastest batch, so a probe that ran while the machine was busy cannot size the run short by itself.
+OFFLINE_MARGIN = 1.35
+OFFLINE_PEAK_SHARE = 0.8
+# A run that ran out of the work LoadGen pre-generated before min_duration (the SUT went faster than our
+# expectations, while every other constraint held) is our sizing error, not the SUT's: it is kept under
+# _probes/ and run again, sized from what LoadGen measured, at most this often.
+SIZING_RERUNS = 2
+# The fewest queries LoadGen's early-stopping estimate accepts at its default percentiles (SingleStream 90th,
+# MultiStream and Server 99th), as its own early_stopping_result says; a short run asks for at least these,
+# so a slow SUT runs longer instead of failing early stopping for a query count we chose.
+EARLY_STOPPING_MIN_QUERIES = {"SingleStream": 64, "MultiStream": 662, "Server": 459}
+SMOKE_MIN_QUERIES = 100
+RAN_OUT = "Ran out of generated queries"
 
 
 def parse_duration(text: str) -> int | None:
@@ -55,14 +80,29 @@ def parse_duration(text: str) -> int | None:
 class Calibration:
     """What a short probe of the model measured, to set LoadGen's expectations near the truth."""
 
-    throughput: float  # samples per second at the model's batch size, model alone
-    latency_single: float  # seconds for one sample
-    latency_multi: float  # seconds for a MultiStream query
+    throughput: float  # samples per second at the model's batch size, model alone, over the probe window
+    latency_single: float  # the fastest seconds for one sample the probe saw
+    latency_multi: float  # the fastest seconds for a MultiStream query the probe saw
     offline_throughput: float | None = None  # samples per second LoadGen measured in a short Offline probe
+    peak_throughput: float | None = None  # samples per second of the probe's fastest batch
 
     @property
     def offline(self) -> float:
         return self.offline_throughput or self.throughput
+
+
+def _fastest(call: Callable[[], object], repeats: int, budget: float = 0.3) -> float:
+    """The shortest of up to `repeats` timed calls (at least three, then until `budget` seconds are spent).
+    A busy neighbour only ever makes a call slower, so the fastest call is the measure it disturbs least."""
+    best, spent = float("inf"), 0.0
+    for done in range(repeats):
+        begin = time.perf_counter()
+        call()
+        took = time.perf_counter() - begin
+        best, spent = min(best, took), spent + took
+        if done >= 2 and spent > budget:
+            break
+    return best
 
 
 def calibrate(model: LocalModel, seconds: float = 0.5) -> Calibration:
@@ -70,21 +110,24 @@ def calibrate(model: LocalModel, seconds: float = 0.5) -> Calibration:
     warm_until = time.perf_counter() + 0.2  # the BLAS thread pool and caches warm up first
     while time.perf_counter() < warm_until:
         model.predict(batch)
-    done, start = 0, time.perf_counter()
+    done, fastest_batch, start = 0, float("inf"), time.perf_counter()
     while time.perf_counter() - start < seconds:
+        begin = time.perf_counter()
         model.predict(batch)
+        fastest_batch = min(fastest_batch, time.perf_counter() - begin)
         done += len(batch)
     throughput = done / (time.perf_counter() - start)
+    single = _fastest(lambda: model.predict(np.arange(1)), 50)
+    multi = _fastest(lambda: model.predict(np.arange(min(MULTISTREAM_SAMPLES, model.performance_samples))), 20)
+    return Calibration(throughput, single, multi, peak_throughput=len(batch) / fastest_batch)
 
-    def timed(indices: np.ndarray, repeats: int) -> float:
-        begin = time.perf_counter()
-        for _ in range(repeats):
-            model.predict(indices)
-        return (time.perf_counter() - begin) / repeats
 
-    single = timed(np.arange(1), 20)
-    multi = timed(np.arange(min(MULTISTREAM_SAMPLES, model.performance_samples)), 10)
-    return Calibration(throughput, single, multi)
+def _stream_latency_ms(latency: float, samples_per_query: int, duration_ms: int) -> float:
+    """LoadGen's expected latency for a SingleStream/MultiStream run: STREAM_LATENCY_MARGIN of the fastest seen,
+    floored so the queries it pre-generates (2 x duration / latency) fit GENERATION_BUDGET_BYTES."""
+    per_query = QUERY_BYTES + EXTRA_SAMPLE_BYTES * (samples_per_query - 1)
+    floor_ms = 2 * duration_ms * per_query / GENERATION_BUDGET_BYTES
+    return max(latency * STREAM_LATENCY_MARGIN * 1000, floor_ms, 0.001)
 
 
 def user_conf(
@@ -98,8 +141,10 @@ def user_conf(
     duration_ms = scenario.min_duration_ms if seconds is None else seconds * 1000
     if seconds is None:
         min_queries = scenario.min_query_count
+    elif scenario.name == "Offline":
+        min_queries = 1
     else:
-        min_queries = 1 if scenario.name == "Offline" else 100
+        min_queries = max(SMOKE_MIN_QUERIES, EARLY_STOPPING_MIN_QUERIES[scenario.name])
     lines = [
         f"# written by pytest-mlperf for {case.config_name} ({'full rules' if seconds is None else 'smoke'})",
         f"{key}.min_duration = {duration_ms}",
@@ -109,7 +154,7 @@ def user_conf(
     if scenario.name == "Offline":
         # LoadGen sizes the single Offline query from this: a little above what the LoadGen probe measured,
         # so the run fills min_duration even when it goes somewhat faster than the probe did.
-        expected = cal.offline * 1.35
+        expected = max(cal.offline * OFFLINE_MARGIN, (cal.peak_throughput or 0.0) * OFFLINE_PEAK_SHARE)
         if seconds is None:
             expected = max(expected, scenario.min_sample_count * 1000.0 / duration_ms)
         lines.append(f"{key}.target_qps = {expected:.3f}")
@@ -118,13 +163,61 @@ def user_conf(
         latency_ms = case.benchmark.server_latency_ms or 100
         lines += [f"{key}.target_qps = {target:.3f}", f"{key}.target_latency = {latency_ms}"]
     elif scenario.name == "SingleStream":
-        lines.append(f"{key}.target_latency = {max(cal.latency_single * 0.5 * 1000, 0.001):.6f}")
+        lines.append(f"{key}.target_latency = {_stream_latency_ms(cal.latency_single, 1, duration_ms):.6f}")
     elif scenario.name == "MultiStream":
-        lines += [
-            f"{key}.target_latency = {max(cal.latency_multi * 0.5 * 1000, 0.001):.6f}",
-            f"{key}.samples_per_query = {MULTISTREAM_SAMPLES}",
-        ]
+        latency_ms = _stream_latency_ms(cal.latency_multi, MULTISTREAM_SAMPLES, duration_ms)
+        lines += [f"{key}.target_latency = {latency_ms:.6f}", f"{key}.samples_per_query = {MULTISTREAM_SAMPLES}"]
     return "\n".join(lines) + "\n"
+
+
+def resized_after_short_run(case: InferenceCase, detail: LoadgenDetail, cal: Calibration) -> Calibration | None:
+    """A calibration sized from what LoadGen measured, when a performance run ran out of the work LoadGen
+    pre-generated before min_duration while every other constraint held; None for any other outcome.
+
+    Running out is only possible for a SUT faster than our expectations (a slow one reaches min_duration first),
+    so it is our sizing error and never hides a slow system. SingleStream/MultiStream: LoadGen says so itself
+    (error_runtime "Ran out of generated queries"); a short run's early-stopping shortfall is a consequence of
+    its query count, so only the performance constraints must hold. Offline: the single query ended before
+    min_duration with every other flag met."""
+    if case.mode != "PerformanceOnly" or case.scenario.name == "Server":
+        return None
+    if case.scenario.name == "Offline":
+        short = detail.get("result_min_duration_met") is False and all(
+            met for key, met in detail.flags.items() if key != "result_min_duration_met"
+        )
+        rate = _positive(detail.get("result_samples_per_second"))
+        if not short or rate is None:
+            return None
+        return replace(cal, offline_throughput=max(rate, cal.offline))
+    if not any(RAN_OUT in error for error in detail.errors) or detail.get("result_perf_constraints_met") is False:
+        return None
+    if case.scenario.name == "SingleStream":
+        fastest = _positive(detail.get("result_min_latency_ns"))
+        return replace(cal, latency_single=min(cal.latency_single, fastest / 1e9)) if fastest else None
+    fastest = _positive(detail.get("result_min_query_latency_ns"))
+    return replace(cal, latency_multi=min(cal.latency_multi, fastest / 1e9)) if fastest else None
+
+
+def _positive(value) -> float | None:
+    """A finite positive number read from a log, or None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def single_blas_thread(model: LocalModel) -> AbstractContextManager:
+    """Stand-ins compute on one BLAS thread while the backend drives them (probes and LoadGen runs alike).
+
+    Their matrices are small, and a pool of BLAS threads waits on each other: beside one busy neighbour on a
+    two-core machine, the same stand-in's probe swung 2-3x between calls on OpenBLAS's default two threads, and
+    stayed within a few per cent, and faster, on one. A model of the user's own keeps whatever threading it has."""
+    if not model.stand_in:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 class _Worker:
@@ -315,14 +408,15 @@ class LocalBackend:
         return self._calibrations[key]
 
     @staticmethod
-    def _overloaded_server_rate(case: InferenceCase, folder: Path) -> float | None:
-        """The QPS a Server run scheduled, when LoadGen found that load broke the latency bound."""
+    def _overloaded_server_rate(case: InferenceCase, detail: LoadgenDetail) -> float | None:
+        """The QPS a Server run scheduled, when LoadGen found that load broke the latency bound: its 99th
+        percentile over the bound, or too many over-latency queries for early stopping's estimate (the run
+        always has early stopping's minimum query count, so that shortfall is never the count's)."""
         if case.scenario.name != "Server" or case.mode != "PerformanceOnly":
             return None
-        detail = parse_detail(folder / "mlperf_log_detail.txt")
-        if detail.get("result_perf_constraints_met") is not False:
+        if detail.get("result_perf_constraints_met") is not False and detail.get("early_stopping_met") is not False:
             return None
-        return float(detail.get("result_scheduled_samples_per_sec"))
+        return _positive(detail.get("result_scheduled_samples_per_sec"))
 
     def _keep_attempt(self, case: InferenceCase, folder: Path, name: str) -> Path:
         kept = self.output / "_probes" / case.benchmark.name / name
@@ -333,15 +427,10 @@ class LocalBackend:
         return kept
 
     @staticmethod
-    def _short_offline_rate(case: InferenceCase, folder: Path) -> float | None:
-        if case.scenario.name != "Offline" or case.mode != "PerformanceOnly":
-            return None
-        detail = parse_detail(folder / "mlperf_log_detail.txt")
-        short = detail.get("result_min_duration_met") is False and all(
-            met for key, met in detail.flags.items() if key != "result_min_duration_met"
-        )
-        rate = detail.get("result_samples_per_second")
-        return float(rate) if short and rate else None
+    def _run(case: InferenceCase, model: LocalModel, folder: Path, conf: str) -> LoadgenDetail | None:
+        """One LoadGen run; its detail log, parsed, for a performance run (what the sizing checks read)."""
+        run_loadgen(case, model, folder, conf)
+        return parse_detail(folder / "mlperf_log_detail.txt") if case.mode == "PerformanceOnly" else None
 
     def folder_for(self, case: InferenceCase) -> Path:
         return self.output / case.results_dir
@@ -353,25 +442,30 @@ class LocalBackend:
             folder = self.output / f"{LOCAL_SYSTEM_ID}_Local" / "bert"
             return run_training(case, folder, max_steps=self.train_max_steps or MAX_STEPS)
         model = self.model_for(case)
+        with single_blas_thread(model):
+            return self._run_inference(case, model)
+
+    def _run_inference(self, case: InferenceCase, model: LocalModel) -> Artifacts:
         folder = self.folder_for(case)
         if folder.exists():
             shutil.rmtree(folder)
         cal = self._calibration(case, model)
         server_qps = self.server_target_qps
-        run_loadgen(case, model, folder, user_conf(case, model, cal, self.seconds, server_qps))
-        rerun = self._short_offline_rate(case, folder)
-        if rerun is not None:
-            # LoadGen ran out of samples before min_duration because the SUT went faster than the probes said:
-            # a sizing error of ours, not the SUT's. Keep that attempt with the probes and run again, sized
-            # from the rate LoadGen just measured. A slow SUT never gets here (its run is long, not short).
-            self._keep_attempt(case, folder, "offline-short-run")
-            cal = self._calibrations[case.benchmark.name] = replace(cal, offline_throughput=rerun)
-            run_loadgen(case, model, folder, user_conf(case, model, cal, self.seconds, server_qps))
+        detail = self._run(case, model, folder, user_conf(case, model, cal, self.seconds, server_qps))
+        sizing_reruns: list[str] = []
+        while len(sizing_reruns) < SIZING_RERUNS and (resized := resized_after_short_run(case, detail, cal)):
+            # LoadGen ran out of the work it pre-generated before min_duration: the SUT went faster than our
+            # probes said, a sizing error of ours, not the SUT's. Keep that attempt with the probes and run again,
+            # sized from what LoadGen just measured (later cases of this benchmark keep the new sizing).
+            name = f"{case.scenario.name.lower()}-short-run-{len(sizing_reruns) + 1}"
+            sizing_reruns.append(str(self._keep_attempt(case, folder, name)))
+            cal = self._calibrations[case.benchmark.name] = resized
+            detail = self._run(case, model, folder, user_conf(case, model, cal, self.seconds, server_qps))
         server_attempts: list[str] = []
         while (
             self.server_target_qps is None
             and len(server_attempts) < SERVER_RETRIES
-            and (tried := self._overloaded_server_rate(case, folder)) is not None
+            and (tried := self._overloaded_server_rate(case, detail)) is not None
         ):
             # The load we chose broke the latency bound: choosing it is our job, as it is the submitter's on a
             # real system. Keep the attempt (its logs say what happened) and run again at a lighter load; the
@@ -379,14 +473,14 @@ class LocalBackend:
             kept = self._keep_attempt(case, folder, f"server-attempt-{len(server_attempts) + 1}")
             server_attempts.append(str(kept))
             server_qps = tried / SERVER_BACKOFF
-            run_loadgen(case, model, folder, user_conf(case, model, cal, self.seconds, server_qps))
+            detail = self._run(case, model, folder, user_conf(case, model, cal, self.seconds, server_qps))
         files = [folder / "user.conf"]
         if case.mode == "AccuracyOnly":
             write_accuracy(folder, model)
             files.append(folder / "mlperf_log_accuracy.json")
         info = {
             "model": model.name,
-            "offline_rerun": rerun is not None,
+            "sizing_reruns_kept": sizing_reruns,
             "server_attempts_kept": server_attempts,
             "stand_in": model.stand_in,
             "probe_samples_per_second": round(cal.throughput, 1),
