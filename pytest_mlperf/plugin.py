@@ -6,7 +6,9 @@ It wires the other modules together and holds no benchmark logic.
 from __future__ import annotations
 
 import atexit
+import os
 import platform
+import shlex
 import signal
 import sys
 import threading
@@ -566,16 +568,27 @@ class MlperfState:
             self.records.append(record)
 
     def _guard_rootdir(self, tree: Path) -> None:
-        # pytest picks its rootdir before plugins register their options, so a bare option value that is an
-        # existing folder counts as a test path; it could become the rootdir and receive .pytest_cache.
+        # pytest chooses its rootdir and config file before plugins' options are known, so the value of a
+        # two-word `--mlperf-results DIR` counts as a test path then. With no other test path named, where the
+        # tree sits decides them: the tree itself (and its .pytest_cache) beside an unrelated working folder,
+        # the common ancestor of the two (ignoring the project's own pytest.ini) beside a near one. Refuse that
+        # form whatever the layout, and never let the rootdir fall inside the tree.
+        params = self.config.invocation_params
+        words = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *params.args]
+        two_words = "--mlperf-results" in words and self.config.args_source != pytest.Config.ArgsSource.ARGS
         try:
             inside = self.config.rootpath.resolve().is_relative_to(tree.resolve())
         except OSError:
             inside = False
-        if inside:
+        if two_words or inside:
+            why = (
+                f"pytest took the results tree {tree} as its rootdir and would write its cache into it"
+                if inside
+                else f"pytest read the results tree {tree} as a test path when it chose its rootdir "
+                f"({self.config.rootpath}) and config file, so where the tree sits decided them"
+            )
             raise pytest.UsageError(
-                f"pytest took the results tree {tree} as its rootdir and would write its cache into it; write "
-                f"--mlperf-results={tree} (one word), or name the suites folder, e.g. 'pytest suites ...'"
+                f"{why}; write --mlperf-results={tree} (one word), or name the suites folder, e.g. 'pytest suites ...'"
             )
 
     @property

@@ -390,16 +390,25 @@ def test_results_dir_relative_to_invocation(suites, inference_fixtures):
     assert Path(link).is_symlink()
 
 
-def test_results_tree_taken_as_rootdir_is_refused(suites, inference_fixtures):
-    """pytest reads a bare option value that names a folder as a test path; that tree must not get a cache."""
+def test_results_tree_as_a_bare_word_is_refused_wherever_it_sits(suites, inference_fixtures):
+    """pytest reads a two-word option value that names a folder as a test path when it picks its rootdir and
+    config file: with no test path named, the tree's location decides them (the tree itself, which would get a
+    cache, or a common ancestor such as /tmp, which drops the project's ini). Refused in every layout."""
     result = suites.runpytest("-m", "inference", "--mlperf-results", str(inference_fixtures))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            f"*pytest took the results tree {inference_fixtures} as its rootdir*"
-            f"--mlperf-results={inference_fixtures} (one word)*"
+            f"*pytest * the results tree {inference_fixtures} as *"
+            f"write --mlperf-results={inference_fixtures} (one word), or name the suites folder*"
         ]
     )
+    assert not (inference_fixtures / ".pytest_cache").exists()
+
+    # naming the tests keeps pytest's choice with them; the same two words then replay the tree
+    named = suites.runpytest(
+        str(suites.path), "-m", "inference", "--sku", "A100-SXM-80GBx8", "--mlperf-results", str(inference_fixtures)
+    )
+    named.assert_outcomes(passed=28, skipped=8)
     assert not (inference_fixtures / ".pytest_cache").exists()
 
 
