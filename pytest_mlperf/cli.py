@@ -16,17 +16,20 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import baseline, catalog, gpu
+from . import catalog
 from .backends import ResultMissing
 from .backends.results import ResultsBackend
-from .evaluate import evaluate
+from .gate import baseline
+from .judge.evaluate import evaluate
+from .judge.metrics import training_metrics
+from .judge.verdict import training_verdict
 from .logs import ParseError
 from .logs.accuracy import parse_accuracy
 from .logs.harness import parse_stdout, parse_summary_json
 from .logs.loadgen import parse_detail, parse_summary
 from .logs.mllog import parse_training_log
-from .metrics import training_metrics
-from .verdict import training_verdict
+from .machine import gpu
+from .options import add_gate_options
 
 
 def _line(name: str, value: float, unit: str, **extra) -> dict:
@@ -142,8 +145,8 @@ DEFAULT_FAIL_ON = "throughput:5%,latency:10%,accuracy:any,time:5%"
 
 
 def cmd_compare(args) -> int:
+    rules, fail_on = list(args.mlperf_fail_on), ",".join(rule.describe() for rule in args.mlperf_fail_on)
     try:
-        rules = baseline.parse_fail_on(args.fail_on)
         before = baseline.load(args.baseline, Path(args.baseline).parent)
         after = baseline.load(args.run, Path(args.run).parent)
         baseline.check_compatible(before, after.header)
@@ -154,8 +157,8 @@ def cmd_compare(args) -> int:
     changes = baseline.fingerprint_changes(
         before.header.get("fingerprint") or {}, after.header.get("fingerprint") or {}
     )
-    surprising = baseline.unexpected_changes(changes, baseline.parse_fields(args.expect_change))
-    print(f"baseline {before.path}  ->  {after.path}  (fail on {args.fail_on})")
+    surprising = baseline.unexpected_changes(changes, args.mlperf_expect_change)
+    print(f"baseline {before.path}  ->  {after.path}  (fail on {fail_on})")
     for line in baseline.format_comparison(comps, changes, surprising) + unmatched:
         print(line)
     regressed = [c for c in comps if c.regressed]
@@ -164,7 +167,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_merge(args) -> int:
-    from . import fleet
+    from .gate import fleet
 
     try:
         nodes, rows = fleet.merge([Path(p) for p in args.runs], args.spread)
@@ -188,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     compare = sub.add_parser("compare", help="compare a results JSON file with a baseline one")
     compare.add_argument("baseline", metavar="A.json")
     compare.add_argument("run", metavar="B.json")
-    compare.add_argument("--fail-on", default=DEFAULT_FAIL_ON, metavar="EXPR", help=f"default {DEFAULT_FAIL_ON}")
-    compare.add_argument("--expect-change", default=",".join(baseline.EXPECTED_CHANGES))
+    add_gate_options(compare.add_argument, prefix="--", only=("fail_on", "expect_change"))
+    compare.set_defaults(mlperf_fail_on=baseline.parse_fail_on(DEFAULT_FAIL_ON))
     compare.set_defaults(func=cmd_compare)
     merge = sub.add_parser("merge", help="join several nodes' results JSON files into a fleet table")
     merge.add_argument("runs", nargs="+", metavar="RUN.json")

@@ -28,3 +28,14 @@ def pytest_mlperf_make_sut(config: pytest.Config, case):
     ``performance_samples``, ``batch_size``, ``predict(indices) -> list[numpy array]`` and
     ``score(responses) -> AccuracyReport``.
     """
+
+
+@hookspec(firstresult=True)
+def pytest_mlperf_make_backend(config: pytest.Config, kind: str, options, context):
+    """Return the backend that runs the cases of ``kind`` ("inference" or "training"), or None for the plugin's
+    own choice. ``options`` is the run's ``pytest_mlperf.options.Options``; ``context`` a
+    ``pytest_mlperf.backends.BuildContext`` (catalog, output folder, system). The object follows
+    ``pytest_mlperf.backends.Backend``: ``name``, ``needs_gpu``, ``cases(kind, catalog_cases)``,
+    ``run(case, workdir) -> Artifacts``, ``describe()``, ``identity()`` and ``close()`` (subclass
+    ``pytest_mlperf.backends.BackendBase`` for the last three).
+    """

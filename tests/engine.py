@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlperf.containers import LABEL_SESSION
+from pytest_mlperf.machine.containers import LABEL_SESSION
 
 APPLETS = (
     "sh sleep cat cp mkdir ln date awk sed tr echo printf rm env ls id mv true false test wc grep head tail".split()

@@ -16,11 +16,11 @@ from provenance import inference_accuracy_rows, inference_perf_rows, training_ro
 from conftest import shared_dir
 from pytest_mlperf import catalog, cli
 from pytest_mlperf.catalog import split_system_name
+from pytest_mlperf.judge.verdict import accuracy_verdict, performance_verdict, training_verdict
 from pytest_mlperf.logs.accuracy import parse_accuracy
 from pytest_mlperf.logs.harness import parse_accuracy_message
 from pytest_mlperf.logs.loadgen import parse_detail, parse_summary
 from pytest_mlperf.logs.mllog import parse_training_log
-from pytest_mlperf.verdict import accuracy_verdict, performance_verdict, training_verdict
 
 SHARED = shared_dir()
 INFERENCE = SHARED / "fixtures" / "inference" if SHARED else None

@@ -14,6 +14,7 @@ import pytest
 
 from pytest_mlperf.cli import main as cli
 from pytest_mlperf.report.html import metrics_table, summary_table
+from pytest_mlperf.report.records import CaseRecord
 
 SKU = "A100-SXM-80GBx8"
 BERT_OFFLINE = "DGX-A100_A100-SXM-80GBx8_TRT/bert-99/Offline/performance/run_1"
@@ -229,6 +230,7 @@ def test_report_text_is_escaped():
         "metrics": [{"name": "<i>m</i>", "value": 1.0, "unit": "<u>", "higher_is_better": True}],
         "info": {"compliance": {"status": "FAILED", "findings": ["<img src=x onerror=alert(2)>"], "known": []}},
     }
+    record = CaseRecord.from_dict({**record, "verdict": "NOT CONVERGED"})
     table = metrics_table(record) + summary_table([record], {"host": "<h1>x</h1>"})
     for markup in ("<script>", "<img", "<b>case", "<i>m", "<h1>", "<u>"):
         assert markup not in table

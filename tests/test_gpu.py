@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import fake_gpu_env
-from pytest_mlperf import catalog, gpu
+from pytest_mlperf import catalog
+from pytest_mlperf.machine import gpu
 
 HERE = Path(__file__).parent
 A100 = "name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400"

@@ -5,6 +5,7 @@ Runs are kept short with --mlperf-duration (seconds); everything else is what `p
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -16,7 +17,6 @@ import pytest
 
 from conftest import ROOT
 from pytest_mlperf import catalog
-from pytest_mlperf.backends import BackendUnavailable
 from pytest_mlperf.backends.local import (
     EARLY_STOPPING_MIN_QUERIES,
     GENERATION_BUDGET_BYTES,
@@ -27,13 +27,14 @@ from pytest_mlperf.backends.local import (
     SERVER_RETRIES,
     Calibration,
     LocalBackend,
-    parse_duration,
     user_conf,
     write_accuracy,
 )
 from pytest_mlperf.backends.standin import stand_in_for
-from pytest_mlperf.evaluate import evaluate
+from pytest_mlperf.judge.evaluate import evaluate
 from pytest_mlperf.logs.loadgen import parse_detail
+from pytest_mlperf.options import Duration
+from pytest_mlperf.options import duration as parse_duration
 
 
 def _props(xml: Path) -> dict[str, dict[str, str]]:
@@ -180,10 +181,13 @@ def test_a_failing_model_fails_the_case_without_hanging(suites):
 def test_bad_duration_is_a_usage_error(suites):
     result = suites.runpytest("--mlperf-duration=forever")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--mlperf-duration 'forever': expected smoke, full or a number of seconds*"])
-    with pytest.raises(BackendUnavailable, match="must be positive"):
+    result.stderr.fnmatch_lines(
+        ["*argument --mlperf-duration: 'forever': expected smoke, full or a number of seconds*"]
+    )
+    with pytest.raises(argparse.ArgumentTypeError, match="must be positive"):
         parse_duration("0")
-    assert parse_duration("smoke") == 8 and parse_duration("full") is None and parse_duration("30") == 30
+    assert parse_duration("smoke").seconds == 8 and parse_duration("full").seconds is None
+    assert parse_duration("30") == Duration("30", 30)
 
 
 def test_full_duration_writes_the_rounds_rules():

@@ -22,7 +22,7 @@ import pytest
 from engine import busybox_image, module_dockerd
 
 from conftest import A100X8, ROOT, fake_gpu_env
-from pytest_mlperf.containers import LABEL_SESSION, LaunchSpec
+from pytest_mlperf.machine.containers import LABEL_SESSION, LaunchSpec
 
 IMAGE = "pytest-mlperf-standin:test"
 

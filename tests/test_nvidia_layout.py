@@ -17,7 +17,7 @@ from conftest import ROOT
 from pytest_mlperf import catalog
 from pytest_mlperf.backends import ResultMissing
 from pytest_mlperf.backends.results import ResultsBackend
-from pytest_mlperf.evaluate import evaluate
+from pytest_mlperf.judge.evaluate import evaluate
 from pytest_mlperf.logs.harness import NO_ACCURACY, parse_stdout
 
 SYSTEM = "DGX-A100_A100-SXM-80GBx8_TRT"

@@ -29,8 +29,8 @@ from conftest import A100X8, ROOT, fake_gpu_env
 from pytest_mlperf import catalog
 from pytest_mlperf.backends import BackendUnavailable
 from pytest_mlperf.backends.nvidia_training import TrialProgress, config_environment
-from pytest_mlperf.datasets import BertData
 from pytest_mlperf.logs.mllog import parse_training_log
+from pytest_mlperf.machine.datasets import BertData
 
 STANDIN = ROOT / "tests" / "standin_training"
 IMAGE = "pytest-mlperf-training-standin:test"
@@ -322,7 +322,7 @@ def test_slurm_job_for_more_nodes_than_the_cluster_has_fails_fast(slurm, slurm_r
 
 def test_sbatch_refusal_is_reported(slurm, tmp_path):
     """EnforcePartLimits=ALL makes sbatch itself refuse an impossible job; its words reach the user."""
-    from pytest_mlperf.slurm import SlurmError, SlurmLauncher
+    from pytest_mlperf.machine.slurm import SlurmError, SlurmLauncher
 
     launcher = SlurmLauncher()  # submit() straight away: no require_nodes() check before sbatch
     script = tmp_path / "job.sh"

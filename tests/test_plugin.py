@@ -258,7 +258,7 @@ def test_training_replay_passes_converged_and_fails_aborted(suites, training_fix
     assert fujitsu["eval_mlm_accuracy"] == pytest.approx(0.7201793193817139)
     # measured from samples and MLLOG time, lower than the printed figure that assumes max_steps
     assert fujitsu["measured_sequences_per_second"] < fujitsu["training_sequences_per_second"]
-    from pytest_mlperf import compliance
+    from pytest_mlperf.gate import compliance
 
     if compliance.installed():  # the checker's findings ride along with each trial
         found = records["bert-1x8x56x1-dgxa100_ngc22.09_pytorch/result_0"]["info"]["compliance"]
@@ -327,7 +327,7 @@ def test_user_hook_can_drop_cases(suites, inference_fixtures):
 
 def test_user_hook_sees_each_result(suites, inference_fixtures):
     suites.makeconftest("""
-        from pytest_mlperf.metrics import Metric
+        from pytest_mlperf.judge.metrics import Metric
         def pytest_mlperf_result(config, case, result):
             result.metrics.append(Metric("site_tag", 7.0, "", None))
     """)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_mlperf.catalog import TrainingCase, load, score_cases
-from pytest_mlperf.verdict import TrialOutcome, training_score
+from pytest_mlperf.judge.verdict import TrialOutcome, training_score
 
 
 def _trials(minutes, failed=()):
@@ -70,7 +70,7 @@ def test_config_selection_by_sku_and_nodes():
 def test_compliance_checker_findings_on_published_logs(training_fixtures, tmp_path):
     """mlperf-logging's checker on real v2.1 logs: a converged run fails only on the known key rename; an aborted
     one also fails the eval_accuracy >= 0.720 rule, which is reported as a finding."""
-    from pytest_mlperf import compliance
+    from pytest_mlperf.gate import compliance
 
     if not compliance.installed():
         pytest.skip("mlperf-logging is not installed (pip install 'pytest-mlperf[compliance]')")
@@ -87,7 +87,7 @@ def test_file_lock_excludes_and_leaves_no_file(tmp_path):
     """Stamps' locks: one holder at a time across processes, and no lock file left once everyone is done."""
     import multiprocessing
 
-    from pytest_mlperf.datasets import file_lock
+    from pytest_mlperf.machine.datasets import file_lock
 
     lock, log = tmp_path / "state" / "step.lock", tmp_path / "log"
     ctx = multiprocessing.get_context("fork")
@@ -110,7 +110,7 @@ def test_file_lock_excludes_and_leaves_no_file(tmp_path):
 def _hold(lock, log, i):
     import time
 
-    from pytest_mlperf.datasets import file_lock
+    from pytest_mlperf.machine.datasets import file_lock
 
     with file_lock(lock):
         with log.open("a") as fh:

@@ -23,11 +23,12 @@ import numpy as np
 
 from ..catalog import Catalog, InferenceCase, TrainingCase
 from ..logs.loadgen import LoadgenDetail, parse_detail
-from . import Artifacts, BackendUnavailable, Case
+from ..options import Duration, Options
+from ..options import duration as parse_duration
+from . import Artifacts, BackendBase, BackendUnavailable, BuildContext, Case, ResultMissing
 from .standin import LocalModel, stand_in_for
 
 LOCAL_SYSTEM_ID = "Local-CPU"
-SMOKE_SECONDS = 8
 # Server runs at this fraction of the throughput the probe measured, so an idle machine keeps its latency.
 SERVER_LOAD = 0.4
 # When LoadGen finds the chosen Server load broke the latency bound (a shared machine slowed down under the run),
@@ -59,21 +60,6 @@ SIZING_RERUNS = 2
 EARLY_STOPPING_MIN_QUERIES = {"SingleStream": 64, "MultiStream": 662, "Server": 459}
 SMOKE_MIN_QUERIES = 100
 RAN_OUT = "Ran out of generated queries"
-
-
-def parse_duration(text: str) -> int | None:
-    """'smoke' -> SMOKE_SECONDS, 'full' -> None (the round's rules), 'N' -> N seconds."""
-    if text == "smoke":
-        return SMOKE_SECONDS
-    if text == "full":
-        return None
-    try:
-        seconds = int(text)
-    except ValueError:
-        raise BackendUnavailable(f"--mlperf-duration {text!r}: expected smoke, full or a number of seconds") from None
-    if seconds <= 0:
-        raise BackendUnavailable(f"--mlperf-duration {text!r}: must be positive")
-    return seconds
 
 
 @dataclass(frozen=True)
@@ -327,33 +313,49 @@ def write_accuracy(folder: Path, model: LocalModel) -> Path:
     return path
 
 
-class LocalBackend:
+class LocalBackend(BackendBase):
     name = "local"
     needs_gpu = False
 
     def __init__(
         self,
         catalog: Catalog,
-        output: Path | None,
-        duration: str = "smoke",
+        output: Path | Callable[[], Path] | None,
+        duration: Duration | str = "smoke",
         server_target_qps: float | None = None,
         make_model: Callable[[Case], LocalModel | None] | None = None,
         train_max_steps: int | None = None,
+        nexp: int = 1,
     ):
         try:
             import mlperf_loadgen  # noqa: F401
         except ImportError as exc:
             raise BackendUnavailable(f"the local backend needs mlcommons-loadgen ({exc})") from None
+        super().__init__(output)
         self.catalog = catalog
-        self.output = Path(output) if output is not None else None  # set by the plugin before the first run
         self.train_max_steps = train_max_steps
-        self.nexp = 1  # training trials per run (--mlperf-nexp)
-        self.seconds = parse_duration(duration)
-        self.duration = duration
+        self.nexp = nexp  # training trials per run
+        self.duration = duration if isinstance(duration, Duration) else parse_duration(duration)
+        self.seconds = self.duration.seconds
         self.server_target_qps = server_target_qps
         self.make_model = make_model
         self._models: dict[str, LocalModel] = {}
         self._calibrations: dict[str, Calibration] = {}
+
+    @classmethod
+    def build(cls, options: Options, context: BuildContext) -> LocalBackend:
+        return cls(
+            context.catalog,
+            context.output,
+            options.duration,
+            options.server_target_qps,
+            context.make_model,
+            options.train_max_steps,
+            options.nexp,
+        )
+
+    def describe(self) -> str:
+        return "LoadGen runs stand-in models on this machine's CPU, not the MLPerf models"
 
     # ---- case lists -------------------------------------------------------------------------------------
     def cases(self, kind: str, catalog_cases: list[Case] | None) -> list[Case]:
@@ -386,7 +388,10 @@ class LocalBackend:
         key = case.benchmark.name
         if key not in self._models:
             model = self.make_model(case) if self.make_model else None
-            self._models[key] = model if model is not None else stand_in_for(case.benchmark)
+            try:
+                self._models[key] = model if model is not None else stand_in_for(case.benchmark)
+            except LookupError as exc:
+                raise ResultMissing(str(exc)) from None
         return self._models[key]
 
     def _calibration(self, case: InferenceCase, model: LocalModel) -> Calibration:
@@ -485,6 +490,6 @@ class LocalBackend:
             "stand_in": model.stand_in,
             "probe_samples_per_second": round(cal.throughput, 1),
             "probe_loadgen_offline_samples_per_second": round(cal.offline, 1),
-            "duration": self.duration,
+            "duration": self.duration.text,
         }
         return Artifacts(folder, files=files, info=info)

@@ -90,6 +90,55 @@ def _model(torch):
     return TinyBert()
 
 
+def _log_settings(log: MllogWriter, seed: int, max_steps: int) -> None:
+    log.event("submission_benchmark", "bert")
+    log.event("submission_org", "pytest-mlperf")
+    log.event("submission_division", "open")
+    log.event("submission_platform", "1xLocal-CPU (stand-in masked-LM, not the MLPerf BERT)")
+    for key, value in (
+        ("global_batch_size", BATCH),
+        ("gradient_accumulation_steps", 1),
+        ("opt_base_learning_rate", LEARNING_RATE),
+        ("opt_learning_rate_training_steps", max_steps),
+        ("max_sequence_length", SEQ),
+        ("seed", seed),
+        ("eval_samples", EVAL_SEQS),
+    ):
+        log.event(key, value)
+
+
+def _steps(torch, log: MllogWriter, seed: int, target: float, max_steps: int) -> tuple[str, int, float, float]:
+    """Initialisation and the training loop: (status, samples seen, last loss, when run_start was logged)."""
+    train_seqs = _corpus(torch, 16384, seed=seed)
+    eval_seqs = _corpus(torch, EVAL_SEQS, seed=seed + 1000)
+    eval_inputs, eval_mask = _mask(torch, eval_seqs, torch.Generator().manual_seed(seed + 2000))
+    model = _model(torch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(seed + 3000)
+    log.event("init_stop", event_type="INTERVAL_END")
+    log.event("run_start", event_type="INTERVAL_START")
+    run_start, samples, loss_value = time.time(), 0, float("nan")
+    log.event("block_start", event_type="INTERVAL_START", first_epoch_num=0)
+    for step in range(1, max_steps + 1):
+        rows = torch.randint(0, train_seqs.shape[0], (BATCH,), generator=gen)
+        inputs, mask = _mask(torch, train_seqs[rows], gen)
+        loss = loss_fn(model(inputs)[mask], train_seqs[rows][mask])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        samples += BATCH
+        loss_value = float(loss.detach())
+        if step % EVAL_EVERY == 0 or step == max_steps:
+            with torch.no_grad():
+                predicted = model(eval_inputs).argmax(dim=-1)
+            accuracy = float((predicted[eval_mask] == eval_seqs[eval_mask]).float().mean())
+            log.event("eval_accuracy", accuracy, epoch_num=samples)
+            if accuracy >= target:
+                return "success", samples, loss_value, run_start
+    return "aborted", samples, loss_value, run_start
+
+
 def train(log_path: Path, target: float, max_steps: int = MAX_STEPS, seed: int = 1) -> None:
     """Train until eval accuracy >= target (run_stop success) or max_steps (run_stop aborted)."""
     try:
@@ -103,57 +152,14 @@ def train(log_path: Path, target: float, max_steps: int = MAX_STEPS, seed: int =
         log.event("cache_clear", True)
         log.event("init_start", event_type="INTERVAL_START")
         torch.manual_seed(seed)
-        log.event("submission_benchmark", "bert")
-        log.event("submission_org", "pytest-mlperf")
-        log.event("submission_division", "open")
-        log.event("submission_platform", "1xLocal-CPU (stand-in masked-LM, not the MLPerf BERT)")
-        for key, value in (
-            ("global_batch_size", BATCH),
-            ("gradient_accumulation_steps", 1),
-            ("opt_base_learning_rate", LEARNING_RATE),
-            ("opt_learning_rate_training_steps", max_steps),
-            ("max_sequence_length", SEQ),
-            ("seed", seed),
-            ("eval_samples", EVAL_SEQS),
-        ):
-            log.event(key, value)
-        train_seqs = _corpus(torch, 16384, seed=seed)
-        eval_seqs = _corpus(torch, EVAL_SEQS, seed=seed + 1000)
-        eval_inputs, eval_mask = _mask(torch, eval_seqs, torch.Generator().manual_seed(seed + 2000))
-        model = _model(torch)
-        optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        gen = torch.Generator().manual_seed(seed + 3000)
-        log.event("init_stop", event_type="INTERVAL_END")
-        log.event("run_start", event_type="INTERVAL_START")
-        run_start = time.time()
-        status, samples, loss_value, accuracy = "aborted", 0, float("nan"), 0.0
-        log.event("block_start", event_type="INTERVAL_START", first_epoch_num=0)
-        for step in range(1, max_steps + 1):
-            rows = torch.randint(0, train_seqs.shape[0], (BATCH,), generator=gen)
-            inputs, mask = _mask(torch, train_seqs[rows], gen)
-            logits = model(inputs)
-            loss = loss_fn(logits[mask], train_seqs[rows][mask])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            samples += BATCH
-            loss_value = float(loss.detach())
-            if step % EVAL_EVERY == 0 or step == max_steps:
-                with torch.no_grad():
-                    predicted = model(eval_inputs).argmax(dim=-1)
-                accuracy = float((predicted[eval_mask] == eval_seqs[eval_mask]).float().mean())
-                log.event("eval_accuracy", accuracy, epoch_num=samples)
-                if accuracy >= target:
-                    status = "success"
-                    break
+        _log_settings(log, seed, max_steps)
+        status, samples, loss_value, run_start = _steps(torch, log, seed, target, max_steps)
         log.event("block_stop", event_type="INTERVAL_END", first_epoch_num=0)
         log.event("train_samples", samples)
         raw_train_time = time.time() - run_start
         log.event("run_stop", event_type="INTERVAL_END", status=status)
-        e2e = time.time() - started
         summary = {
-            "e2e_time": e2e,
+            "e2e_time": time.time() - started,
             "training_sequences_per_second": samples / raw_train_time,
             "final_loss": loss_value,
             "raw_train_time": raw_train_time,

@@ -19,9 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..catalog import Catalog, InferenceCase
-from ..containers import ContainerError, LaunchSpec, SessionContainer, engine, ensure_image
-from ..datasets import STATE, file_lock, once
-from . import Artifacts, BackendUnavailable, Case, ResultMissing, RunFailed
+from ..logs import last_lines
+from ..machine.containers import ContainerError, LaunchSpec, SessionContainer, engine, ensure_image
+from ..machine.datasets import STATE, file_lock, once
+from ..options import Options, flag
+from . import Artifacts, BackendUnavailable, BuildContext, Case, NvidiaCodeBackend, ResultMissing, RunFailed
 from .results import ResultsBackend
 
 DATA_STEPS = ("download_model", "download_data", "preprocess_data")
@@ -58,29 +60,28 @@ def run_args(case: InferenceCase, *, log_dir: str, fast: bool, server_target_qps
     return " ".join(words)
 
 
-def validate_inputs(code_dir: str | None, scratch_dir: str | None) -> tuple[Path, Path]:
+def validate_inputs(code_dir: Path | str | None, scratch_dir: Path | str | None) -> tuple[Path, Path]:
     """Usage errors that name the path and what was expected there."""
+    needs = f"{flag('backend')} nvidia needs"
     if not code_dir:
         raise BackendUnavailable(
-            "--mlperf-backend nvidia needs --mlperf-nvidia-code DIR (a checkout of closed/NVIDIA "
-            "of mlcommons/inference_results_v2.0)"
+            f"{needs} {flag('nvidia_code')} DIR (a checkout of closed/NVIDIA of mlcommons/inference_results_v2.0)"
         )
     if not scratch_dir:
         raise BackendUnavailable(
-            "--mlperf-backend nvidia needs --mlperf-scratch DIR (MLPERF_SCRATCH_PATH, with data/, "
-            "models/ and preprocessed_data/)"
+            f"{needs} {flag('scratch')} DIR (MLPERF_SCRATCH_PATH, with data/, models/ and preprocessed_data/)"
         )
     code, scratch = Path(code_dir).expanduser().resolve(), Path(scratch_dir).expanduser().resolve()
     if not code.is_dir():
-        raise BackendUnavailable(f"--mlperf-nvidia-code {code}: not a directory")
+        raise BackendUnavailable(f"{flag('nvidia_code')} {code}: not a directory")
     missing = [name for name in ("Makefile", "code") if not (code / name).exists()]
     if missing:
         raise BackendUnavailable(
-            f"--mlperf-nvidia-code {code}: expected NVIDIA's closed/NVIDIA checkout there, "
+            f"{flag('nvidia_code')} {code}: expected NVIDIA's closed/NVIDIA checkout there, "
             f"but {', '.join(missing)} is missing"
         )
     if not scratch.is_dir():
-        raise BackendUnavailable(f"--mlperf-scratch {scratch}: not a directory (MLPERF_SCRATCH_PATH, about 3 TB)")
+        raise BackendUnavailable(f"{flag('scratch')} {scratch}: not a directory (MLPERF_SCRATCH_PATH, about 3 TB)")
     for name in SCRATCH_DIRS:
         (scratch / name).mkdir(exist_ok=True)
     return code, scratch
@@ -91,7 +92,7 @@ def default_image() -> str:
     return f"mlperf-inference:{getpass.getuser()}-{platform.machine()}"
 
 
-class NvidiaInferenceBackend:
+class NvidiaInferenceBackend(NvidiaCodeBackend):
     name = "nvidia"
     needs_gpu = True
 
@@ -99,33 +100,51 @@ class NvidiaInferenceBackend:
         self,
         catalog: Catalog,
         *,
-        code_dir: str | None,
-        scratch_dir: str | None,
+        code_dir: Path | str | None,
+        scratch_dir: Path | str | None,
         image: str | None,
+        output: Path | Callable[[], Path] | None = None,
         profile: str = "nvidia",
-        duration: str = "smoke",
+        fast: bool = True,
         server_target_qps: float | None = None,
         step_timeout: float | None = None,
         docker_host: str | None = None,
         echo: Callable[[str], None] | None = None,
     ):
+        super().__init__(output)
         self.catalog = catalog
         self.code, self.scratch = validate_inputs(code_dir, scratch_dir)
         self.image = image or default_image()
         self.profile = profile
-        self.fast = duration != "full"
+        self.fast = fast
         self.server_target_qps = server_target_qps
         self.step_timeout = step_timeout
         self.docker_host = docker_host
         self.echo = echo
-        self.output: Path | None = None  # set by the plugin: where each test's logs are kept
         self._session: SessionContainer | None = None
         self._set_up = False
+
+    @classmethod
+    def build(cls, options: Options, context: BuildContext) -> NvidiaInferenceBackend:
+        return cls(
+            context.catalog,
+            code_dir=options.nvidia_code,
+            scratch_dir=options.scratch,
+            fast=options.duration.seconds is not None,
+            server_target_qps=options.server_target_qps,
+            step_timeout=options.step_timeout,
+            **cls.container_options(options, context),
+        )
+
+    def describe(self) -> str:
+        return f"NVIDIA's v2.0 code at {self.code} in image {self.image}"
 
     # ---- case lists -------------------------------------------------------------------------------------
     def cases(self, kind: str, catalog_cases: list[Case] | None) -> list[Case]:
         if catalog_cases is None:
-            raise BackendUnavailable("--mlperf-backend nvidia needs --sku NAME (or --sku auto): it runs one system")
+            raise BackendUnavailable(
+                f"{flag('backend')} nvidia needs {flag('sku')} NAME (or {flag('sku')} auto): it runs one system"
+            )
         if kind == "training":
             return []
         return list(catalog_cases)
@@ -135,14 +154,18 @@ class NvidiaInferenceBackend:
         if self._session is None:
             try:
                 client = engine(self.docker_host, self.echo)
-                ensure_image(client, self.image, self.code / "docker" / "Dockerfile")
+                ensure_image(client, self.image, self.code / "docker" / "Dockerfile", f"name one with {flag('image')}")
             except ContainerError as exc:
                 raise BackendUnavailable(str(exc)) from None
             name = f"mlperf-inference-{getpass.getuser()}-{os.getpid()}"
             spec = LaunchSpec(
                 image=self.image, name=name, code_dir=self.code, scratch_dir=self.scratch, profile=self.profile
             )
-            self._session = SessionContainer(client, spec)
+            hint = (
+                f"build NVIDIA's (make prebuild, or pass {flag('nvidia_code')} so the plugin builds it) or name one "
+                f"with {flag('image')}"
+            )
+            self._session = SessionContainer(client, spec, image_hint=hint)
         return self._session
 
     def close(self) -> None:
@@ -154,8 +177,9 @@ class NvidiaInferenceBackend:
         argv = ["make", target, *extra]
         code = self.session().exec(argv, log, timeout=self.step_timeout, echo=self.echo, step=f"make {target}")
         if code != 0:
-            lines = log.read_text(errors="replace").splitlines()[-15:]
-            raise StepFailed(f"make {target} failed with exit status {code}; last lines of {log}:\n" + "\n".join(lines))
+            raise StepFailed(
+                f"make {target} failed with exit status {code}; last lines of {log}:\n{last_lines(log, 15)}"
+            )
 
     def _once(self, stamp: Path, log: Path, target: str, *extra: str) -> None:
         """Run a step unless its stamp says it succeeded before; the stamp is written last, under a lock."""

@@ -22,12 +22,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..catalog import Catalog, TrainingCase, TrainingConfig
-from ..containers import ContainerError, SessionContainer, TrainingLaunchSpec, engine, ensure_image
-from ..datasets import STATE, BertData, file_lock
+from ..catalog import Catalog, CatalogError, System, TrainingCase, TrainingConfig
+from ..logs import last_lines
 from ..logs.mllog import MARKER
-from ..slurm import SlurmError, SlurmLauncher, available, explain
-from . import Artifacts, BackendUnavailable, Case, RunFailed
+from ..machine.containers import (
+    ContainerError,
+    SessionContainer,
+    TrainingLaunchSpec,
+    engine,
+    ensure_image,
+)
+from ..machine.datasets import STATE, BertData, file_lock
+from ..machine.slurm import SlurmError, SlurmLauncher, available, explain
+from ..options import Options, flag
+from . import Artifacts, BackendUnavailable, BuildContext, Case, NvidiaCodeBackend, RunFailed
 
 # What bash exports on its own, and what the backend sets per trial: not config variables.
 NOT_CONFIG = {"PWD", "OLDPWD", "SHLVL", "_", "PATH", "NEXP"}
@@ -46,8 +54,8 @@ def config_environment(code: Path, config: TrainingConfig, nexp: int = 1) -> dic
     argv = ["env", "-i", "PATH=/usr/bin:/bin", f"NEXP={nexp}", bash, "-c", '. "$1" >/dev/null && env -0', "bash"]
     proc = subprocess.run([*argv, str(path)], cwd=code, capture_output=True, timeout=60)
     if proc.returncode != 0:
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
-        raise BackendUnavailable(f"sourcing {path} failed (exit {proc.returncode}): " + " | ".join(tail))
+        tail = last_lines(proc.stderr.decode(errors="replace"), 5, " | ")
+        raise BackendUnavailable(f"sourcing {path} failed (exit {proc.returncode}): {tail}")
     env = {}
     for item in proc.stdout.split(b"\0"):
         key, sep, value = item.decode(errors="replace").partition("=")
@@ -108,23 +116,35 @@ class FileFollower:
         return self.progress.feed(data.decode(errors="replace")) if data else None
 
 
-def _validate_code(code_dir: str | None, config: TrainingConfig, launcher: str) -> Path:
+def _validate_code(code_dir: Path | str | None, config: TrainingConfig, launcher: str) -> Path:
     if not code_dir:
-        raise BackendUnavailable("NVIDIA's training needs --mlperf-training-code DIR")
+        raise BackendUnavailable(f"NVIDIA's training needs {flag('training_code')} DIR")
     code = Path(code_dir).expanduser().resolve()
     if not code.is_dir():
-        raise BackendUnavailable(f"--mlperf-training-code {code}: not a directory")
+        raise BackendUnavailable(f"{flag('training_code')} {code}: not a directory")
     needed = [config.file, "run.sub" if launcher == "slurm" else "run_and_time.sh"]
     missing = [name for name in needed if not (code / name).is_file()]
     if missing:
         raise BackendUnavailable(
-            f"--mlperf-training-code {code}: expected NVIDIA's pytorch-22.09 BERT implementation there, but "
+            f"{flag('training_code')} {code}: expected NVIDIA's pytorch-22.09 BERT implementation there, but "
             f"{', '.join(missing)} is missing"
         )
     return code
 
 
-class NvidiaTrainingBackend:
+def training_config(options: Options, catalog: Catalog, system: System | None) -> TrainingConfig:
+    """The config a training run uses: the one named, or the SKU's for the node count."""
+    try:
+        if options.training_config:
+            return catalog.training_config(options.training_config)
+        if system is None:
+            raise BackendUnavailable(f"NVIDIA's training runs one system: name it with {flag('sku')} NAME")
+        return catalog.select_training_config(system.sku, options.nodes or 1)
+    except CatalogError as exc:
+        raise BackendUnavailable(f"{exc}; name one with {flag('training_config')}") from None
+
+
+class NvidiaTrainingBackend(NvidiaCodeBackend):
     name = "nvidia"
 
     def __init__(
@@ -133,9 +153,10 @@ class NvidiaTrainingBackend:
         *,
         config: TrainingConfig,
         sku: str | None,
-        code_dir: str | None,
-        data_dir: str | None,
+        code_dir: Path | str | None,
+        data_dir: Path | str | None,
         image: str | None,
+        output: Path | Callable[[], Path] | None = None,
         profile: str = "nvidia",
         launcher: str = "docker",
         nexp: int = 1,
@@ -144,21 +165,23 @@ class NvidiaTrainingBackend:
         docker_host: str | None = None,
         echo: Callable[[str], None] | None = None,
     ):
+        super().__init__(output)
         self.catalog, self.config, self.sku = catalog, config, sku
         self.code = _validate_code(code_dir, config, launcher)
         if not data_dir:
             raise BackendUnavailable(
-                "NVIDIA's training needs --mlperf-bert-data DIR (the --outputdir of prepare_data.sh)"
+                f"NVIDIA's training needs {flag('bert_data')} DIR (the --outputdir of prepare_data.sh)"
             )
         self.data = BertData(Path(data_dir).expanduser().resolve())
         if not self.data.root.is_dir():
-            raise BackendUnavailable(f"--mlperf-bert-data {self.data.root}: not a directory")
+            raise BackendUnavailable(f"{flag('bert_data')} {self.data.root}: not a directory")
         if launcher == "docker" and config.nodes > 1:
             raise BackendUnavailable(
-                f"config {config.name} runs on {config.nodes} nodes: use --mlperf-launcher slurm (docker runs one node)"
+                f"config {config.name} runs on {config.nodes} nodes: use {flag('launcher')} slurm (docker runs one "
+                "node)"
             )
         if launcher == "slurm" and (why := available()):
-            raise BackendUnavailable(f"--mlperf-launcher slurm: {why}")
+            raise BackendUnavailable(f"{flag('launcher')} slurm: {why}")
         self.launcher = launcher
         self.needs_gpu = launcher == "docker"  # under Slurm the GPUs are on the compute nodes, not here
         self.image = image or f"mlperf-nvidia:language_model-{getpass.getuser()}"
@@ -166,9 +189,23 @@ class NvidiaTrainingBackend:
         self.docker_host, self.echo = docker_host, echo
         self.env = config_environment(self.code, config, 1)
         self.slurm = SlurmLauncher(partition, echo=echo) if launcher == "slurm" else None
-        self.output: Path | None = None
         self._session: SessionContainer | None = None
         self.datestamp = time.strftime("%y%m%d%H%M%S") + f"{os.getpid() % 1000:03d}"
+
+    @classmethod
+    def build(cls, options: Options, context: BuildContext) -> NvidiaTrainingBackend:
+        return cls(
+            context.catalog,
+            config=training_config(options, context.catalog, context.system),
+            sku=context.system.sku if context.system else None,
+            code_dir=options.training_code,
+            data_dir=options.bert_data,
+            launcher=options.launcher,
+            nexp=options.nexp,
+            partition=options.slurm_partition,
+            timeout=options.step_timeout,
+            **cls.container_options(options, context),
+        )
 
     def describe(self) -> str:
         return f"NVIDIA's v2.1 BERT at {self.code}, config {self.config.name}, {self.launcher}"
@@ -190,7 +227,7 @@ class NvidiaTrainingBackend:
         if self._session is None:
             try:
                 client = engine(self.docker_host, self.echo)
-                ensure_image(client, self.image, self.code / "Dockerfile")
+                ensure_image(client, self.image, self.code / "Dockerfile", f"name one with {flag('image')}")
             except ContainerError as exc:
                 raise BackendUnavailable(str(exc)) from None
             phase2 = self.data.packed_dir if self.config.packed else self.data.train_dir
@@ -212,7 +249,9 @@ class NvidiaTrainingBackend:
                 profile=self.profile,
                 volumes=volumes,
             )
-            self._session = SessionContainer(client, spec)
+            self._session = SessionContainer(
+                client, spec, image_hint=f"build it from NVIDIA's Dockerfile or name one with {flag('image')}"
+            )
         return self._session
 
     # ---- prepared data ----------------------------------------------------------------------------------
@@ -236,12 +275,10 @@ class NvidiaTrainingBackend:
             code = self.session().exec(argv, log, timeout=self.timeout, echo=self.echo, step="prepare_data")
             left = self.data.problems(self.config.packed)
             if code != 0 or left:
-                tail = log.read_text(errors="replace").splitlines()[-10:]
                 raise TrialFailed(
                     f"prepare_data.sh ended with exit status {code}"
                     + ("; still missing:\n  " + "\n  ".join(left) if left else "")
-                    + f"\nlast lines of {log}:\n"
-                    + "\n".join(tail)
+                    + f"\nlast lines of {log}:\n{last_lines(log, 10)}"
                 )
             (state / "prepare_data.stamp").write_text(f"prepare_data ok {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
 
@@ -281,7 +318,7 @@ class NvidiaTrainingBackend:
             log, how = self._run_slurm(case, index, env, progress, info)
         text = log.read_text(errors="replace") if log.exists() else ""
         if '"run_stop"' not in text:
-            tail = "\n".join(text.splitlines()[-15:])
+            tail = last_lines(text, 15)
             raise TrialFailed(f"{case.id}: the trial ended ({how}) without a run_stop; last lines of {log}:\n{tail}")
         return Artifacts(log, files=[log], info={**info, "ended": how})
 
@@ -337,8 +374,7 @@ class NvidiaTrainingBackend:
             raise TrialFailed(f"{case.id}: {exc}") from None
         info["slurm_state"] = end.state
         if end.state != "COMPLETED":
-            text = trial_log.read_text(errors="replace") if trial_log.exists() else ""
-            tail = "\n".join(text.splitlines()[-10:])
+            tail = last_lines(trial_log, 10)
             raise TrialFailed(f"{case.id}: {explain(end)}; last lines of {trial_log}:\n{tail}")
         return trial_log, explain(end)
 

@@ -18,7 +18,8 @@ from ..catalog import Catalog, InferenceCase, TrainingCase, split_system_name
 from ..logs import ParseError
 from ..logs.harness import parse_summary_json
 from ..logs.mllog import MARKER, iter_events
-from . import Artifacts, BackendUnavailable, Case, ResultMissing
+from ..options import Options, flag
+from . import Artifacts, BackendBase, BackendUnavailable, BuildContext, Case, ResultMissing
 
 TIMESTAMP_RE = re.compile(r"^\d{4}\.\d{2}\.\d{2}-\d{2}\.\d{2}\.\d{2}$")
 LOG_FILES = ("mlperf_log_detail.txt", "mlperf_log_summary.txt")
@@ -71,16 +72,21 @@ def _message_for(benches: dict, benchmark: str):
     return benches.get(benchmark.split("-99")[0])
 
 
-class ResultsBackend:
+class ResultsBackend(BackendBase):
     name = "results"
     needs_gpu = False
 
     def __init__(self, root: Path | str, catalog: Catalog):
+        super().__init__()
         self.root = Path(root)
         if not self.root.is_dir():
-            raise BackendUnavailable(f"--mlperf-results {self.root}: not a directory")
+            raise BackendUnavailable(f"{flag('results')} {self.root}: not a directory")
         self.catalog = catalog
         self.ignored: list[str] = []
+
+    @classmethod
+    def build(cls, options: Options, context: BuildContext) -> ResultsBackend:
+        return cls(options.results, context.catalog)
 
     # ---- case lists -------------------------------------------------------------------------------------
     def cases(self, kind: str, catalog_cases: list[Case] | None) -> list[Case]:

@@ -17,6 +17,12 @@ SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
 HARNESSES = ("custom", "lwis", "triton", "local")
 
 
+def marker_name(text: str) -> str:
+    """A pytest marker for a model, scenario or mode name: ssd-mobilenet -> ssd_mobilenet, AccuracyOnly ->
+    accuracy."""
+    return text.removesuffix("Only").replace("-", "_").lower()
+
+
 class CatalogError(ValueError):
     """A name that the catalog does not know, with what it does know."""
 
@@ -51,6 +57,8 @@ class Benchmark:
     reference: float
     default_harness: str
     server_latency_ms: float | None
+    title: str = ""
+    stand_in: str | None = None  # "module:Class" of the local backend's stand-in model for it
 
     @property
     def threshold(self) -> float:
@@ -172,9 +180,9 @@ class InferenceCase:
     def markers(self) -> tuple[str, ...]:
         return (
             "inference",
-            self.benchmark.model.replace("-", "_"),
-            self.scenario.name.lower(),
-            "accuracy" if self.mode == "AccuracyOnly" else "performance",
+            marker_name(self.benchmark.model),
+            marker_name(self.scenario.name),
+            marker_name(self.mode),
             self.harness,
         )
 
@@ -262,17 +270,20 @@ class Catalog:
     training_systems: dict[str, tuple[str, ...]]
     training_target: float
     published: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # system name -> bench -> scen
+    marker_help: dict[str, str] = field(default_factory=dict)  # every marker a case can carry -> what it selects
+
+    def _lookup(self, table: dict, name: str, what: str, known: str = "known"):
+        try:
+            return table[name]
+        except KeyError:
+            raise CatalogError(f"unknown {what} {name!r}; {known}: {', '.join(table)}") from None
 
     def published_figure(self, system_name: str, benchmark: str, scenario: str) -> float | None:
         """NVIDIA's published v2.0 figure for a case (the scenario's perf key), when the catalog has it."""
         return self.published.get(system_name, {}).get(benchmark, {}).get(scenario)
 
     def system(self, sku: str) -> System:
-        try:
-            return self.systems[sku]
-        except KeyError:
-            known = ", ".join(self.systems)
-            raise CatalogError(f"unknown SKU {sku!r}; known SKUs: {known}") from None
+        return self._lookup(self.systems, sku, "SKU", "known SKUs")
 
     def system_by_id(self, system_id: str) -> System | None:
         for system in self.systems.values():
@@ -281,10 +292,7 @@ class Catalog:
         return None
 
     def benchmark(self, name: str) -> Benchmark:
-        try:
-            return self.benchmarks[name]
-        except KeyError:
-            raise CatalogError(f"unknown benchmark {name!r}; known: {', '.join(self.benchmarks)}") from None
+        return self._lookup(self.benchmarks, name, "benchmark")
 
     def scenario(self, name: str) -> Scenario:
         for key, scenario in self.scenarios.items():
@@ -338,11 +346,7 @@ class Catalog:
         ]
 
     def training_config(self, name: str) -> TrainingConfig:
-        try:
-            return self.training_configs[name]
-        except KeyError:
-            known = ", ".join(self.training_configs)
-            raise CatalogError(f"unknown training config {name!r}; known: {known}") from None
+        return self._lookup(self.training_configs, name, "training config")
 
     def select_training_config(self, sku: str, nodes: int) -> TrainingConfig:
         """The config a run uses for a SKU and a node count (1x8x56x1 for one 8-GPU A100 node, ...)."""
@@ -351,10 +355,7 @@ class Catalog:
             if self.training_configs[name].nodes == nodes:
                 return self.training_configs[name]
         offered = ", ".join(f"{n} ({self.training_configs[n].nodes} nodes)" for n in names) or "none"
-        raise CatalogError(
-            f"no training config for {sku} on {nodes} node(s); the catalog has: {offered}. "
-            "Name one with --mlperf-training-config"
-        )
+        raise CatalogError(f"no training config for {sku} on {nodes} node(s); the catalog has: {offered}")
 
     def training_trials(self, config: TrainingConfig, sku: str | None, nexp: int) -> list[TrainingCase]:
         """One case per trial of a run: trial_1 .. trial_<nexp>, scored together as the config's group."""
@@ -408,6 +409,7 @@ def load() -> Catalog:
     }
     benchmarks = {name: Benchmark(name=name, **b) for name, b in inf["benchmarks"].items()}
     scenarios = {name: Scenario(name=name, **s) for name, s in inf["scenarios"].items()}
+    assert tuple(inf["modes"]) == MODES, "the catalog's modes are MLPerf's two"
     configs = {name: TrainingConfig(name=name, **c) for name, c in tra["configs"].items()}
     return Catalog(
         inference_round=inf["round"],
@@ -421,4 +423,29 @@ def load() -> Catalog:
         training_systems={k: tuple(v) for k, v in tra["systems"].items()},
         training_target=tra["target"]["value"],
         published=inf.get("published", {}).get("values", {}),
+        marker_help=_marker_help(inf, tra, benchmarks),
     )
+
+
+def _marker_help(inf: dict, tra: dict, benchmarks: dict[str, Benchmark]) -> dict[str, str]:
+    """What each marker a case can carry selects, from the catalog's own entries: its kinds, models (with the
+    benchmarks of each), scenarios, modes and harnesses. A new benchmark brings its marker with it."""
+    kinds = {
+        "inference": f"MLPerf {inf['round'].capitalize()} cases",
+        "training": f"MLPerf {tra['round'].capitalize()} cases",
+        "score": tra["score"],
+    }
+    models: dict[str, list[str]] = {}
+    for bench in benchmarks.values():
+        models.setdefault(bench.model, []).append(bench.name)
+    titles = {bench.model: bench.title for bench in benchmarks.values()}
+    model_help = {marker_name(m): f"{titles[m]} ({', '.join(names)})" for m, names in models.items()}
+    training = marker_name(tra["benchmark"])
+    model_help[training] = "; ".join(filter(None, [model_help.get(training), f"{tra['title']} (training)"]))
+    return {
+        **kinds,
+        **model_help,
+        **{marker_name(name): f"{name} scenario" for name in inf["scenarios"]},
+        **{marker_name(mode): text for mode, text in inf["modes"].items()},
+        **inf["harnesses"],
+    }

@@ -24,3 +24,11 @@ def read_text(path: Path | str) -> str:
         raise ParseError(path, "file not found") from None
     except IsADirectoryError:
         raise ParseError(path, "is a directory, expected a log file") from None
+
+
+def last_lines(source: Path | str, count: int, joiner: str = "\n") -> str:
+    """The last `count` lines of a log file (a Path; '' when it is missing) or of text, joined: what a failure
+    message quotes of the step that failed."""
+    if isinstance(source, Path):
+        source = source.read_text(errors="replace") if source.exists() else ""
+    return joiner.join(source.strip().splitlines()[-count:])

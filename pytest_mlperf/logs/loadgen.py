@@ -34,6 +34,8 @@ _COUNT_RE = re.compile(r"^(No|\d+) (warning|error)s? encountered", re.IGNORECASE
 
 @dataclass
 class LoadgenSummary:
+    """mlperf_log_summary.txt: the result block, the additional stats and the test parameters LoadGen printed."""
+
     path: Path
     sut_name: str | None = None
     scenario: str | None = None
@@ -60,83 +62,78 @@ def _number(path: Path, line: int, text: str) -> float:
         raise ParseError(path, f"expected a number, found {text!r}", line=line) from None
 
 
+SECTIONS = {"MLPerf Results Summary": "results", "Additional Stats": "stats", "Test Parameters Used": "params"}
+NAMED = {"SUT name": "sut_name", "Scenario": "scenario", "Mode": "mode"}
+
+
 def parse_summary(path: Path | str) -> LoadgenSummary:
     path = Path(path)
-    text = read_text(path)
     summary = LoadgenSummary(path=path)
-    section = "head"
-    has_header = False
-    saw_counts = {"warnings": False, "errors": False}
-    block: list[str] | None = None
-    for number, raw in enumerate(text.splitlines(), start=1):
+    section, block, seen = "head", None, set()
+    for number, raw in enumerate(read_text(path).splitlines(), start=1):
         line = raw.rstrip()
         stripped = line.strip()
         if not stripped or set(stripped) == {"="}:
             continue
         count = _COUNT_RE.match(stripped)
         if count:
-            value = 0 if count.group(1) == "No" else int(count.group(1))
             kind = count.group(2).lower() + "s"
-            setattr(summary, kind, value)
-            saw_counts[kind] = True
+            setattr(summary, kind, 0 if count.group(1) == "No" else int(count.group(1)))
+            seen.add(kind)
             block = None
-            continue
-        if stripped == "MLPerf Results Summary":
-            has_header, section = True, "results"
-            continue
-        if stripped == "Additional Stats":
-            section, block = "stats", None
-            continue
-        if stripped == "Test Parameters Used":
-            section, block = "params", None
-            continue
-        if stripped == "Recommendations:":
-            block = summary.recommendations
-            continue
-        if stripped == "Early Stopping Result:":
-            block = summary.early_stopping
-            continue
-        if block is not None and (stripped.startswith("*") or line.startswith(" ")):
+        elif stripped in SECTIONS:
+            section, block = SECTIONS[stripped], None
+            seen.add(section)
+        elif stripped in ("Recommendations:", "Early Stopping Result:"):
+            block = summary.recommendations if stripped == "Recommendations:" else summary.early_stopping
+        elif block is not None and (stripped.startswith("*") or line.startswith(" ")):
             block.append(stripped.lstrip("* ").strip())
-            continue
-        block = None
-        match = _KV_RE.match(line)
-        if section == "results" and match:
-            label, value = match.group(1), match.group(2)
-            if label == "SUT name":
-                summary.sut_name = value
-            elif label == "Scenario":
-                summary.scenario = value
-            elif label == "Mode":
-                summary.mode = value
-            elif label in HEADLINES:
-                summary.headline = (HEADLINES[label], _number(path, number, value))
-            elif label == "Result is":
-                if value not in ("VALID", "INVALID"):
-                    raise ParseError(path, f"result is neither VALID nor INVALID: {value!r}", line=number)
-                summary.validity = value
-            elif label in FLAG_LINES:
-                if value not in ("Yes", "NO", "No"):
-                    raise ParseError(path, f"expected Yes or NO after {label!r}, found {value!r}", line=number)
-                summary.flags[FLAG_LINES[label]] = value == "Yes"
-            continue
-        if section == "stats" and match:
-            if match.group(2):
-                summary.stats[match.group(1)] = _number(path, number, match.group(2))
-            continue
-        if section == "params" and match:
-            summary.params[match.group(1)] = match.group(2)
-            continue
-    if not (saw_counts["warnings"] and saw_counts["errors"]):
-        raise ParseError(path, "truncated summary: the warnings/errors lines at the end are missing")
-    if has_header:
-        if summary.validity is None:
-            raise ParseError(path, "summary has no 'Result is' line")
-        if summary.headline is None:
-            raise ParseError(path, "summary has no headline result for its scenario")
-        if not summary.params:
-            raise ParseError(path, "truncated summary: 'Test Parameters Used' is missing")
+        elif match := _KV_RE.match(line):
+            block = None
+            _section_line(summary, section, match.group(1), match.group(2), number)
+        else:
+            block = None
+    _check_complete(summary, seen)
     return summary
+
+
+def _section_line(summary: LoadgenSummary, section: str, label: str, value: str, number: int) -> None:
+    if section == "results":
+        _result_line(summary, label, value, number)
+    elif section == "stats" and value:
+        summary.stats[label] = _number(summary.path, number, value)
+    elif section == "params":
+        summary.params[label] = value
+
+
+def _result_line(summary: LoadgenSummary, label: str, value: str, number: int) -> None:
+    path = summary.path
+    if label in NAMED:
+        setattr(summary, NAMED[label], value)
+    elif label in HEADLINES:
+        summary.headline = (HEADLINES[label], _number(path, number, value))
+    elif label == "Result is":
+        if value not in ("VALID", "INVALID"):
+            raise ParseError(path, f"result is neither VALID nor INVALID: {value!r}", line=number)
+        summary.validity = value
+    elif label in FLAG_LINES:
+        if value not in ("Yes", "NO", "No"):
+            raise ParseError(path, f"expected Yes or NO after {label!r}, found {value!r}", line=number)
+        summary.flags[FLAG_LINES[label]] = value == "Yes"
+
+
+def _check_complete(summary: LoadgenSummary, seen: set[str]) -> None:
+    path = summary.path
+    if not {"warnings", "errors"} <= seen:
+        raise ParseError(path, "truncated summary: the warnings/errors lines at the end are missing")
+    if "results" not in seen:
+        return
+    if summary.validity is None:
+        raise ParseError(path, "summary has no 'Result is' line")
+    if summary.headline is None:
+        raise ParseError(path, "summary has no headline result for its scenario")
+    if not summary.params:
+        raise ParseError(path, "truncated summary: 'Test Parameters Used' is missing")
 
 
 @dataclass

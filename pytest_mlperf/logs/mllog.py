@@ -68,10 +68,10 @@ class TrainingRun:
     """One trial of MLPerf training, as its log shows it."""
 
     path: Path
+    params: dict[str, object] = field(default_factory=dict)  # the hyperparameters it logged, by key
     benchmark: str | None = None
     org: str | None = None
     platform: str | None = None
-    params: dict[str, object] = field(default_factory=dict)
     run_start_ms: float | None = None
     run_stop_ms: float | None = None
     status: str | None = None

@@ -9,6 +9,7 @@ from html import escape
 from pathlib import Path
 
 from . import charts as charts_mod
+from .records import CaseRecord
 
 
 def _fmt(value: float) -> str:
@@ -28,69 +29,67 @@ def _delta_cells(metric: dict, deltas: dict[str, dict]) -> str:
     return f"<td style='text-align:right'>{_fmt(delta['baseline'])}</td><td{style}>{escape(text)}</td>"
 
 
-def metrics_table(record: dict) -> str:
-    info = record.get("info") or {}
-    base = info.get("baseline") or {}
+def metrics_table(record: CaseRecord) -> str:
+    base = record.baseline or {}
     deltas = {d["metric"]: d for d in base.get("deltas", [])}
     rows = "".join(
         f"<tr><td>{escape(m['name'])}</td><td style='text-align:right'>{_fmt(m['value'])}</td>"
         f"<td>{escape(m['unit'])}</td><td>{_direction(m['higher_is_better'])}</td>{_delta_cells(m, deltas)}</tr>"
-        for m in record.get("metrics", [])
+        for m in record.metrics
     )
-    verdict = escape(record.get("reason") or record.get("verdict") or record["outcome"])
+    verdict = escape(record.reason or record.verdict or record.outcome)
     stand_in = (
-        f"<p class='mlperf-standin'>Stand-in model ({escape(str(info.get('model', '')))}), not the MLPerf model: "
-        "the figures measure this machine and the harness, not a benchmark result.</p>"
-        if info.get("stand_in")
+        f"<p class='mlperf-standin'>Stand-in model ({escape(str(record.info.get('model', '')))}), not the MLPerf "
+        "model: the figures measure this machine and the harness, not a benchmark result.</p>"
+        if record.info.get("stand_in")
         else ""
     )
     links = " ".join(
-        f"<a href='{escape(Path(path).resolve().as_uri())}'>{escape(Path(path).name)}</a>"
-        for path in record.get("artifacts", [])
+        f"<a href='{escape(Path(path).resolve().as_uri())}'>{escape(Path(path).name)}</a>" for path in record.artifacts
     )
     logs = f"<p class='mlperf-logs'>Logs: {links}</p>" if links else ""
     baseline_name = escape(str(base.get("name", ""))) if base else ""
     return (
         f"<div class='mlperf'>{logs}<p><b>MLPerf verdict</b> {verdict} "
-        f"(backend {escape(record['backend'])})</p>{stand_in}{_notes(record, info)}{_compliance(info)}"
+        f"(backend {escape(record.backend)})</p>{stand_in}{_notes(record)}{_compliance(record)}"
         "<table class='mlperf-metrics' border='1' cellpadding='3'>"
         "<tr><th>metric</th><th>value</th><th>unit</th><th>better</th>"
         f"<th>baseline {baseline_name}</th><th>delta</th></tr>"
-        f"{rows}</table>{_charts(record, info)}</div>"
+        f"{rows}</table>{_charts(record)}</div>"
     )
 
 
-def _notes(record: dict, info: dict) -> str:
+def _notes(record: CaseRecord) -> str:
     notes = []
-    published = next((m for m in record.get("metrics", []) if m["name"] == "published_pct"), None)
+    published = record.metric("published_pct")
     if published is not None:
         figure = published.get("metadata", {}).get("published")
         shown = f" ({_fmt(figure)})" if isinstance(figure, int | float) else ""
         notes.append(f"{published['value']:.1f}% of NVIDIA's published v2.0 figure{shown}")
-    if info.get("throttled"):
-        reasons = ", ".join((info.get("telemetry") or {}).get("throttle_reasons", []))
+    if record.throttled:
+        reasons = ", ".join((record.telemetry or {}).get("throttle_reasons", []))
         notes.append(
-            f"<b style='color:#b00'>throttling during this run: {escape(', '.join(info['throttled']))}</b>"
+            f"<b style='color:#b00'>throttling during this run: {escape(', '.join(record.throttled))}</b>"
             f" ({escape(reasons)})"
         )
-    for problem in info.get("gate", []):
+    for problem in record.gate:
         notes.append(f"<b style='color:#b00'>{escape(problem)}</b>")
-    base = info.get("baseline") or {}
+    base = record.baseline or {}
     if base.get("missing"):
         notes.append(f"not in baseline {escape(str(base.get('name')))}")
     return "".join(f"<p class='mlperf-note'>{n}</p>" for n in notes)
 
 
-def _charts(record: dict, info: dict) -> str:
-    charts = [charts_mod.percentile_chart(record.get("metrics", []))]
-    series = (info.get("telemetry") or {}).get("series") or []
+def _charts(record: CaseRecord) -> str:
+    charts = [charts_mod.percentile_chart(record.metrics)]
+    series = (record.telemetry or {}).get("series") or []
     charts.append(charts_mod.series_chart(series, "power_w", "GPU power (mean over GPUs)", "W"))
     charts.append(charts_mod.series_chart(series, "sm_clock_mhz", "SM clock (mean over GPUs)", "MHz"))
     return "".join(f"<div class='mlperf-chart-box'>{c}</div>" for c in charts if c)
 
 
-def _compliance(info: dict) -> str:
-    found = info.get("compliance")
+def _compliance(record: CaseRecord) -> str:
+    found = record.compliance
     if not found:
         return ""
     items = [
@@ -105,11 +104,6 @@ def _compliance(info: dict) -> str:
 
 def _direction(higher: bool | None) -> str:
     return {True: "higher", False: "lower", None: ""}[higher]
-
-
-def _worst(record: dict) -> float:
-    deltas = ((record.get("info") or {}).get("baseline") or {}).get("deltas") or []
-    return max((d.get("worsening") or 0.0 for d in deltas if d.get("class")), default=0.0)
 
 
 def fingerprint_changes_html(name: str, changes: list, surprising: list[str]) -> str:
@@ -132,62 +126,54 @@ def fingerprint_changes_html(name: str, changes: list, surprising: list[str]) ->
     )
 
 
-def summary_table(records: list[dict], header: dict, fingerprint_html: str = "") -> str:
+def summary_table(records: list[CaseRecord], header: dict, fingerprint_html: str = "") -> str:
     counts: dict[str, int] = {}
     for record in records:
-        key = record.get("verdict") or record["outcome"].upper()
-        counts[key] = counts.get(key, 0) + 1
-    passed = sum(1 for r in records if r["outcome"] == "passed")
-    failed = sum(1 for r in records if r["outcome"] == "failed")
-    regressed = sum(1 for r in records if ((r.get("info") or {}).get("baseline") or {}).get("regressions"))
-    throttled = sum(1 for r in records if (r.get("info") or {}).get("throttled"))
+        counts[record.label] = counts.get(record.label, 0) + 1
+    passed = sum(1 for r in records if r.outcome == "passed")
+    failed = sum(1 for r in records if r.outcome == "failed")
+    regressed = sum(1 for r in records if r.regressions)
+    throttled = sum(1 for r in records if r.throttled)
     tally = (
         f"<b>{passed} passed, {failed} failed, {regressed} regressed, {throttled} throttled</b> of {len(records)}; "
         + ", ".join(f"{escape(k)}: {v}" for k, v in sorted(counts.items()))
     )
-    records = sorted(records, key=lambda r: (r["outcome"] == "passed", -_worst(r)))  # worst first
-    rows = []
-    for record in records:
-        headline = _headline(record)
-        gate = (record.get("info") or {}).get("gate") or []
-        label = (record.get("verdict") or record["outcome"]) + (" but GATED" if gate else "")
-        reason = " | ".join([*gate, record.get("reason", "")]) if gate else record.get("reason", "")
-        style = " style='color:#b00'" if record["outcome"] == "failed" else ""
-        rows.append(
-            f"<tr{style}><td>{escape(record['id'])}</td><td>{escape(label)}</td>"
-            f"<td>{headline}</td><td>{escape(reason)}</td></tr>"
-        )
+    records = sorted(records, key=lambda r: (r.outcome == "passed", -r.worst))  # worst first
+    rows = "".join(_summary_row(record) for record in records)
     meta = ", ".join(
         f"{escape(str(k))}: {escape(str(v))}" for k, v in header.items() if v is not None and k != "fingerprint"
     )
-    worst = [(r["id"], -_worst(r) * 100) for r in records if _worst(r) > 0]
+    worst = [(r.id, -r.worst * 100) for r in records if r.worst > 0]
     if worst:
         chart = charts_mod.bar_chart(worst, "Worst changes against the baseline", "%")
     else:
-        shares = [(r["id"], m["value"]) for r in records for m in r.get("metrics", []) if m["name"] == "published_pct"]
+        shares = [(r.id, m["value"]) for r in records if (m := r.metric("published_pct"))]
         chart = charts_mod.bar_chart(shares, "Share of NVIDIA's published v2.0 figure", "%", signed=False)
     return (
         "<h2>MLPerf results</h2>"
         f"<p class='mlperf-meta'>{meta}</p><p class='mlperf-tally'>{tally}</p>{fingerprint_html}{chart}"
         "<table class='mlperf-summary' border='1' cellpadding='3'>"
-        "<tr><th>case</th><th>verdict</th><th>headline</th><th>reason</th></tr>" + "".join(rows) + "</table>"
+        "<tr><th>case</th><th>verdict</th><th>headline</th><th>reason</th></tr>" + rows + "</table>"
     )
 
 
-def _headline(record: dict) -> str:
-    metrics = record.get("metrics") or []
-    # The first quantity after the state metric is the headline (perf key, accuracy value, eval accuracy).
-    for metric in metrics:
-        if metric["higher_is_better"] is not None:
-            return escape(f"{metric['name']} = {_fmt(metric['value'])} {metric['unit']}".strip())
-    return ""
+def _summary_row(record: CaseRecord) -> str:
+    found = record.headline
+    headline = escape(f"{found['name']} = {_fmt(found['value'])} {found['unit']}".strip()) if found else ""
+    label = (record.verdict or record.outcome) + (" but GATED" if record.gate else "")
+    reason = " | ".join([*record.gate, record.reason]) if record.gate else record.reason
+    style = " style='color:#b00'" if record.outcome == "failed" else ""
+    return (
+        f"<tr{style}><td>{escape(record.id)}</td><td>{escape(label)}</td>"
+        f"<td>{headline}</td><td>{escape(reason)}</td></tr>"
+    )
 
 
 class HtmlReport:
-    """The pytest-html hooks, bound to the session's records."""
+    """The pytest-html hooks, bound to the session's reporter."""
 
-    def __init__(self, session_state):
-        self.state = session_state
+    def __init__(self, reporter):
+        self.reporter = reporter
 
     def pytest_html_results_table_header(self, cells):
         cells.insert(2, "<th>MLPerf verdict</th>")
@@ -195,11 +181,11 @@ class HtmlReport:
     def pytest_html_results_table_row(self, report, cells):
         record = getattr(report, "mlperf", None)
         label = record.get("verdict", "") if record else ""
-        cells.insert(2, f"<td>{escape(label)}</td>")
+        cells.insert(2, f"<td>{escape(label or '')}</td>")
 
     def pytest_html_results_summary(self, prefix, summary, postfix):
-        state = self.state
+        reporter = self.reporter
         extra = ""
-        if state.baseline is not None:
-            extra = fingerprint_changes_html(state.baseline.name, *state.fingerprint_changes())
-        postfix.append(summary_table(state.records, state.header(), extra))
+        if reporter.gate.baseline is not None:
+            extra = fingerprint_changes_html(reporter.gate.baseline.name, *reporter.fingerprint_changes())
+        postfix.append(summary_table(reporter.records, reporter.header, extra))

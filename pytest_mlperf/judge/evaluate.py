@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backends import Artifacts
-from .catalog import InferenceCase, ScoreCase, TrainingCase
-from .logs import ParseError
-from .logs.accuracy import parse_accuracy
-from .logs.loadgen import parse_detail, parse_summary
-from .logs.mllog import parse_training_log
+from ..backends import Artifacts
+from ..catalog import InferenceCase, ScoreCase, TrainingCase
+from ..logs import ParseError
+from ..logs.accuracy import parse_accuracy
+from ..logs.loadgen import parse_detail, parse_summary
+from ..logs.mllog import parse_training_log
 from .metrics import Metric, accuracy_metrics, performance_metrics, training_metrics
 from .verdict import (
     TrialOutcome,

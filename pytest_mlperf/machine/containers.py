@@ -169,8 +169,9 @@ def engine(base_url: str | None, echo: Callable[[str], None] | None = None):
     return client
 
 
-def ensure_image(client, image: str, dockerfile: Path) -> None:
-    """The image exists on the engine, or is built from dockerfile's folder; ContainerError says why not."""
+def ensure_image(client, image: str, dockerfile: Path, hint: str = "") -> None:
+    """The image exists on the engine, or is built from dockerfile's folder; ContainerError says why not (and
+    the caller's hint, how to name another)."""
     import docker
 
     try:
@@ -180,8 +181,8 @@ def ensure_image(client, image: str, dockerfile: Path) -> None:
         pass
     if not dockerfile.is_file():
         raise ContainerError(
-            f"image {image!r} is not on this Docker engine and {dockerfile} does not exist to build it; name an "
-            "image with --mlperf-image"
+            f"image {image!r} is not on this Docker engine and {dockerfile} does not exist to build it"
+            + (f"; {hint}" if hint else "")
         )
     try:
         client.images.build(path=str(dockerfile.parent), dockerfile=dockerfile.name, tag=image, rm=True)
@@ -193,9 +194,10 @@ class SessionContainer:
     """The session's container: started on first use, removed at the end (or by the next session, if this
     process is killed outright)."""
 
-    def __init__(self, client, spec: LaunchSpec, session_id: str | None = None):
+    def __init__(self, client, spec: LaunchSpec, session_id: str | None = None, image_hint: str = ""):
         self.client = client
         self.spec = spec
+        self.image_hint = image_hint  # the caller's words on how to get the image, when it is missing
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self.container = None
         self._lock = threading.Lock()
@@ -213,8 +215,8 @@ class SessionContainer:
                 self.client.images.get(self.spec.image)
             except docker.errors.ImageNotFound:
                 raise ContainerError(
-                    f"image {self.spec.image!r} is not on this Docker engine: build NVIDIA's (make prebuild, or "
-                    f"pass --mlperf-nvidia-code so the plugin builds it) or name one with --mlperf-image"
+                    f"image {self.spec.image!r} is not on this Docker engine"
+                    + (f": {self.image_hint}" if self.image_hint else "")
                 ) from None
             except _engine_errors() as exc:
                 raise ContainerError(f"cannot reach the Docker engine to look up {self.spec.image!r}: {exc}") from None
@@ -242,60 +244,56 @@ class SessionContainer:
         """
 
         container = self.start()
-        api = self.client.api
+        api, name = self.client.api, step or argv[0]
         log.parent.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
         try:
             exec_id = api.exec_create(container.id, argv, environment=env or {}, workdir=self.spec.working_dir)["Id"]
             stream = api.exec_start(exec_id, stream=True, demux=False)
         except _engine_errors() as exc:
-            raise ContainerError(f"{step or argv[0]}: cannot exec in {self.spec.name}: {exc}") from None
-        timer = None
+            raise ContainerError(f"{name}: cannot exec in {self.spec.name}: {exc}") from None
         timed_out = threading.Event()
-        if timeout:
-
-            def expire():
-                timed_out.set()
-                self.stop()
-
-            timer = threading.Timer(timeout, expire)
-            timer.daemon = True
-            timer.start()
-        last_note = started
+        timer = self._deadline(timeout, timed_out)
         try:
             with log.open("ab") as fh:
                 fh.write(f"$ {' '.join(argv)}\n".encode())
-                for chunk in stream:
-                    fh.write(chunk)
-                    fh.flush()
-                    # watch() reads the output as it comes and may have news to say (a training eval, say)
-                    news = watch(chunk.decode(errors="replace")) if watch else None
-                    if echo:
-                        echo(chunk.decode(errors="replace"))
-                        now = time.monotonic()
-                        if news or now - last_note > 30:
-                            echo(f"[pytest-mlperf] {step or argv[0]}: {now - started:.0f} s elapsed{news or ''}\n")
-                            last_note = now
+                _copy_stream(stream, fh, name, echo, watch)
         except _engine_errors() as exc:
             if not timed_out.is_set():
-                raise ContainerError(f"{step or argv[0]}: lost the exec stream: {exc}") from None
+                raise ContainerError(f"{name}: lost the exec stream: {exc}") from None
         finally:
             if timer:
                 timer.cancel()
         if timed_out.is_set():
             timer.join(timeout=60)  # the removal runs on the timer's thread: let it finish first
-            raise ContainerError(f"{step or argv[0]}: timed out after {timeout:.0f} s; the container was stopped")
+            raise ContainerError(f"{name}: timed out after {timeout:.0f} s; the container was stopped")
+        return self._exit_code(container, exec_id, name)
+
+    def _deadline(self, timeout: float | None, timed_out: threading.Event) -> threading.Timer | None:
+        """A timer that stops the container (and so the exec's processes) once timeout seconds have passed."""
+        if not timeout:
+            return None
+
+        def expire():
+            timed_out.set()
+            self.stop()
+
+        timer = threading.Timer(timeout, expire)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _exit_code(self, container, exec_id: str, name: str) -> int:
         try:
-            code = api.exec_inspect(exec_id)["ExitCode"]
+            code = self.client.api.exec_inspect(exec_id)["ExitCode"]
         except _engine_errors() as exc:
-            raise ContainerError(f"{step or argv[0]}: cannot read the exit code: {exc}") from None
+            raise ContainerError(f"{name}: cannot read the exit code: {exc}") from None
         if code is not None and code >= 128:
             # Killed by a signal: the container itself may be on its way down; give the engine a moment to say so.
             deadline = time.monotonic() + 3
             while self._running(container) and time.monotonic() < deadline:
                 time.sleep(0.2)
         if code is None or not self._running(container):
-            raise ContainerError(f"{step or argv[0]}: the container went away mid-run (killed, or out of memory?)")
+            raise ContainerError(f"{name}: the container went away mid-run (killed, or out of memory?)")
         return int(code)
 
     @staticmethod
@@ -323,3 +321,31 @@ class SessionContainer:
                 container.remove(force=True)
             except _engine_errors():
                 pass  # gone already, or the engine went away meanwhile
+
+
+def _copy_stream(stream, fh, name: str, echo, watch) -> None:
+    """Copy an exec's output into the log as it comes; with echo, show it too, with a progress note every 30 s
+    or whenever watch() (which reads the output as it comes: a training eval, say) has news."""
+    started = last_note = time.monotonic()
+    for chunk in stream:
+        fh.write(chunk)
+        fh.flush()
+        news = watch(chunk.decode(errors="replace")) if watch else None
+        if echo:
+            echo(chunk.decode(errors="replace"))
+            now = time.monotonic()
+            if news or now - last_note > 30:
+                echo(f"[pytest-mlperf] {name}: {now - started:.0f} s elapsed{news or ''}\n")
+                last_note = now
+
+
+def image_identity(image: str | None, docker_host: str | None = None) -> dict:
+    """The image's id and registry digest, when a Docker engine can say."""
+    if not image:
+        return {}
+    try:
+        found = connect(docker_host, timeout=10).images.get(image)
+    except Exception as exc:  # noqa: BLE001 - the fingerprint says what it could not read
+        return {"image": image, "image_id": f"unknown ({type(exc).__name__})"}
+    digests = found.attrs.get("RepoDigests") or []
+    return {"image": image, "image_id": found.id, "image_digest": digests[0] if digests else None}

@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..logs import last_lines
+
 RULESET = "2.1.0"
 RENAMED_KEY = "opt_lamb_epsilon"
 KNOWN_RENAME = (
@@ -63,7 +65,7 @@ def check(log: Path, out_dir: Path, ruleset: str = RULESET) -> Findings:
             message = line.split(" - ", 1)[1].strip() if " - " in line else line
             (known if f"'{RENAMED_KEY}'" in message else findings).append(message)
     if verdict is None:
-        tail = " | ".join(text.strip().splitlines()[-3:])
+        tail = last_lines(text, 3, " | ")
         return Findings("ERROR", [f"the checker ended (exit {proc.returncode}) without a verdict: {tail}"])
     if verdict == "FAILED" and known and not findings:
         verdict = "KNOWN RENAME ONLY"

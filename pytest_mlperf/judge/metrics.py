@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .logs.accuracy import AccuracyResult
-from .logs.loadgen import LoadgenDetail, LoadgenSummary
-from .logs.mllog import TrainingRun
+from ..logs.accuracy import AccuracyResult
+from ..logs.loadgen import LoadgenDetail, LoadgenSummary
+from ..logs.mllog import TrainingRun
 from .verdict import Verdict
 
 
@@ -23,6 +23,29 @@ class Metric:
 
 
 _LATENCY_STATS = ("min", "mean", "max")
+
+
+def metric_class(metric: dict) -> str | None:
+    """throughput, latency, accuracy, time, or None for a state (PASS/FAIL) or a figure with no direction."""
+    higher = metric.get("higher_is_better")
+    if higher is None:
+        return None
+    name, unit = metric["name"], metric.get("unit", "")
+    if unit.endswith("/s"):
+        return "throughput"
+    if name in ("AccuracyValue", "AccuracyThresholdRatio", "eval_mlm_accuracy"):
+        return "accuracy"
+    if "latency" in name or unit in ("ns", "ms"):
+        return "latency"
+    if unit in ("s", "min"):
+        return "time"
+    return None
+
+
+def headline(metrics: list[dict]) -> dict | None:
+    """The figure a case is judged on: the first metric with a direction and a class (the scenario's perf key,
+    the accuracy value, the eval accuracy, the score). Every metric list starts with its state, then this."""
+    return next((metric for metric in metrics if metric_class(metric) is not None), None)
 
 
 def accuracy_metrics(config_name: str, result: AccuracyResult, threshold: float, verdict: Verdict) -> list[Metric]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .catalog import Benchmark, Scenario
-from .logs.accuracy import AccuracyResult
-from .logs.harness import AccuracyMessage, PerfMessage
-from .logs.loadgen import FLAG_LINES, LoadgenDetail, LoadgenSummary
-from .logs.mllog import TrainingRun
+from ..catalog import Benchmark, Scenario
+from ..logs.accuracy import AccuracyResult
+from ..logs.harness import AccuracyMessage, PerfMessage
+from ..logs.loadgen import FLAG_LINES, LoadgenDetail, LoadgenSummary
+from ..logs.mllog import TrainingRun
 
 FLAG_TEXT = {key: label.replace(" satisfied", "").lower() for label, key in FLAG_LINES.items()}
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from ..judge.metrics import metric_class
 
 CLASSES = ("throughput", "latency", "accuracy", "time")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -22,23 +24,6 @@ class BaselineError(ValueError):
     """A baseline or gate expression that cannot be used: the message says which and why."""
 
 
-def metric_class(metric: dict) -> str | None:
-    """throughput, latency, accuracy, time, or None for a state (PASS/FAIL) or a figure with no direction."""
-    higher = metric.get("higher_is_better")
-    if higher is None:
-        return None
-    name, unit = metric["name"], metric.get("unit", "")
-    if unit.endswith("/s"):
-        return "throughput"
-    if name in ("AccuracyValue", "AccuracyThresholdRatio", "eval_mlm_accuracy"):
-        return "accuracy"
-    if "latency" in name or unit in ("ns", "ms"):
-        return "latency"
-    if unit in ("s", "min"):
-        return "time"
-    return None
-
-
 @dataclass(frozen=True)
 class Rule:
     target: str  # a class (throughput, latency, accuracy, time) or one metric's name
@@ -49,24 +34,29 @@ class Rule:
 
 
 def parse_fail_on(expr: str) -> list[Rule]:
-    """`throughput:5%,latency:10%,accuracy:any` -> rules. Anything else is an error naming the bad part."""
+    """`throughput:5%,latency:10%,accuracy:any` -> rules. Anything else is a BaselineError naming the bad part
+    (the caller names the flag or argument it came from)."""
     rules = []
+
+    def where(part: str) -> str:  # the whole expression, when the bad part is not all of it
+        return "" if part == expr.strip() else f"{expr!r}: "
+
     for part in (p.strip() for p in expr.split(",")):
         if not part:
             continue
         target, sep, limit = part.partition(":")
         target, limit = target.strip(), limit.strip()
         if not sep or not target:
-            raise BaselineError(f"--mlperf-fail-on {expr!r}: {part!r} is not CLASS:LIMIT (e.g. throughput:5%)")
+            raise BaselineError(f"{where(part)}{part!r} is not CLASS:LIMIT (e.g. throughput:5%)")
         if limit == "any":
             rules.append(Rule(target, None))
             continue
         match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", limit)
         if not match:
-            raise BaselineError(f"--mlperf-fail-on {expr!r}: limit {limit!r} of {target!r} is not N% or 'any'")
+            raise BaselineError(f"{where(part)}limit {limit!r} of {target!r} is not N% or 'any'")
         rules.append(Rule(target, float(match.group(1)) / 100.0))
     if not rules:
-        raise BaselineError(f"--mlperf-fail-on {expr!r}: no rules")
+        raise BaselineError(f"{expr!r}: no rules")
     return rules
 
 
@@ -93,16 +83,9 @@ class Delta:
         return max(0.0, -change if self.higher_is_better else change)
 
     def to_dict(self) -> dict:
-        return {
-            "metric": self.metric,
-            "unit": self.unit,
-            "class": self.klass,
-            "higher_is_better": self.higher_is_better,
-            "baseline": self.baseline,
-            "now": self.now,
-            "change": self.change,
-            "worsening": self.worsening,
-        }
+        out = asdict(self)
+        out["class"] = out.pop("klass")
+        return {**out, "change": self.change, "worsening": self.worsening}
 
 
 @dataclass
@@ -137,10 +120,10 @@ class Comparison:
         )
 
     def to_dict(self) -> dict:
+        verdicts = {"verdict_before": self.verdict_before, "verdict_after": self.verdict_after}
         return {
             "case": self.case_id,
-            "verdict_before": self.verdict_before,
-            "verdict_after": self.verdict_after,
+            **verdicts,
             "regressions": self.regressions,
             "deltas": [d.to_dict() for d in self.deltas],
         }
@@ -201,7 +184,7 @@ def baseline_path(name_or_file: str, directory: Path) -> Path:
     if candidate.suffix == ".json" or "/" in name_or_file:
         return candidate
     if not NAME_RE.match(name_or_file):
-        raise BaselineError(f"baseline name {name_or_file!r}: use letters, digits, '.', '_' and '-'")
+        raise BaselineError(f"{name_or_file!r}: a baseline name is letters, digits, '.', '_' and '-'")
     return directory / f"{name_or_file}.json"
 
 
@@ -210,15 +193,15 @@ def load(name_or_file: str, directory: Path) -> Baseline:
     if not path.is_file():
         known = sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
         raise BaselineError(
-            f"--mlperf-baseline {name_or_file}: no baseline at {path}"
+            f"{name_or_file}: no baseline at {path}"
             + (f"; saved baselines in {directory}: {', '.join(known)}" if known else "")
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise BaselineError(f"--mlperf-baseline {path}: not a pytest-mlperf results file ({exc})") from None
+        raise BaselineError(f"{path}: not a pytest-mlperf results file ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-        raise BaselineError(f"--mlperf-baseline {path}: not a pytest-mlperf results file (no 'results' list)")
+        raise BaselineError(f"{path}: not a pytest-mlperf results file (no 'results' list)")
     records = {r["id"]: r for r in data["results"] if isinstance(r, dict) and "id" in r}
     return Baseline(path.stem, path, {k: v for k, v in data.items() if k != "results"}, records)
 
@@ -228,17 +211,8 @@ def check_compatible(baseline: Baseline, header: dict) -> None:
     for key, what in (("catalog", "MLPerf round"), ("sku", "SKU")):
         if baseline.header.get(key) != header.get(key):
             raise BaselineError(
-                f"--mlperf-baseline {baseline.path}: recorded for {what} {baseline.header.get(key)!r}, this run is "
-                f"{header.get(key)!r}"
+                f"{baseline.path}: recorded for {what} {baseline.header.get(key)!r}, this run is {header.get(key)!r}"
             )
-
-
-def save(path: Path, header: dict, records: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({**header, "results": records}, indent=2), encoding="utf-8")
-    tmp.replace(path)
-    return path
 
 
 def fingerprint_changes(before: dict, after: dict) -> list[tuple[str, object, object]]:

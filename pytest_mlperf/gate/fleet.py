@@ -7,7 +7,8 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .baseline import load, metric_class
+from ..judge.metrics import headline
+from .baseline import load
 
 
 @dataclass
@@ -19,14 +20,6 @@ class FleetRow:
     values: dict[str, float]  # node -> value
     median: float
     behind: dict[str, float] = field(default_factory=dict)  # node -> how much worse than the median (fraction)
-
-
-def headline(record: dict) -> dict | None:
-    """The figure a case is judged on: its first metric with a direction and a class."""
-    for metric in record.get("metrics", []):
-        if metric_class(metric) is not None:
-            return metric
-    return None
 
 
 def node_names(paths: list[Path], headers: list[dict]) -> list[str]:
@@ -42,7 +35,7 @@ def merge(paths: list[Path], spread: float) -> tuple[list[str], list[FleetRow]]:
     cases: dict[str, dict[str, dict]] = {}
     for node, run in zip(nodes, loaded, strict=True):
         for case, record in run.records.items():
-            metric = headline(record)
+            metric = headline(record.get("metrics", []))
             if metric is not None:
                 cases.setdefault(case, {})[node] = metric
     rows = []

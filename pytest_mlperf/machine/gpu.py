@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from .catalog import Catalog, Gpu, System
+from ..catalog import Catalog, Gpu, System
 
 
 class NvmlUnavailable(RuntimeError):

@@ -1,0 +1,76 @@
+"""The gate a run is held to: a saved baseline and its regression rules, and NVIDIA's published figures. Each
+check returns what it found; the runner decides what the test does with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..catalog import Catalog, InferenceCase
+from ..judge.evaluate import CaseResult
+from ..judge.metrics import Metric
+from .baseline import Baseline, Comparison, Rule, compare_records, fingerprint_changes, unexpected_changes
+
+
+@dataclass
+class BaselineCheck:
+    """A case against the baseline: its comparison, or None when the baseline has no such case."""
+
+    name: str
+    comparison: Comparison | None
+
+    def to_dict(self) -> dict:
+        if self.comparison is None:
+            return {"name": self.name, "missing": True}
+        return {"name": self.name, **self.comparison.to_dict()}
+
+
+@dataclass
+class Gate:
+    catalog: Catalog
+    baseline: Baseline | None = None
+    rules: tuple[Rule, ...] = ()
+    min_published: float | None = None
+    min_published_source: str = ""  # how the floor was asked for, for the failure message
+    expect_change: tuple[str, ...] = ()
+
+    def published(self, case, result: CaseResult) -> Metric | None:
+        """A performance case's share of NVIDIA's published v2.0 figure for the same system and case, as a
+        metric (a latency scenario's share is published / measured, so above 100 % is better either way)."""
+        if not isinstance(case, InferenceCase) or case.mode != "PerformanceOnly":
+            return None
+        figure = self.catalog.published_figure(case.system_name, case.benchmark.name, case.scenario.name)
+        measured = next((m.value for m in result.metrics if m.name == case.scenario.perf_key), None)
+        if not figure or not measured:
+            return None
+        share = measured / figure if case.scenario.higher_is_better else figure / measured
+        return Metric("published_pct", share * 100.0, "%", True, {"published": figure})
+
+    def compare(self, case_id: str, verdict: str, metrics: list[dict]) -> BaselineCheck | None:
+        if self.baseline is None:
+            return None
+        before = self.baseline.record(case_id)
+        if before is None:
+            return BaselineCheck(self.baseline.name, None)
+        now = {"id": case_id, "verdict": verdict, "metrics": metrics}
+        return BaselineCheck(self.baseline.name, compare_records(before, now, list(self.rules)))
+
+    def problems(self, case_id: str, check: BaselineCheck | None, published: Metric | None) -> list[str]:
+        """Why the gate fails this case: regressions against the baseline, a share below the published floor."""
+        found = []
+        if check is not None and check.comparison is not None and check.comparison.regressed:
+            found.append(f"REGRESSED vs baseline {check.name}: " + "; ".join(check.comparison.regressions))
+        floor = self.min_published
+        if floor is not None and published is not None and published.value / 100.0 < floor:
+            found.append(
+                f"BELOW PUBLISHED: {published.value:.1f}% of NVIDIA's published v2.0 figure for {case_id} "
+                f"({self.min_published_source})"
+            )
+        return found
+
+    def fingerprint_changes(self, fingerprint: dict) -> tuple[list, list[str]]:
+        """The fingerprint fields that differ from the baseline's, and those of them a roll-out should not
+        change (expect_change names the ones it should)."""
+        if self.baseline is None:
+            return [], []
+        changes = fingerprint_changes(self.baseline.header.get("fingerprint") or {}, fingerprint)
+        return changes, unexpected_changes(changes, self.expect_change)

@@ -1,0 +1,378 @@
+"""The plugin's options: five families (selection, local, nvidia, training, gate), each a function taking an
+`addoption` and a flag prefix, shared by pytest (`--mlperf-...`) and the CLI (`--...`); value parsers given to
+argparse as `type=`, so a bad value is reported against the flag that carried it; and one frozen Options read
+once from pytest's config.
+
+This module is the only one that spells a flag: everything below asks `flag(field)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .gate.baseline import EXPECTED_CHANGES, BaselineError, Rule, parse_fail_on, parse_fields
+
+PREFIX = "--mlperf-"
+SMOKE_SECONDS = 8
+BACKENDS = ("auto", "results", "local", "nvidia")
+
+
+@dataclass(frozen=True)
+class Duration:
+    """--mlperf-duration: 'smoke' (SMOKE_SECONDS), 'full' (the round's rules: seconds is None) or N seconds."""
+
+    text: str
+    seconds: int | None
+
+
+# ---- value parsers (argparse `type=`): a ValueError's text follows "argument <the flag>:" -----------------
+def duration(text: str) -> Duration:
+    if text == "smoke":
+        return Duration(text, SMOKE_SECONDS)
+    if text == "full":
+        return Duration(text, None)
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected smoke, full or a number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be positive")
+    return Duration(text, seconds)
+
+
+def fail_on(text: str) -> tuple[Rule, ...]:
+    try:
+        return tuple(parse_fail_on(text))
+    except BaselineError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def field_names(text: str) -> tuple[str, ...]:
+    return parse_fields(text)
+
+
+def _number(kind: type, low: float, low_ok: bool, what: str) -> Callable[[str], float]:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: not a {'whole ' if kind is int else ''}number") from None
+        if not math.isfinite(value) or value < low or (value == low and not low_ok):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {what}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+positive = _number(float, 0.0, False, "a finite positive number")
+not_negative = _number(float, 0.0, True, "a finite number, 0 or more")
+count = _number(int, 1, True, "1 or more")
+
+
+def path(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+# ---- the families -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Spec:
+    field: str  # the Options attribute; its argparse dest is "mlperf_<field>"
+    flag: str  # the flag without its prefix
+    help: str
+    default: object = None
+    metavar: str | None = None
+    type: Callable | None = None
+    choices: tuple | None = None
+    alias: str | None = None  # a second full flag, kept for the documented command
+
+
+SELECTION = (
+    Spec(
+        "sku",
+        "sku",
+        "System under test: a catalog SKU such as A100-SXM-80GBx8, or 'auto' to detect it",
+        metavar="NAME",
+        alias="--sku",
+    ),
+    Spec(
+        "backend",
+        "backend",
+        "How cases run: results (replay a results tree), local, nvidia, or auto (default)",
+        default="auto",
+        choices=BACKENDS,
+    ),
+    Spec(
+        "results",
+        "results",
+        "Replay an existing results tree (published layout, build/logs, or training trial logs)",
+        metavar="DIR",
+        type=path,
+    ),
+    Spec("json", "json", "Write every case's verdict and metrics to this JSON file", metavar="PATH", type=path),
+    Spec(
+        "output",
+        "output",
+        "Where runs write their results tree (default: mlperf-results inside pytest's basetemp)",
+        metavar="DIR",
+        type=path,
+    ),
+)
+LOCAL = (
+    Spec(
+        "duration",
+        "duration",
+        "Length of each local performance run: smoke (about 10 s, the default), full (the "
+        "round's rules: 600 s and its query counts) or a number of seconds",
+        default="smoke",
+        metavar="smoke|full|SECONDS",
+        type=duration,
+    ),
+    Spec(
+        "server_target_qps",
+        "server-target-qps",
+        "Server scenario target QPS (local default: 40%% of what a "
+        "probe of the model measures, lowered when LoadGen finds it breaks the latency bound)",
+        metavar="QPS",
+        type=positive,
+    ),
+    Spec(
+        "train_max_steps",
+        "train-max-steps",
+        "Step cap of the local training run; reaching it ends the run as aborted",
+        metavar="N",
+        type=count,
+    ),
+)
+NVIDIA = (
+    Spec(
+        "nvidia_code",
+        "nvidia-code",
+        "A checkout of closed/NVIDIA of mlcommons/inference_results_v2.0 (the nvidia backend)",
+        metavar="DIR",
+        type=path,
+    ),
+    Spec(
+        "scratch",
+        "scratch",
+        "MLPERF_SCRATCH_PATH for the nvidia backend: data/, models/, preprocessed_data/",
+        metavar="DIR",
+        type=path,
+    ),
+    Spec(
+        "image",
+        "image",
+        "Container image to run NVIDIA's code in (default mlperf-inference:<user>-<arch>, built if missing)",
+        metavar="NAME",
+    ),
+    Spec(
+        "container_profile",
+        "container-profile",
+        "nvidia: launch_docker's flags (all GPUs, unlimited memlock, "
+        "capabilities); minimal: mounts, user and labels only, for a stand-in image",
+        default="nvidia",
+        choices=("nvidia", "minimal"),
+    ),
+    Spec(
+        "step_timeout",
+        "step-timeout",
+        "Fail a make step of the nvidia backend that runs longer than this (the container is stopped)",
+        metavar="SECONDS",
+        type=positive,
+    ),
+)
+TRAINING = (
+    Spec(
+        "training_code",
+        "training-code",
+        "NVIDIA's MLPerf Training v2.1 BERT implementation (NVIDIA/benchmarks/"
+        "bert/implementations/pytorch-22.09 of mlcommons/training_results_v2.1): config_*.sh, run_and_time.sh, "
+        "run.sub, Dockerfile",
+        metavar="DIR",
+        type=path,
+    ),
+    Spec(
+        "bert_data",
+        "bert-data",
+        "BERT training data as prepare_data.sh lays it out: hdf5/training-4320/"
+        "hdf5_4320_shards_varlength, hdf5/eval_varlength, phase1 (and packed_data for the packed config)",
+        metavar="DIR",
+        type=path,
+    ),
+    Spec(
+        "training_config",
+        "training-config",
+        "Training config to run or replay (default: the SKU's config for --mlperf-nodes), e.g. 1x8x56x1",
+        metavar="NAME",
+    ),
+    Spec(
+        "nodes",
+        "nodes",
+        "Nodes a training run uses; picks the SKU's config for that node count (default 1)",
+        metavar="N",
+        type=count,
+    ),
+    Spec(
+        "nexp",
+        "nexp",
+        "Training trials per config (default 1, a gate; 10 gives an MLPerf score)",
+        default=1,
+        metavar="N",
+        type=count,
+    ),
+    Spec(
+        "launcher",
+        "launcher",
+        "How NVIDIA's training runs: docker (one node, this machine's engine) or slurm (sbatch; multi-node)",
+        default="docker",
+        choices=("docker", "slurm"),
+    ),
+    Spec(
+        "slurm_partition",
+        "slurm-partition",
+        "Slurm partition for training jobs (default: the cluster's default partition)",
+        metavar="NAME",
+    ),
+    Spec(
+        "compliance",
+        "compliance",
+        "Run mlperf-logging's compliance checker on each training log: auto (when it is installed), on, off",
+        default="auto",
+        choices=("auto", "on", "off"),
+    ),
+)
+GATE = (
+    Spec("save", "save", "Keep this run's results as baseline NAME (in --mlperf-baseline-dir)", metavar="NAME"),
+    Spec(
+        "baseline",
+        "baseline",
+        "Compare every case with a saved baseline (a name, or a results JSON file)",
+        metavar="NAME|FILE",
+    ),
+    Spec(
+        "fail_on",
+        "fail-on",
+        "Regressions against the baseline that fail a test, e.g. throughput:5%%,"
+        "latency:10%%,accuracy:any (classes throughput, latency, accuracy, time, or a metric name); verdict flips "
+        "always fail",
+        metavar="EXPR",
+        type=fail_on,
+    ),
+    Spec(
+        "baseline_dir",
+        "baseline-dir",
+        "Where named baselines are kept (default .mlperf-baselines)",
+        default=".mlperf-baselines",
+        metavar="DIR",
+        type=path,
+    ),
+    Spec(
+        "expect_change",
+        "expect-change",
+        "Fingerprint fields a roll-out is meant to change; a baseline differing in others is warned about",
+        default=",".join(EXPECTED_CHANGES),
+        metavar="FIELDS",
+        type=field_names,
+    ),
+    Spec(
+        "min_published",
+        "min-published",
+        "Fail a performance case below this fraction of NVIDIA's published v2.0 figure (e.g. 0.9)",
+        metavar="FRACTION",
+        type=positive,
+    ),
+    Spec(
+        "telemetry_interval",
+        "telemetry-interval",
+        "NVML sampling period during each test (0 turns telemetry off; no NVML, no telemetry)",
+        default=1.0,
+        metavar="SECONDS",
+        type=not_negative,
+    ),
+)
+FAMILIES = {"selection": SELECTION, "local": LOCAL, "nvidia": NVIDIA, "training": TRAINING, "gate": GATE}
+SPECS = {spec.field: spec for family in FAMILIES.values() for spec in family}
+
+
+def flag(field: str, prefix: str = PREFIX) -> str:
+    """The flag that carries an Options field, for messages: flag('nvidia_code') -> '--mlperf-nvidia-code'
+    (the documented alias where there is one: flag('sku') -> '--sku')."""
+    spec = SPECS[field]
+    return spec.alias if spec.alias and prefix == PREFIX else prefix + spec.flag
+
+
+def _add(addoption: Callable, specs: tuple[Spec, ...], prefix: str, only: tuple[str, ...] | None) -> None:
+    for spec in specs:
+        if only is not None and spec.field not in only:
+            continue
+        names = [prefix + spec.flag] + ([spec.alias] if spec.alias and prefix == PREFIX else [])
+        extra = {key: getattr(spec, key) for key in ("metavar", "type", "choices") if getattr(spec, key) is not None}
+        addoption(*names, dest=f"mlperf_{spec.field}", default=spec.default, help=spec.help, **extra)
+
+
+def add_selection_options(addoption: Callable, prefix: str = PREFIX, only: tuple[str, ...] | None = None) -> None:
+    _add(addoption, SELECTION, prefix, only)
+
+
+def add_local_options(addoption: Callable, prefix: str = PREFIX, only: tuple[str, ...] | None = None) -> None:
+    _add(addoption, LOCAL, prefix, only)
+
+
+def add_nvidia_options(addoption: Callable, prefix: str = PREFIX, only: tuple[str, ...] | None = None) -> None:
+    _add(addoption, NVIDIA, prefix, only)
+
+
+def add_training_options(addoption: Callable, prefix: str = PREFIX, only: tuple[str, ...] | None = None) -> None:
+    _add(addoption, TRAINING, prefix, only)
+
+
+def add_gate_options(addoption: Callable, prefix: str = PREFIX, only: tuple[str, ...] | None = None) -> None:
+    _add(addoption, GATE, prefix, only)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every option's value, parsed; read once from pytest's config (or argparse's namespace)."""
+
+    sku: str | None = None
+    backend: str = "auto"
+    results: Path | None = None
+    json: Path | None = None
+    output: Path | None = None
+    duration: Duration = Duration("smoke", SMOKE_SECONDS)
+    server_target_qps: float | None = None
+    train_max_steps: int | None = None
+    nvidia_code: Path | None = None
+    scratch: Path | None = None
+    image: str | None = None
+    container_profile: str = "nvidia"
+    step_timeout: float | None = None
+    training_code: Path | None = None
+    bert_data: Path | None = None
+    training_config: str | None = None
+    nodes: int | None = None
+    nexp: int = 1
+    launcher: str = "docker"
+    slurm_partition: str | None = None
+    compliance: str = "auto"
+    save: str | None = None
+    baseline: str | None = None
+    fail_on: tuple[Rule, ...] | None = None
+    baseline_dir: Path = Path(".mlperf-baselines")
+    expect_change: tuple[str, ...] = EXPECTED_CHANGES
+    min_published: float | None = None
+    telemetry_interval: float = 1.0
+    live_output: bool = False  # pytest runs with -s: stream what NVIDIA's steps print
+
+    @classmethod
+    def from_getter(cls, get: Callable[[str], object], live_output: bool = False) -> Options:
+        values = {f.name: get(f"mlperf_{f.name}") for f in fields(cls) if f.name in SPECS}
+        return cls(**values, live_output=live_output)
+
+    @classmethod
+    def from_config(cls, config) -> Options:
+        return cls.from_getter(config.getoption, live_output=config.getoption("capture") == "no")

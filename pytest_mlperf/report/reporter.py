@@ -1,0 +1,67 @@
+"""The run's records, and everything written from them at the end: the results JSON file, a saved baseline and
+the terminal's summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..gate.baseline import Comparison, format_comparison
+from ..gate.policy import Gate
+from .records import CaseRecord, write_json
+
+
+class Reporter:
+    def __init__(self, header: dict, gate: Gate):
+        self.header = header
+        self.gate = gate
+        self.records: list[CaseRecord] = []
+        self.saved: Path | None = None  # where the baseline went, once saved
+
+    def add(self, record: CaseRecord) -> None:
+        self.records.append(record)
+
+    def pytest_runtest_logreport(self, report) -> None:
+        # On the xdist controller this sees the workers' reports too, each with its record as plain data.
+        data = getattr(report, "mlperf", None)
+        if data is not None:
+            self.add(CaseRecord.from_dict(data))
+
+    def payload(self) -> dict:
+        return {**self.header, "results": [record.to_dict() for record in self.records]}
+
+    def write(self, json_path: Path | None, baseline_path: Path | None) -> None:
+        if json_path is not None:
+            write_json(json_path, self.payload())
+        if baseline_path is not None:
+            self.saved = write_json(baseline_path, self.payload())
+
+    def fingerprint_changes(self) -> tuple[list, list[str]]:
+        return self.gate.fingerprint_changes(self.header.get("fingerprint") or {})
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for record in self.records:
+            flags = f" [throttled: {', '.join(record.throttled)}]" if record.throttled else ""
+            flags += "".join(f" [{problem}]" for problem in record.gate)
+            lines.append(f"{record.label:<14} {record.id}: {record.reason}{flags}")
+        return lines
+
+    def baseline_lines(self) -> list[str]:
+        comps = [Comparison.from_dict(r.baseline) for r in self.records if r.baseline and not r.baseline.get("missing")]
+        return format_comparison(comps, *self.fingerprint_changes())
+
+    def terminal_summary(self, terminalreporter, json_path: Path | None) -> None:
+        if not self.records:
+            return
+        terminalreporter.section("MLPerf verdicts")
+        for line in self.summary_lines():
+            terminalreporter.write_line(line)
+        baseline = self.gate.baseline
+        if baseline is not None:
+            terminalreporter.section(f"MLPerf baseline {baseline.name} ({baseline.path})")
+            for line in self.baseline_lines():
+                terminalreporter.write_line(line)
+        if json_path is not None:
+            terminalreporter.write_line(f"results JSON: {json_path}")
+        if self.saved is not None:
+            terminalreporter.write_line(f"baseline saved: {self.saved}")

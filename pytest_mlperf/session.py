@@ -1,0 +1,285 @@
+"""The run's state, one per pytest process (the xdist controller and each worker): the options, the catalog,
+the system under test, a backend for each kind of case, the gate, the header and the reporter. It lives on the
+config under SESSION_KEY and is closed in pytest_unconfigure."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import platform
+import shlex
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from . import __version__, catalog
+from .backends import BackendBase, BackendUnavailable, BuildContext
+from .backends import choice as choosing
+from .gate import baseline, compliance, fingerprint
+from .gate.policy import Gate
+from .judge.verdict import TrialOutcome
+from .machine import gpu
+from .options import Options, flag
+from .report.reporter import Reporter
+
+KINDS = ("inference", "training")
+
+
+class MlperfSession:
+    def __init__(self, config: pytest.Config, options: Options, controller_header: dict | None = None):
+        self.config = config
+        self.options = options
+        self.catalog = catalog.load()
+        self._nvml: gpu.Inventory | gpu.NvmlUnavailable | None = None
+        self.detected: gpu.Inventory | None = None  # what --sku auto matched against
+        self.system = self._resolve_system(controller_header)
+        self._check_training_options()
+        self.compliance = self._compliance()
+        self.backends: dict[str, BackendBase] = {}
+        self.reasons: dict[str, str] = {}
+        self._choose_backends(controller_header)
+        self.header = controller_header or self._header()
+        self.telemetry_on = options.telemetry_interval > 0 and "gpu_count" in self.header["fingerprint"]
+        self.reporter = Reporter(self.header, self._gate())
+        self.trials: dict[str, TrialOutcome] = {}  # trial case id -> what it adds to its config's score
+        self._cases: dict[str, list] = {}
+        self._cleanup = Cleanup(self.close_backends)
+        if any(type(b).close is not BackendBase.close for b in self.backends.values()):
+            self._cleanup.install()  # containers and jobs go on Ctrl-C, SIGTERM and interpreter exit alike
+
+    # ---- the machine and the system -----------------------------------------------------------------------
+    def inventory(self) -> gpu.Inventory:
+        """The machine's GPUs, read through NVML once per process; NvmlUnavailable (kept) where there are none."""
+        if self._nvml is None:
+            try:
+                self._nvml = gpu.detect()
+            except gpu.NvmlUnavailable as exc:
+                self._nvml = exc
+        if isinstance(self._nvml, gpu.NvmlUnavailable):
+            raise self._nvml
+        return self._nvml
+
+    def _resolve_system(self, controller_header: dict | None) -> catalog.System | None:
+        sku = self.options.sku
+        if controller_header is not None and sku == "auto":
+            sku = controller_header["sku"]  # the controller read NVML and matched it once for every worker
+        if sku is None:
+            return None
+        if sku != "auto":
+            try:
+                return self.catalog.system(sku)
+            except catalog.CatalogError as exc:
+                raise pytest.UsageError(f"{flag('sku')}: {exc}") from None
+        known = ", ".join(self.catalog.systems)
+        try:
+            self.detected = self.inventory()
+        except gpu.NvmlUnavailable as exc:
+            raise pytest.UsageError(
+                f"{flag('sku')} auto: {exc}; name the system with {flag('sku')} NAME (known: {known})"
+            ) from None
+        system = gpu.match_sku(self.detected, self.catalog)
+        if system is None and self.options.backend == "nvidia":
+            raise pytest.UsageError(f"{flag('sku')} auto: " + gpu.custom_system_hint(self.detected, self.catalog))
+        if system is None:
+            found = gpu.describe(self.detected)
+            raise pytest.UsageError(
+                f"{flag('sku')} auto: this machine ({found}) matches no catalog SKU; known: {known}"
+            )
+        return system
+
+    def _check_training_options(self) -> None:
+        name = self.options.training_config
+        if name is not None:
+            try:
+                self.catalog.training_config(name)
+            except catalog.CatalogError as exc:
+                raise pytest.UsageError(f"{flag('training_config')}: {exc}") from None
+
+    def _compliance(self) -> bool:
+        choice = self.options.compliance
+        if choice == "on" and not compliance.installed():
+            raise pytest.UsageError(
+                f"{flag('compliance')} on needs mlperf-logging: pip install 'pytest-mlperf[compliance]'"
+            )
+        return choice != "off" and compliance.installed()
+
+    # ---- backends -------------------------------------------------------------------------------------------
+    def _gpus_in_words(self) -> tuple[str | None, str]:
+        try:
+            return gpu.describe(self.inventory()), ""
+        except gpu.NvmlUnavailable as exc:
+            return None, str(exc)
+
+    def _choose_backends(self, controller_header: dict | None) -> None:
+        opts, hook = self.options, self.config.hook.pytest_mlperf_make_backend
+        context = BuildContext(self.catalog, self._output, self.system, self._user_model)
+        needs_gpus = opts.backend == "auto" and not opts.results and not opts.nvidia_code
+        gpus, no_gpu = self._gpus_in_words() if needs_gpus and controller_header is None else (None, "")
+        try:
+            inference = choosing.choose_inference(opts, gpus, no_gpu, self.system is not None)
+            if inference.backend == "results":
+                guard_rootdir(self.config, opts.results)
+            choices = {"inference": inference, "training": choosing.choose_training(opts, inference)}
+            built: dict = {}  # what the plugin built itself, by choice (a conftest's backend is never shared)
+            for kind in KINDS:
+                made = hook(config=self.config, kind=kind, options=opts, context=context)
+                chosen = None if made is not None else choices[kind]
+                if made is None:
+                    made = built.get("inference") if chosen.shared else None
+                    made = made or choosing.build(chosen, opts, context)
+                    built[kind] = made
+                self.backends[kind] = made
+                self.reasons[kind] = choosing.reason(chosen, made)
+        except (choosing.ChoiceError, BackendUnavailable) as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if controller_header is not None:  # the controller's words, so every process reports the same
+            self.reasons = {"inference": controller_header["backend_reason"]}
+            self.reasons["training"] = controller_header["training_backend_reason"]
+
+    def _output(self) -> Path:
+        """Where runs write their results tree: --mlperf-output, or mlperf-results in pytest's basetemp."""
+        if self.options.output is not None:
+            return self.options.output.resolve()
+        # The tmp_path plugin's factory (what the tmp_path_factory fixture returns); asked only when a run writes.
+        return self.config._tmp_path_factory.getbasetemp() / "mlperf-results"
+
+    def _user_model(self, case):
+        return self.config.hook.pytest_mlperf_make_sut(config=self.config, case=case)
+
+    def backend_for(self, case) -> BackendBase:
+        kind = "training" if isinstance(case, catalog.TrainingCase | catalog.ScoreCase) else "inference"
+        return self.backends[kind]
+
+    def cases(self, kind: str) -> list:
+        if kind not in self._cases:
+            base = None
+            if self.system is not None:
+                listing = self.catalog.inference_cases if kind == "inference" else self.catalog.training_cases
+                base = listing(self.system.sku)
+            cases = self.backends[kind].cases(kind, base)
+            if kind == "training":
+                cases = self._select_training(cases)
+            self.config.hook.pytest_mlperf_modify_cases(config=self.config, kind=kind, cases=cases)
+            self._cases[kind] = cases
+        return self._cases[kind]
+
+    def _select_training(self, cases: list) -> list:
+        """--mlperf-training-config and --mlperf-nodes narrow a replay as they choose a run's config."""
+        name, nodes = self.options.training_config, self.options.nodes
+        if name:
+            cases = [c for c in cases if c.config is not None and c.config.name == name]
+        if nodes:
+            cases = [c for c in cases if c.config is not None and c.config.nodes == nodes]
+        return cases
+
+    # ---- the header and the gate ------------------------------------------------------------------------
+    def _header(self) -> dict:
+        inventory, why = None, ""
+        try:
+            inventory = self.inventory()
+        except gpu.NvmlUnavailable as exc:
+            why = str(exc)
+        identities = {"": self.backends["inference"].identity()}
+        if self.backends["training"] is not self.backends["inference"]:
+            identities["training_"] = self.backends["training"].identity()
+        return {
+            "pytest_mlperf": __version__,
+            "catalog": f"{self.catalog.inference_round}; {self.catalog.training_round}",
+            "sku": self.system.sku if self.system else None,
+            "system_id": self.system.system_id if self.system else None,
+            "backend": self.backends["inference"].name,
+            "backend_reason": self.reasons["inference"],
+            "training_backend": self.backends["training"].name,
+            "training_backend_reason": self.reasons["training"],
+            "host": platform.node(),
+            "fingerprint": fingerprint.fingerprint(inventory, why, identities),
+        }
+
+    def _gate(self) -> Gate:
+        opts = self.options
+        gate = Gate(self.catalog, rules=opts.fail_on or (), expect_change=opts.expect_change)
+        gate.min_published = opts.min_published
+        gate.min_published_source = f"{flag('min_published')} {opts.min_published:g}" if opts.min_published else ""
+        try:
+            if opts.save:
+                baseline.baseline_path(opts.save, opts.baseline_dir)
+        except baseline.BaselineError as exc:
+            raise pytest.UsageError(f"{flag('save')} {exc}") from None
+        try:
+            if opts.baseline:
+                gate.baseline = baseline.load(opts.baseline, opts.baseline_dir)
+                baseline.check_compatible(gate.baseline, self.header)
+        except baseline.BaselineError as exc:
+            raise pytest.UsageError(f"{flag('baseline')} {exc}") from None
+        if gate.rules and gate.baseline is None:
+            raise pytest.UsageError(f"{flag('fail_on')} needs {flag('baseline')} NAME|FILE to compare with")
+        return gate
+
+    def baseline_path(self) -> Path | None:
+        return baseline.baseline_path(self.options.save, self.options.baseline_dir) if self.options.save else None
+
+    # ---- the end ----------------------------------------------------------------------------------------
+    def close_backends(self) -> None:
+        """Runs on a normal end, after failures, after Ctrl-C and SIGTERM, and at interpreter exit."""
+        for backend in {id(b): b for b in self.backends.values()}.values():
+            backend.close()
+
+    def close(self) -> None:
+        self.close_backends()
+        self._cleanup.restore()
+
+
+class Cleanup:
+    """SIGTERM (a CI job cancelled, a scheduler's kill) unwinds like Ctrl-C, and interpreter exit closes the
+    backends: installed once, restored at the end."""
+
+    def __init__(self, close):
+        self.close = close
+        self.previous = None
+        self.installed = False
+
+    def install(self) -> None:
+        if self.installed:
+            return
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, _terminate)
+        atexit.register(self.close)
+        self.installed = True
+
+    def restore(self) -> None:
+        if not self.installed:
+            return
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        atexit.unregister(self.close)
+        self.installed = False
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def guard_rootdir(config: pytest.Config, tree: Path) -> None:
+    """pytest chooses its rootdir and config file before plugins' options are known, so the value of a two-word
+    `--mlperf-results DIR` counts as a test path then. With no other test path named, where the tree sits
+    decides them: the tree itself (and its .pytest_cache) beside an unrelated working folder, the common
+    ancestor of the two (ignoring the project's own pytest.ini) beside a near one. Refuse that form whatever the
+    layout, and never let the rootdir fall inside the tree."""
+    words = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *config.invocation_params.args]
+    two_words = flag("results") in words and config.args_source != pytest.Config.ArgsSource.ARGS
+    try:
+        inside = config.rootpath.resolve().is_relative_to(tree.resolve())
+    except OSError:
+        inside = False
+    if two_words or inside:
+        why = (
+            f"pytest took the results tree {tree} as its rootdir and would write its cache into it"
+            if inside
+            else f"pytest read the results tree {tree} as a test path when it chose its rootdir "
+            f"({config.rootpath}) and config file, so where the tree sits decided them"
+        )
+        raise pytest.UsageError(
+            f"{why}; write {flag('results')}={tree} (one word), or name the suites folder, e.g. 'pytest suites ...'"
+        )
