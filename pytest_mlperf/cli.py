@@ -191,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     compare = sub.add_parser("compare", help="compare a results JSON file with a baseline one")
     compare.add_argument("baseline", metavar="A.json")
     compare.add_argument("run", metavar="B.json")
-    add_gate_options(compare.add_argument, prefix="--", only=("fail_on", "expect_change"))
-    compare.set_defaults(mlperf_fail_on=baseline.parse_fail_on(DEFAULT_FAIL_ON))
+    add_gate_options(
+        compare.add_argument, prefix="--", only=("fail_on", "expect_change"), defaults={"fail_on": DEFAULT_FAIL_ON}
+    )
     compare.set_defaults(func=cmd_compare)
     merge = sub.add_parser("merge", help="join several nodes' results JSON files into a fleet table")
     merge.add_argument("runs", nargs="+", metavar="RUN.json")

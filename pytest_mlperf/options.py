@@ -305,33 +305,39 @@ def flag(field: str, prefix: str = PREFIX) -> str:
     return spec.alias if spec.alias and prefix == PREFIX else prefix + spec.flag
 
 
-def _add(addoption: Callable, specs: tuple[Spec, ...], prefix: str, only: tuple[str, ...] | None) -> None:
+def _add(addoption: Callable, specs: tuple[Spec, ...], prefix: str, only, defaults) -> None:
     for spec in specs:
         if only is not None and spec.field not in only:
             continue
         names = [prefix + spec.flag] + ([spec.alias] if spec.alias and prefix == PREFIX else [])
         extra = {key: getattr(spec, key) for key in ("metavar", "type", "choices") if getattr(spec, key) is not None}
-        addoption(*names, dest=f"mlperf_{spec.field}", default=spec.default, help=spec.help, **extra)
+        default, help_text = spec.default, spec.help
+        if defaults and spec.field in defaults:  # another face's own default (the CLI's compare gate)
+            default = defaults[spec.field]
+            help_text += f" (default {default})".replace("%", "%%")
+        addoption(*names, dest=f"mlperf_{spec.field}", default=default, help=help_text, **extra)
 
 
-def add_selection_options(addoption: Callable, prefix: str = PREFIX, only: tuple[str, ...] | None = None) -> None:
-    _add(addoption, SELECTION, prefix, only)
+def add_selection_options(addoption: Callable, prefix: str = PREFIX, only=None, defaults=None) -> None:
+    _add(addoption, SELECTION, prefix, only, defaults)
 
 
-def add_local_options(addoption: Callable, prefix: str = PREFIX, only: tuple[str, ...] | None = None) -> None:
-    _add(addoption, LOCAL, prefix, only)
+def add_local_options(addoption: Callable, prefix: str = PREFIX, only=None, defaults=None) -> None:
+    _add(addoption, LOCAL, prefix, only, defaults)
 
 
-def add_nvidia_options(addoption: Callable, prefix: str = PREFIX, only: tuple[str, ...] | None = None) -> None:
-    _add(addoption, NVIDIA, prefix, only)
+def add_nvidia_options(addoption: Callable, prefix: str = PREFIX, only=None, defaults=None) -> None:
+    _add(addoption, NVIDIA, prefix, only, defaults)
 
 
-def add_training_options(addoption: Callable, prefix: str = PREFIX, only: tuple[str, ...] | None = None) -> None:
-    _add(addoption, TRAINING, prefix, only)
+def add_training_options(addoption: Callable, prefix: str = PREFIX, only=None, defaults=None) -> None:
+    _add(addoption, TRAINING, prefix, only, defaults)
 
 
-def add_gate_options(addoption: Callable, prefix: str = PREFIX, only: tuple[str, ...] | None = None) -> None:
-    _add(addoption, GATE, prefix, only)
+def add_gate_options(addoption: Callable, prefix: str = PREFIX, only=None, defaults=None) -> None:
+    """The gate: baselines, regression rules, the published floor, telemetry. `only` picks fields, `defaults`
+    gives another face its own defaults (strings, parsed like a value given on the command line)."""
+    _add(addoption, GATE, prefix, only, defaults)
 
 
 @dataclass(frozen=True)
