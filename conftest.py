@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -105,3 +106,9 @@ def fake_gpu_env(lib: Path | None, spec: str | None, **extra: str) -> dict:
     if spec is not None:
         env["FAKE_NVML_SPEC"] = spec
     return {**env, **extra}
+
+
+def sigint_default() -> None:
+    """preexec_fn for a child the test interrupts with SIGINT (Ctrl-C): a job a shell starts in the background
+    inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler; give the child the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

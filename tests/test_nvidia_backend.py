@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from engine import busybox_image, module_dockerd
 
-from conftest import A100X8, ROOT, fake_gpu_env
+from conftest import A100X8, ROOT, fake_gpu_env, sigint_default
 from pytest_mlperf.machine.containers import LABEL_SESSION, LaunchSpec
 
 IMAGE = "pytest-mlperf-standin:test"
@@ -76,7 +76,15 @@ def _run(
         *args,
     ]
     if background:
-        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=sigint_default,
+        )
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
