@@ -53,7 +53,7 @@ def test_summary_with_garbled_number(inference_fixtures, tmp_path):
     src = inference_fixtures / PERF / "mlperf_log_summary.txt"
     dst = _copy(src, tmp_path / "mlperf_log_summary.txt", lambda ls: [x.replace("57144171", "57l44171") for x in ls])
     number = next(i for i, x in enumerate(src.read_text().splitlines(), 1) if "57144171" in x)
-    _raises(parse_summary, dst, "expected a number, found '57l44171'", line=number)
+    _raises(parse_summary, dst, "'57l44171' is not a number", line=number)
 
 
 def test_summary_with_unknown_validity(inference_fixtures, tmp_path):
@@ -102,6 +102,12 @@ def test_accuracy_without_a_score(inference_fixtures, tmp_path):
         ('{"exact_match": 83.1, "f1": }\n', "malformed SQuAD score line"),
         ("Word Error Rate: 7.4%, accuracy=\n", "malformed WER line"),
         ("hash=XYZ\n", "malformed hash line"),
+        ('{"exact_match": 83.0, "f1": Infinity}\n', "malformed SQuAD score line"),
+        ('{"exact_match": 83.0, "f1": 1e999}\n', "malformed SQuAD score line"),
+        ('{"exact_match": 83.0, "f1": 5000}\n', "f1 is 5000, outside 0-100"),
+        ('{"exact_match": -1, "f1": 90.0}\n', "exact_match is -1, outside 0-100"),
+        ("mAP=150.0%\n", "mAP is 150, outside 0-100"),
+        ("Word Error Rate: 50.0%, accuracy=99.0%\n", "accuracy 99% is not 100 - Word Error Rate (50%)"),
     ],
 )
 def test_accuracy_malformed_lines(tmp_path, bad, message):
@@ -127,7 +133,7 @@ def test_training_log_with_text_accuracy(training_fixtures, tmp_path):
             re.sub(r'"value": ([0-9.]+)', r'"value": "\1%"', x) if i == number - 1 else x for i, x in enumerate(ls)
         ],
     )
-    _raises(parse_training_log, dst, "eval_accuracy is not a number", line=number)
+    _raises(parse_training_log, dst, "eval_accuracy: '0.3781895339488983%' is not a number", line=number)
 
 
 def test_training_log_without_mllog(tmp_path):

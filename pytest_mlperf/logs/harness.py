@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ParseError, read_text
+from . import ParseError, finite, read_text, strict_json
 
 PERF_BANNER = "Perf harness results:"
 ACC_BANNER = "Accuracy results:"
@@ -41,7 +41,14 @@ def parse_perf_message(message: str, where: str = "<message>") -> PerfMessage:
         raise ParseError(
             where, f"unrecognised perf result {message!r} (expected '<key>: <value>, Result is VALID|INVALID')"
         )
-    return PerfMessage(match.group("key"), float(match.group("value")), match.group("validity"))
+    return PerfMessage(match.group("key"), _figure(match.group("value"), where), match.group("validity"))
+
+
+def _figure(text: str, where: str) -> float:
+    try:
+        return finite(text)
+    except ValueError as exc:
+        raise ParseError(where, str(exc)) from None
 
 
 def parse_accuracy_message(message: str, where: str = "<message>") -> AccuracyMessage:
@@ -52,7 +59,9 @@ def parse_accuracy_message(message: str, where: str = "<message>") -> AccuracyMe
     if not match:
         raise ParseError(where, f"unrecognised accuracy result {message!r}")
     return AccuracyMessage(
-        float(match.group("value")), float(match.group("threshold")), match.group("verdict") == "PASSED"
+        _figure(match.group("value"), where),
+        _figure(match.group("threshold"), where),
+        match.group("verdict") == "PASSED",
     )
 
 
@@ -68,9 +77,11 @@ def parse_summary_json(path: Path | str, kind: str) -> dict[str, dict]:
     """perf_harness_summary.json (kind='perf') or accuracy_summary.json (kind='accuracy')."""
     path = Path(path)
     try:
-        data = json.loads(read_text(path))
+        data = strict_json(read_text(path))
     except json.JSONDecodeError as exc:
         raise ParseError(path, f"malformed JSON ({exc.msg})", line=exc.lineno) from None
+    except ValueError as exc:
+        raise ParseError(path, f"malformed JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ParseError(path, "expected an object of {config name: {benchmark: message}}")
     parse = parse_perf_message if kind == "perf" else parse_accuracy_message

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ParseError, read_text
+from . import ParseError, finite, read_text
 from .mllog import iter_events
 
 # Headline line of each scenario in the summary file, and the detail-log key it mirrors. LoadGen 2.x prints
@@ -28,7 +28,8 @@ FLAG_LINES = {
     "Early stopping satisfied": "early_stopping_met",
 }
 
-_KV_RE = re.compile(r"^\s*([^:]+?)\s*:\s*(.*?)\s*$")
+# Detail-log keys a verdict rests on: logged twice, they must agree.
+VERDICT_KEYS = ("result_", "effective_", "early_stopping_", "requested_", "qsl_reported_")
 _COUNT_RE = re.compile(r"^(No|\d+) (warning|error)s? encountered", re.IGNORECASE)
 
 
@@ -55,11 +56,30 @@ class LoadgenSummary:
         return self.validity is not None
 
 
-def _number(path: Path, line: int, text: str) -> float:
+def quantity(key: str, value: object) -> float:
+    """A figure LoadGen reports, checked against its kind: finite always, a latency (ns) 0 or more, a rate (per
+    second, QPS) above 0. ValueError says which rule it broke."""
+    number = finite(value)
+    name = key.lower()
+    if ("per second" in name or "per_sec" in name or "qps" in name) and number <= 0:
+        raise ValueError(f"{key} is {number:g}: a rate must be above 0")
+    if ("(ns)" in name or name.endswith("_ns") or "latency" in name) and number < 0:
+        raise ValueError(f"{key} is {number:g}: a latency cannot be negative")
+    return number
+
+
+def _number(path: Path, line: int, key: str, text: str) -> float:
     try:
-        return float(text)
-    except ValueError:
-        raise ParseError(path, f"expected a number, found {text!r}", line=line) from None
+        return quantity(key, text)
+    except ValueError as exc:
+        raise ParseError(path, str(exc), line=line) from None
+
+
+def _key_value(line: str) -> tuple[str, str] | None:
+    """'label : value' split at the first colon (linear in the line's length, whatever it holds)."""
+    label, sep, value = line.partition(":")
+    label = label.strip()
+    return (label, value.strip()) if sep and label else None
 
 
 SECTIONS = {"MLPerf Results Summary": "results", "Additional Stats": "stats", "Test Parameters Used": "params"}
@@ -69,7 +89,7 @@ NAMED = {"SUT name": "sut_name", "Scenario": "scenario", "Mode": "mode"}
 def parse_summary(path: Path | str) -> LoadgenSummary:
     path = Path(path)
     summary = LoadgenSummary(path=path)
-    section, block, seen = "head", None, set()
+    section, block, seen, lines_seen = "head", None, set(), {}
     for number, raw in enumerate(read_text(path).splitlines(), start=1):
         line = raw.rstrip()
         stripped = line.strip()
@@ -88,20 +108,31 @@ def parse_summary(path: Path | str) -> LoadgenSummary:
             block = summary.recommendations if stripped == "Recommendations:" else summary.early_stopping
         elif block is not None and (stripped.startswith("*") or line.startswith(" ")):
             block.append(stripped.lstrip("* ").strip())
-        elif match := _KV_RE.match(line):
+        elif pair := _key_value(line):
             block = None
-            _section_line(summary, section, match.group(1), match.group(2), number)
+            _once(summary, lines_seen, (section, *pair), number)
+            _section_line(summary, section, *pair, number)
         else:
             block = None
     _check_complete(summary, seen)
     return summary
 
 
+def _once(summary: LoadgenSummary, lines_seen: dict, entry: tuple[str, str, str], number: int) -> None:
+    """A label may appear again only with the same value (a copy that doubled a line); a conflict is an error."""
+    section, label, value = entry
+    before = lines_seen.setdefault((section, label), (value, number))
+    if before[0] != value:
+        raise ParseError(
+            summary.path, f"{label!r} appears twice: {before[0]!r} (line {before[1]}) and {value!r}", line=number
+        )
+
+
 def _section_line(summary: LoadgenSummary, section: str, label: str, value: str, number: int) -> None:
     if section == "results":
         _result_line(summary, label, value, number)
     elif section == "stats" and value:
-        summary.stats[label] = _number(summary.path, number, value)
+        summary.stats[label] = _number(summary.path, number, label, value)
     elif section == "params":
         summary.params[label] = value
 
@@ -111,7 +142,7 @@ def _result_line(summary: LoadgenSummary, label: str, value: str, number: int) -
     if label in NAMED:
         setattr(summary, NAMED[label], value)
     elif label in HEADLINES:
-        summary.headline = (HEADLINES[label], _number(path, number, value))
+        summary.headline = (HEADLINES[label], _number(path, number, label, value))
     elif label == "Result is":
         if value not in ("VALID", "INVALID"):
             raise ParseError(path, f"result is neither VALID nor INVALID: {value!r}", line=number)
@@ -134,6 +165,9 @@ def _check_complete(summary: LoadgenSummary, seen: set[str]) -> None:
         raise ParseError(path, "summary has no headline result for its scenario")
     if not summary.params:
         raise ParseError(path, "truncated summary: 'Test Parameters Used' is missing")
+    unmet = [label for label, key in FLAG_LINES.items() if summary.flags.get(key) is False]
+    if summary.validity == "VALID" and unmet:
+        raise ParseError(path, f"says 'Result is : VALID' but also '{unmet[0]} : NO': it contradicts itself")
 
 
 @dataclass
@@ -178,14 +212,23 @@ class LoadgenDetail:
 def parse_detail(path: Path | str) -> LoadgenDetail:
     path = Path(path)
     values: dict[str, object] = {}
+    lines: dict[str, int] = {}
     warnings: list[str] = []
     errors: list[str] = []
     for event in iter_events(path):
-        values[event.key] = event.value
+        key, value = event.key, event.value
+        if key.startswith(VERDICT_KEYS):
+            _check_value(path, event.line, key, value)
+            if key in values and values[key] != value:
+                raise ParseError(
+                    path, f"{key} logged twice: {values[key]!r} (line {lines[key]}) and {value!r}", line=event.line
+                )
+            lines[key] = event.line
+        values[key] = value
         if event.metadata.get("is_error"):
-            errors.append(f"{event.key}: {event.value}")
+            errors.append(f"{key}: {value}")
         elif event.metadata.get("is_warning"):
-            warnings.append(f"{event.key}: {event.value}")
+            warnings.append(f"{key}: {value}")
     if not values:
         raise ParseError(path, "no MLLOG lines: not a LoadGen detail log")
     if "effective_test_mode" not in values and "requested_test_mode" not in values:
@@ -193,4 +236,25 @@ def parse_detail(path: Path | str) -> LoadgenDetail:
     mode = str(values.get("effective_test_mode") or values.get("requested_test_mode"))
     if mode == "PerformanceOnly" and "result_validity" not in values:
         raise ParseError(path, "truncated detail log: a performance run without result_validity")
+    unmet = [key for key in FLAG_LINES.values() if values.get(key) is False]
+    if values.get("result_validity") == "VALID" and unmet:
+        raise ParseError(
+            path, f"result_validity is VALID but {unmet[0]} is false: it contradicts itself", lines[unmet[0]]
+        )
     return LoadgenDetail(path=path, values=values, warnings=warnings, errors=errors)
+
+
+def _check_value(path: Path, line: int, key: str, value: object) -> None:
+    """A verdict's inputs in their domain: flags are booleans, validity is VALID or INVALID, figures are finite
+    (latencies 0 or more, rates above 0)."""
+    if key in FLAG_LINES.values():
+        if not isinstance(value, bool):
+            raise ParseError(path, f"{key} is {value!r}, not true or false", line=line)
+    elif key == "result_validity":
+        if value not in ("VALID", "INVALID"):
+            raise ParseError(path, f"result_validity is {value!r}, neither VALID nor INVALID", line=line)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            quantity(key, value)
+        except ValueError as exc:
+            raise ParseError(path, str(exc), line=line) from None

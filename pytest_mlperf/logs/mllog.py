@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ParseError, read_text
+from . import ParseError, finite, read_text, strict_json
 
 MARKER = ":::MLLOG"
 # Multi-node logs carry a rank prefix ("0: :::MLLOG ..."), srun may add more; anything before the marker goes.
 _SUMMARY_RE = re.compile(r"\{'e2e_time':.*\}")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -37,15 +38,19 @@ def iter_events(path: Path | str, text: str | None = None) -> Iterator[Event]:
             continue
         payload = raw[at + len(MARKER) :].strip()
         try:
-            record = json.loads(payload)
+            record = strict_json(payload)
         except json.JSONDecodeError as exc:
             raise ParseError(path, f"malformed MLLOG record ({exc.msg})", line=number) from None
-        if not isinstance(record, dict) or "key" not in record:
+        except ValueError as exc:  # NaN or Infinity, an overflowing number, a key twice with two values
+            raise ParseError(path, f"malformed MLLOG record ({exc})", line=number) from None
+        if not isinstance(record, dict) or not isinstance(record.get("key"), str):
             raise ParseError(path, "MLLOG record without a key", line=number)
         try:
-            time_ms = float(record.get("time_ms", 0.0))
-        except (TypeError, ValueError):
-            raise ParseError(path, f"MLLOG time_ms is not a number: {record.get('time_ms')!r}", line=number) from None
+            time_ms = finite(record.get("time_ms", 0.0))
+        except ValueError as exc:
+            raise ParseError(path, f"MLLOG time_ms: {exc}", line=number) from None
+        if not isinstance(record.get("metadata") or {}, dict):
+            raise ParseError(path, "MLLOG metadata is not an object", line=number)
         yield Event(
             key=str(record["key"]),
             value=record.get("value"),
@@ -106,6 +111,9 @@ _PARAM_KEYS = {
 }
 
 
+_SUBMISSION = {"submission_benchmark": "benchmark", "submission_org": "org", "submission_platform": "platform"}
+
+
 def parse_training_log(path: Path | str) -> TrainingRun:
     """Build a TrainingRun from a trial log (MLLOG lines, with or without rank prefixes)."""
     path = Path(path)
@@ -114,39 +122,55 @@ def parse_training_log(path: Path | str) -> TrainingRun:
     seen_any = False
     for event in iter_events(path, text):
         seen_any = True
-        key = event.key
-        if key == "submission_benchmark":
-            run.benchmark = str(event.value)
-        elif key == "submission_org":
-            run.org = str(event.value)
-        elif key == "submission_platform":
-            run.platform = str(event.value)
-        elif key in _PARAM_KEYS:
-            run.params[key] = event.value
-        elif key == "run_start":
-            # Every rank logs it in some implementations; the first one starts the clock.
-            if run.run_start_ms is None:
-                run.run_start_ms = event.time_ms
-        elif key == "run_stop":
-            run.run_stop_ms = event.time_ms
-            run.status = str(event.metadata.get("status", "")) or None
-        elif key == "eval_accuracy":
-            try:
-                accuracy = float(event.value)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise ParseError(path, f"eval_accuracy is not a number: {event.value!r}", line=event.line) from None
-            samples = event.metadata.get("epoch_num")
-            run.evals.append(EvalPoint(accuracy, int(samples) if samples is not None else None, event.time_ms))
-        elif key == "train_samples":
-            run.train_samples = int(event.value)  # type: ignore[arg-type]
+        _apply(run, event)
     if not seen_any:
         raise ParseError(path, "no MLLOG lines: not an MLPerf training log")
     if run.run_start_ms is None:
         raise ParseError(path, "no run_start event: the log is truncated or the run never started")
     if run.run_stop_ms is None:
         raise ParseError(path, "no run_stop event: the log is truncated or the run is still going")
+    if run.run_stop_ms < run.run_start_ms:
+        raise ParseError(
+            path, f"run_stop (time_ms {run.run_stop_ms:g}) comes before run_start (time_ms {run.run_start_ms:g})"
+        )
     run.summary = parse_summary_line(path, text)
     return run
+
+
+def _apply(run: TrainingRun, event: Event) -> None:
+    key, path = event.key, run.path
+    if key in _SUBMISSION:
+        value, before = str(event.value), getattr(run, _SUBMISSION[key])
+        if before is not None and before != value:
+            raise ParseError(path, f"{key} logged twice: {before!r} and {value!r}", line=event.line)
+        setattr(run, _SUBMISSION[key], value)
+    elif key in _PARAM_KEYS:
+        run.params[key] = event.value
+    elif key == "run_start" and run.run_start_ms is None:
+        run.run_start_ms = event.time_ms  # every rank logs it in some implementations; the first starts the clock
+    elif key == "run_stop":
+        status = str(event.metadata.get("status", "")) or None
+        if run.status is not None and status is not None and status != run.status:
+            raise ParseError(path, f"run_stop logged twice: status {run.status!r} and {status!r}", line=event.line)
+        run.run_stop_ms, run.status = event.time_ms, status or run.status
+    elif key == "eval_accuracy":
+        accuracy = _bounded(path, event, event.value, 0.0, 1.0, "eval_accuracy")
+        samples = event.metadata.get("epoch_num")
+        count = int(_bounded(path, event, samples, 0.0, None, "epoch_num")) if samples is not None else None
+        run.evals.append(EvalPoint(accuracy, count, event.time_ms))
+    elif key == "train_samples":
+        run.train_samples = int(_bounded(path, event, event.value, 0.0, None, "train_samples"))
+
+
+def _bounded(path: Path, event: Event, value: object, low: float, high: float | None, name: str) -> float:
+    try:
+        number = finite(value)
+    except ValueError as exc:
+        raise ParseError(path, f"{name}: {exc}", line=event.line) from None
+    if number < low or (high is not None and number > high):
+        span = f"{low:g} to {high:g}" if high is not None else f"{low:g} or more"
+        raise ParseError(path, f"{name} is {number:g}, outside {span}", line=event.line)
+    return number
 
 
 def parse_summary_line(path: Path | str, text: str) -> dict[str, float] | None:
@@ -162,8 +186,12 @@ def parse_summary_line(path: Path | str, text: str) -> dict[str, float] | None:
             raise ParseError(path, "malformed run summary line", line=number) from None
         if not isinstance(value, dict):
             raise ParseError(path, "run summary line is not a dict", line=number)
+        if not all(isinstance(k, str) and _NAME_RE.match(k) for k in value):
+            raise ParseError(path, "run summary line has a key that is not a plain name", line=number)
         try:
-            found = {str(k): float(v) for k, v in value.items()}
-        except (TypeError, ValueError):
-            raise ParseError(path, "run summary line holds a value that is not a number", line=number) from None
+            found = {k: finite(v) for k, v in value.items()}
+        except ValueError as exc:
+            raise ParseError(path, f"run summary line: {exc}", line=number) from None
+        if any(v < 0 for v in found.values()):
+            raise ParseError(path, "run summary line holds a negative time, rate or loss", line=number)
     return found
