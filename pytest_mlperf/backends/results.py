@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import Catalog, InferenceCase, TrainingCase, split_system_name
-from ..logs import ParseError
+from ..catalog import Catalog, InferenceCase, TrainingCase, TrainingConfig, split_system_name
+from ..logs import ParseError, read_head
 from ..logs.harness import parse_summary_json
 from ..logs.mllog import MARKER, iter_events
 from ..options import Options, flag
@@ -29,20 +30,15 @@ ACC_JSON = "accuracy_summary.json"
 
 def _logged_mode(folder: Path) -> str | None:
     """The test mode a LoadGen log folder holds, read cheaply (the full parse comes later)."""
-    detail = folder / "mlperf_log_detail.txt"
-    if detail.exists():
-        with detail.open(encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if '"effective_test_mode"' in line and MARKER in line:
-                    try:
-                        return str(json.loads(line.split(MARKER, 1)[1])["value"])
-                    except (ValueError, KeyError):
-                        return None
-    summary = folder / "mlperf_log_summary.txt"
-    if summary.exists():
-        for line in summary.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("Mode"):
-                return line.split(":", 1)[1].strip()
+    for line in read_head(folder / "mlperf_log_detail.txt", 1 << 20).splitlines():
+        if '"effective_test_mode"' in line and MARKER in line:
+            try:
+                return str(json.loads(line.split(MARKER, 1)[1])["value"])
+            except (ValueError, KeyError, TypeError):
+                return None
+    for line in read_head(folder / "mlperf_log_summary.txt", 64 * 1024).splitlines():
+        if line.startswith("Mode"):
+            return line.split(":", 1)[-1].strip()
     if (folder / "accuracy.txt").exists():
         return "AccuracyOnly"
     return None
@@ -70,6 +66,45 @@ def _message_for(benches: dict, benchmark: str):
     if benchmark in benches:
         return benches[benchmark]
     return benches.get(benchmark.split("-99")[0])
+
+
+@dataclass
+class Trial:
+    """A trial log found in the tree, and what its MLLOG lines say of it."""
+
+    path: Path
+    group: str  # the set it is scored with: its folder
+    recipe: tuple[int, int, int] | None  # global batch size, gradient accumulation steps, max steps
+    benchmark: str | None  # submission_benchmark
+    config: TrainingConfig | None = None
+
+
+_RECIPE_KEYS = ("global_batch_size", "gradient_accumulation_steps", "opt_learning_rate_training_steps")
+_TRAINING_KEYS = ('"submission_benchmark"', '"run_start"', '"init_start"')
+
+
+def _looks_like_training(path: Path) -> bool:
+    head = read_head(path)
+    return MARKER in head and any(key in head for key in _TRAINING_KEYS)
+
+
+def _log_facts(path: Path) -> tuple[tuple[int, int, int] | None, str | None]:
+    """(recipe, submission_benchmark) of a trial log, as far as it can be read (a broken log says nothing)."""
+    params: dict[str, object] = {}
+    benchmark = None
+    try:
+        for event in iter_events(path):
+            if event.key in _RECIPE_KEYS:
+                params[event.key] = event.value
+            elif event.key == "submission_benchmark":
+                benchmark = str(event.value)
+    except ParseError:
+        pass  # keep what the lines before the break said; judging the trial reports the break itself
+    try:
+        recipe = tuple(int(float(params[k])) for k in _RECIPE_KEYS) if len(params) == len(_RECIPE_KEYS) else None
+    except (TypeError, ValueError, OverflowError):
+        recipe = None
+    return recipe, benchmark  # type: ignore[return-value]
 
 
 class ResultsBackend(BackendBase):
@@ -110,12 +145,14 @@ class ResultsBackend(BackendBase):
         return sorted(cases.values(), key=lambda c: c.id)
 
     def _log_folders(self) -> list[Path]:
-        found = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        """Folders holding LoadGen logs, and folders that could not be listed: a case whose folder cannot be
+        read fails, saying so, rather than vanishing from the run."""
+        found: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(self.root, onerror=lambda exc: found.append(Path(exc.filename))):
             dirnames.sort()
             if any(name in filenames for name in LOG_FILES):
                 found.append(Path(dirpath))
-        return found
+        return sorted(set(found))
 
     def _case_from_folder(self, folder: Path) -> InferenceCase | None:
         run = "run_1"
@@ -157,7 +194,11 @@ class ResultsBackend(BackendBase):
         )
 
     def _harness_from_json(self, stamp_dir: Path, system_name: str, bench: str, scenario: str, mode: str) -> str | None:
-        messages = _harness_messages(stamp_dir, mode) if TIMESTAMP_RE.match(stamp_dir.name) else None
+        try:
+            messages = _harness_messages(stamp_dir, mode) if TIMESTAMP_RE.match(stamp_dir.name) else None
+        except ParseError as exc:  # said again, per case, when the case is judged
+            self.ignored.append(str(exc))
+            return None
         for config_name, benches in (messages or {}).items():
             if (
                 config_name.startswith(system_name + "-")
@@ -172,6 +213,9 @@ class ResultsBackend(BackendBase):
         if isinstance(case, TrainingCase):
             if case.source is None:
                 raise ResultMissing(self._training_missing(case))
+            if (case.recipe or "").startswith("not-bert-"):
+                benchmark = case.recipe.removeprefix("not-bert-")
+                raise ResultMissing(f"{case.source}: submission_benchmark {benchmark!r}: not a BERT trial")
             return Artifacts(case.source)
         if case.source is not None:
             return self._with_messages(case, case.source)
@@ -217,26 +261,35 @@ class ResultsBackend(BackendBase):
 
     # ---- training ---------------------------------------------------------------------------------------
     def trial_logs(self) -> list[Path]:
+        """result_<n>.txt files (NVIDIA's published naming) whatever they hold, and *.log files whose first
+        lines are an MLPerf training log's (a harness's run_harness.log in an inference tree is not a trial)."""
         found = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames.sort()
             for name in sorted(filenames):
-                if (name.startswith("result_") and name.endswith(".txt")) or name.endswith(".log"):
-                    found.append(Path(dirpath) / name)
+                path = Path(dirpath) / name
+                if (name.startswith("result_") and name.endswith(".txt")) or (
+                    name.endswith(".log") and _looks_like_training(path)
+                ):
+                    found.append(path)
         return found
 
-    def _recipe(self, path: Path) -> tuple[int, int, int] | None:
-        params: dict[str, object] = {}
-        wanted = ("global_batch_size", "gradient_accumulation_steps", "opt_learning_rate_training_steps")
-        try:
-            for event in iter_events(path):
-                if event.key in wanted:
-                    params[event.key] = event.value
-                if len(params) == len(wanted):
-                    return tuple(int(float(params[k])) for k in wanted)  # type: ignore[return-value]
-        except (ParseError, TypeError, ValueError):
-            return None
-        return None
+    def _trials(self) -> list[Trial]:
+        """Every trial log with what its MLLOG lines say; one that cannot be read stays, as a trial that will
+        fail, and takes the config its folder's other trials show (it belongs to their set)."""
+        trials = [Trial(path, self._set_name(path), *_log_facts(path)) for path in self.trial_logs()]
+        by_set: dict[str, list[Trial]] = {}
+        for trial in trials:
+            by_set.setdefault(trial.group, []).append(trial)
+        for members in by_set.values():
+            recipes = {t.recipe for t in members if t.recipe is not None and t.benchmark in (None, "bert")}
+            if len(recipes) == 1:
+                for trial in members:
+                    if trial.recipe is None and trial.benchmark in (None, "bert"):
+                        trial.recipe = next(iter(recipes))
+        for trial in trials:
+            trial.config = self.catalog.training_config_for(*trial.recipe) if trial.recipe else None
+        return trials
 
     def _trial_name(self, path: Path) -> str:
         rel = path.relative_to(self.root).with_suffix("")
@@ -248,33 +301,26 @@ class ResultsBackend(BackendBase):
         parent = self._trial_name(path).rpartition("/")[0]
         return parent or self.root.name
 
+    def _case(self, trial: Trial, base: TrainingCase | None = None) -> TrainingCase:
+        if trial.benchmark not in (None, "bert"):  # another benchmark's log: skipped, saying so, never scored
+            recipe, group = f"not-bert-{trial.benchmark}", None
+        else:
+            recipe, group = (f"gbs{trial.recipe[0]}" if trial.recipe else None), trial.group
+        case = base or TrainingCase(config=trial.config, target=self.catalog.training_target, recipe=recipe)
+        return case.with_(trial=self._trial_name(trial.path), source=trial.path, group=group)
+
     def _training_cases(self, catalog_cases: list[Case] | None) -> list[Case]:
-        trials = []
-        for path in self.trial_logs():
-            recipe = self._recipe(path)
-            config = self.catalog.training_config_for(*recipe) if recipe else None
-            trials.append((path, config, recipe))
+        trials = self._trials()
         if catalog_cases is None:
-            return [
-                TrainingCase(
-                    config=config,
-                    target=self.catalog.training_target,
-                    trial=self._trial_name(path),
-                    source=path,
-                    recipe=f"gbs{recipe[0]}" if recipe else None,
-                    group=self._set_name(path),
-                )
-                for path, config, recipe in trials
-            ]
+            return [self._case(trial) for trial in trials]
         out: list[Case] = []
         for case in catalog_cases:
             assert isinstance(case, TrainingCase)
-            matching = [path for path, config, _ in trials if case.config and config == case.config]
+            matching = [t for t in trials if case.config and t.config == case.config and t.benchmark in (None, "bert")]
             if not matching:
                 out.append(case)  # run() skips it, naming what it looked for
-            out += [
-                case.with_(trial=self._trial_name(path), source=path, group=self._set_name(path)) for path in matching
-            ]
+            out += [self._case(trial, case) for trial in matching]
+        out += [self._case(t) for t in trials if t.benchmark not in (None, "bert")]
         return out
 
     def _training_missing(self, case: TrainingCase) -> str:

@@ -6,7 +6,9 @@ A Case is one benchmark x scenario x mode (x harness) for one system, or one tra
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -15,6 +17,19 @@ from pathlib import Path
 MODES = ("AccuracyOnly", "PerformanceOnly")
 SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
 HARNESSES = ("custom", "lwis", "triton", "local")
+
+
+_UNSAFE_ID = re.compile(r"[^A-Za-z0-9._+@/=-]")
+
+
+def safe_id(text: str) -> str:
+    """A test id safe by construction (pytest-html renders ids as HTML, JUnit carries them as names): names
+    from the catalog pass as they are; a folder or file name with anything else is reduced to a safe set of
+    characters and made unique again with a digest of the original. The real path goes to the report's text."""
+    safe = _UNSAFE_ID.sub("_", text)
+    if safe != text or len(safe) > 160:
+        safe = f"{safe[:150]}~{hashlib.sha1(text.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+    return safe
 
 
 def marker_name(text: str) -> str:
@@ -59,6 +74,9 @@ class Benchmark:
     server_latency_ms: float | None
     title: str = ""
     stand_in: str | None = None  # "module:Class" of the local backend's stand-in model for it
+    dataset_size: int | None = None  # the sample count LoadGen's QSL reports for the MLPerf dataset
+    performance_sample_count: int | None = None  # NVIDIA's performance sample count for it
+    log_names: tuple[str, ...] = ()  # SUT and QSL names NVIDIA's harnesses log that name this model only
 
     @property
     def threshold(self) -> float:
@@ -174,7 +192,7 @@ class InferenceCase:
         if self.mode == "PerformanceOnly" and self.run != "run_1":
             parts.append(self.run)
         base = "-".join(parts)
-        return f"{self.system_name}/{base}" if self.qualify else base
+        return safe_id(f"{self.system_name}/{base}" if self.qualify else base)
 
     @property
     def markers(self) -> tuple[str, ...]:
@@ -214,13 +232,13 @@ class TrainingCase:
     @property
     def id(self) -> str:
         base = f"bert-{self.config_label}"
-        return f"{base}-{self.trial}" if self.trial else base
+        return safe_id(f"{base}-{self.trial}" if self.trial else base)
 
     @property
     def score_id(self) -> str:
         """The score test this trial counts towards: bert-<config>[-<set>]."""
         base = f"bert-{self.config_label}"
-        return f"{base}-{self.group}" if self.group and self.group != self.config_label else base
+        return safe_id(f"{base}-{self.group}" if self.group and self.group != self.config_label else base)
 
     @property
     def markers(self) -> tuple[str, ...]:
@@ -249,7 +267,7 @@ class ScoreCase:
 def score_cases(trials: list[TrainingCase]) -> list[ScoreCase]:
     groups: dict[str, list[TrainingCase]] = {}
     for case in trials:
-        if case.trial is not None:
+        if case.trial is not None and case.group is not None:  # a trial outside any set is never scored
             groups.setdefault(case.score_id, []).append(case)
     return [
         ScoreCase(id=key, trials=tuple(c.id for c in members), config=members[0].config, target=members[0].target)
@@ -407,7 +425,10 @@ def load() -> Catalog:
         )
         for sku, s in inf["systems"].items()
     }
-    benchmarks = {name: Benchmark(name=name, **b) for name, b in inf["benchmarks"].items()}
+    benchmarks = {
+        name: Benchmark(name=name, **{**b, "log_names": tuple(b.get("log_names", ()))})
+        for name, b in inf["benchmarks"].items()
+    }
     scenarios = {name: Scenario(name=name, **s) for name, s in inf["scenarios"].items()}
     assert tuple(inf["modes"]) == MODES, "the catalog's modes are MLPerf's two"
     configs = {name: TrainingConfig(name=name, **c) for name, c in tra["configs"].items()}

@@ -11,6 +11,7 @@ from ..logs import ParseError
 from ..logs.accuracy import parse_accuracy
 from ..logs.loadgen import parse_detail, parse_summary
 from ..logs.mllog import parse_training_log
+from .identity import check_accuracy_kind, check_identity
 from .metrics import Metric, accuracy_metrics, performance_metrics, training_metrics
 from .verdict import (
     TrialOutcome,
@@ -39,21 +40,30 @@ class CaseResult:
         return f"CaseResult({self.case_id!r}, {self.verdict.label})"
 
 
+def _present(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError as exc:  # the folder itself cannot be searched
+        raise ParseError(path.parent, f"cannot read the folder: {exc.strerror or exc}") from None
+
+
 def evaluate_inference(case: InferenceCase, artifacts: Artifacts) -> CaseResult:
     folder = artifacts.path
     summary_path, detail_path = folder / SUMMARY, folder / DETAIL
-    if not summary_path.exists() and not detail_path.exists():
+    if not _present(summary_path) and not _present(detail_path):
         raise ParseError(folder, f"neither {SUMMARY} nor {DETAIL} is there")
-    summary = parse_summary(summary_path) if summary_path.exists() else None
-    detail = parse_detail(detail_path) if detail_path.exists() else None
-    files = [p for p in (summary_path, detail_path) if p.exists()]
+    summary = parse_summary(summary_path) if _present(summary_path) else None
+    detail = parse_detail(detail_path) if _present(detail_path) else None
+    files = [p for p in (summary_path, detail_path) if _present(p)]
     logged_mode = detail.mode if detail is not None else (summary.mode if summary and summary.mode else None)
     if logged_mode and logged_mode != case.mode:
         raise ParseError(folder, f"the logs are from a {logged_mode} run, the case asks for {case.mode}")
+    check_identity(case, folder, summary, detail)
     info = {"system_name": case.system_name, "config_name": case.config_name, "folder": str(folder)}
     if case.mode == "AccuracyOnly":
         accuracy_path = folder / ACCURACY
         result = parse_accuracy(accuracy_path)
+        check_accuracy_kind(case, result)
         files.append(accuracy_path)
         verdict = accuracy_verdict(result, case.benchmark, artifacts.harness_accuracy)
         metrics = accuracy_metrics(case.config_name, result, case.benchmark.threshold, verdict)

@@ -135,6 +135,7 @@ class TrialOutcome:
     converged: bool
     minutes: float | None
     reason: str = ""
+    skipped: bool = False  # its test was skipped (nothing to judge): a score of it is skipped too
 
 
 RUNS_FOR_A_SCORE = 10  # MLPerf Training BERT: 10 runs, fastest and slowest dropped
