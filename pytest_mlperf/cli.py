@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import catalog
-from .backends import ResultMissing
+from .backends import BackendUnavailable, ResultMissing
 from .backends.results import ResultsBackend
 from .gate import baseline
 from .judge.evaluate import evaluate
 from .judge.metrics import training_metrics
 from .judge.verdict import training_verdict
-from .logs import ParseError
+from .logs import ParseError, finite
 from .logs.accuracy import parse_accuracy
 from .logs.harness import parse_stdout, parse_summary_json
 from .logs.loadgen import parse_detail, parse_summary
@@ -84,7 +84,8 @@ def file_metrics(path: Path) -> Iterator[dict]:
             yield _line(metric.name, metric.value, metric.unit, **source)
 
 
-def folder_metrics(path: Path) -> Iterator[dict]:
+def folder_metrics(path: Path, errors: list[str]) -> Iterator[dict]:
+    """Metrics of every case a results folder holds; a case that cannot be judged is noted and skipped."""
     backend = ResultsBackend(path, catalog.load())
     cases = backend.cases("inference", None) + backend.cases("training", None)
     for case in cases:
@@ -92,22 +93,26 @@ def folder_metrics(path: Path) -> Iterator[dict]:
             result = evaluate(case, backend.run(case, path))
         except ResultMissing:
             continue
+        except ParseError as exc:
+            errors.append(f"{case.id}: {exc}")
+            continue
         for metric in result.metrics:
             yield _line(metric.name, metric.value, metric.unit, case=case.id, verdict=result.verdict.label)
 
 
 def cmd_metrics(args) -> int:
-    status = 0
+    errors: list[str] = []
     for raw in args.paths:
         path = Path(raw)
         try:
-            rows = folder_metrics(path) if path.is_dir() else file_metrics(path)
+            rows = folder_metrics(path, errors) if path.is_dir() else file_metrics(path)
             for row in rows:
-                print(json.dumps(row))
-        except ParseError as exc:
-            print(f"pytest-mlperf metrics: {exc}", file=sys.stderr)
-            status = 2
-    return status
+                print(json.dumps(row, allow_nan=False))
+        except (ParseError, BackendUnavailable) as exc:
+            errors.append(str(exc))
+    for error in errors:
+        print(f"pytest-mlperf metrics: {error}", file=sys.stderr)
+    return 2 if errors else 0
 
 
 def cmd_gpus(args) -> int:
@@ -169,15 +174,22 @@ def cmd_compare(args) -> int:
 def cmd_merge(args) -> int:
     from .gate import fleet
 
-    try:
-        nodes, rows = fleet.merge([Path(p) for p in args.runs], args.spread)
-    except baseline.BaselineError as exc:
-        print(f"pytest-mlperf merge: {exc}", file=sys.stderr)
-        return 2
-    lines, slow = fleet.format_fleet(nodes, rows, args.spread)
-    for line in lines:
+    nodes, rows, bad = fleet.merge([Path(p) for p in args.runs], args.spread)
+    lines, slow = fleet.format_fleet(nodes, rows, args.spread) if rows or not bad else ([], [])
+    for line in lines + bad:
         print(line)
-    return 1 if slow else 0
+    return 1 if slow or bad else 0
+
+
+def spread(text: str) -> float:
+    """--spread: how far behind the fleet median a node may be, a fraction between 0 and 1."""
+    try:
+        value = finite(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a fraction above 0 and below 1 (0.05 is 5%)")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     compare.set_defaults(func=cmd_compare)
     merge = sub.add_parser("merge", help="join several nodes' results JSON files into a fleet table")
     merge.add_argument("runs", nargs="+", metavar="RUN.json")
-    merge.add_argument("--spread", type=float, default=0.05, help="mark nodes this fraction behind the median")
+    merge.add_argument("--spread", type=spread, default=0.05, help="mark nodes this fraction behind the median")
     merge.set_defaults(func=cmd_merge)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `pytest-mlperf metrics ... | head` ends quietly

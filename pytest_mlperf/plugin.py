@@ -8,7 +8,7 @@ import pytest
 from . import catalog, options
 from .machine import gpu
 from .report.junit import suite_properties
-from .runner import Runner, record_for_report
+from .runner import Runner, case_of, record_for_report, settle_trial
 from .session import MlperfSession
 
 SESSION_KEY = pytest.StashKey[MlperfSession]()
@@ -64,6 +64,7 @@ def pytest_configure_node(node) -> None:
     session = _session(node.config)
     if session is not None:
         node.workerinput["mlperf_header"] = session.header
+        node.workerinput["mlperf_trials"] = str(session.trial_store.folder)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -129,6 +130,13 @@ def _params(metafunc: pytest.Metafunc, argname: str) -> list:
     return params
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    mlperf = _session(config)
+    if mlperf is not None:
+        mlperf.selected_trials = {case.id for case in map(case_of, items) if getattr(case, "trial", None)}
+
+
 @pytest.fixture
 def mlperf_case(request: pytest.FixtureRequest):
     """The case (catalog.InferenceCase or catalog.TrainingCase) this test judges."""
@@ -188,7 +196,10 @@ def mlperf_score(request: pytest.FixtureRequest, mlperf_session: MlperfSession):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     session = _session(item.config)
-    if session is None or (report.when != "call" and not (report.when == "setup" and report.skipped)):
+    if session is None:
+        return report
+    settle_trial(item, report, session)
+    if report.when != "call" and not (report.when == "setup" and report.skipped):
         return report
     record = record_for_report(item, report, session)
     if record is None:
@@ -208,8 +219,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if mlperf is None:
         return
     mlperf.close_backends()  # runs on a normal end, after failures and after Ctrl-C
-    if not hasattr(session.config, "workerinput"):
-        mlperf.reporter.write(mlperf.options.json, mlperf.baseline_path())
+    if hasattr(session.config, "workerinput"):
+        return
+    stopped = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+    complete = not (stopped or session.shouldstop or session.shouldfail)
+    save = mlperf.baseline_path_of(mlperf.options.save) if mlperf.options.save else None
+    if save is not None and not complete:  # a stopped run never replaces a full baseline
+        save = save.with_name(f"{save.stem}.partial.json")
+    mlperf.reporter.write(mlperf.options.json, save, partial=not complete)
+    if mlperf.reporter.nothing_judged() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a gate that checked nothing must not pass
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -3,20 +3,24 @@ hold it to the gate, and record it for every report."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from . import catalog
 from .backends import BackendUnavailable, ResultMissing, RunFailed
 from .gate import compliance
 from .judge.evaluate import CaseResult, evaluate, evaluate_score, trial_outcome
-from .logs import ParseError
+from .judge.verdict import TrialOutcome
+from .logs import ParseError, clean
 from .machine import telemetry
 from .machine.containers import ContainerError
 from .report.junit import case_properties
-from .report.records import CaseRecord
+from .report.records import TEXT_LIMIT, CaseRecord
 from .session import MlperfSession
 
 RECORD_KEY = pytest.StashKey[CaseRecord]()
+FAILURE_LIMIT = 4000  # characters of a failure message (a step's last lines, say) a test report carries
 
 
 class Runner:
@@ -41,10 +45,12 @@ class Runner:
             self.trial(case, None, failure.splitlines()[0])
             pytest.fail(failure, pytrace=False)
         try:
-            result = evaluate(case, artifacts)
+            result, unjudged = evaluate(case, artifacts), None
         except ParseError as exc:
-            self.trial(case, None, str(exc))
-            pytest.fail(f"cannot judge {case.id}: {exc}", pytrace=False)
+            result, unjudged = None, str(exc)
+        if unjudged is not None:  # said outside the except block: the message alone, no chained traceback
+            self.trial(case, None, unjudged)
+            pytest.fail(f"cannot judge {case.id}: {unjudged}", pytrace=False)
         self.trial(case, result)
         extras = {}
         if isinstance(case, catalog.TrainingCase) and session.compliance:
@@ -67,42 +73,53 @@ class Runner:
             return backend.run(case, self.request.getfixturevalue("tmp_path")), None
         except ResultMissing as exc:
             pytest.skip(str(exc))
-        except (RunFailed, ContainerError, BackendUnavailable) as exc:
-            return None, str(exc)
+        except (RunFailed, ContainerError, BackendUnavailable, ParseError) as exc:
+            return None, clean(str(exc), FAILURE_LIMIT)
 
     def trial(self, case, result: CaseResult | None, failure: str = "") -> None:
-        """What a training trial adds to its config's score; a trial that could not be judged counts as failed."""
+        """What a training trial adds to its config's score, kept here and in the store every worker reads; a
+        trial that could not be judged counts as failed."""
         if isinstance(case, catalog.TrainingCase) and case.trial is not None:
-            self.session.trials[case.id] = trial_outcome(case.id, result, failure)
+            outcome = trial_outcome(case.id, result, failure)
+            self.session.trials[case.id] = outcome
+            self.session.trial_store.put(outcome)
 
     # ---- a score test -------------------------------------------------------------------------------------
     def score(self, case: catalog.ScoreCase) -> CaseResult:
         """Score a set of trials judged earlier in this session (MLPerf's olympic mean) and attach the metrics."""
         session = self.session
-        missing = [trial for trial in case.trials if trial not in session.trials]
-        if missing and hasattr(self.request.config, "workerinput"):
-            # Another worker may be running them: judging them here too could run a trial twice.
-            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-            pytest.skip(
-                f"the score of {case.id} needs its {len(case.trials)} trial(s) judged on this xdist worker; not "
-                f"here: {shown} (run with --dist loadgroup to keep a config's trials and score together)"
-            )
-        by_id = {c.id: c for c in session.cases("training")} if missing else {}
-        for trial in missing:  # deselected (e.g. -m score): judge them now, as their own tests would have
-            self.judge_quietly(by_id[trial])
+        by_id = {c.id: c for c in session.cases("training")}
+        for trial in (t for t in case.trials if t not in session.trials):
+            session.trials[trial] = self._outcome_of(by_id[trial])
+        skipped = next((session.trials[t] for t in case.trials if session.trials[t].skipped), None)
+        if skipped is not None:
+            pytest.skip(f"trial {skipped.id} was skipped: {skipped.reason}")
         result = evaluate_score(case, [session.trials[trial] for trial in case.trials])
         self.record(case, result)
         return result
 
-    def judge_quietly(self, case) -> None:
+    def _outcome_of(self, case) -> TrialOutcome:
+        """A trial this process has not judged: what its own test wrote (under pytest-xdist another worker may
+        be running it: wait for it), or, when no test of this run judges it (deselected: -m score), judge it
+        here as its own test would."""
+        session = self.session
+        found = session.trial_store.get(case.id)
+        if found is None and case.id in session.selected_trials and hasattr(self.request.config, "workerinput"):
+            timeout = trial_wait_seconds(case)
+            found = session.trial_store.wait(case.id, timeout)
+            if found is None:
+                found = TrialOutcome(case.id, False, None, f"its test reported nothing within {timeout:.0f} s")
+        if found is not None:
+            return found
         artifacts, failure = self.execute(case)
         if failure is not None:
             self.trial(case, None, failure.splitlines()[0])
-            return
-        try:
-            self.trial(case, evaluate(case, artifacts))
-        except ParseError as exc:
-            self.trial(case, None, str(exc))
+        else:
+            try:
+                self.trial(case, evaluate(case, artifacts))
+            except ParseError as exc:
+                self.trial(case, None, str(exc))
+        return session.trials[case.id]
 
     # ---- the record and the gate -----------------------------------------------------------------------
     def record(self, case, result: CaseResult, **extras) -> None:
@@ -114,6 +131,9 @@ class Runner:
         check = gate.compare(case.id, result.verdict.label, metrics)
         config = self.request.config
         config.hook.pytest_mlperf_result(config=config, case=case, result=result)
+        bad = [m for m in result.metrics if not isinstance(m.value, int | float) or not math.isfinite(m.value)]
+        if bad:  # a parser lets none through; a hook's or a backend's own figure is held to the same rule
+            pytest.fail(f"{case.id}: metric {bad[0].name} is {bad[0].value!r}, not a finite number", pytrace=False)
         backend = self.session.backend_for(case).name
         record = CaseRecord.judged(case.id, result, backend, baseline=check.to_dict() if check else None, **extras)
         if published is not None:
@@ -128,17 +148,45 @@ class Runner:
 def record_for_report(item: pytest.Item, report: pytest.TestReport, session: MlperfSession) -> CaseRecord | None:
     """The record of an mlperf test's report: the runner's, or, for a test that ended without a result (skipped,
     failed before judging), one saying how it ended."""
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    case = params.get("mlperf_case") or params.get("mlperf_score_case")
+    case = case_of(item)
     names = getattr(item, "fixturenames", ())
     if case is None and "mlperf_case" not in names and "mlperf_score_case" not in names:
         return None
     record = item.stash.get(RECORD_KEY, None)
     if record is not None:
         return record.ended(item.nodeid, report.outcome)
-    reason = ""
-    if report.longrepr is not None:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr).splitlines()[-1]
-        reason = reason.removeprefix("Skipped: ")
+    reason = why_ended(report)
     backend = session.backend_for(case) if case is not None else session.backends["inference"]
     return CaseRecord(case.id if case is not None else item.name, item.nodeid, report.outcome, backend.name, reason)
+
+
+def case_of(item: pytest.Item):
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return params.get("mlperf_case") or params.get("mlperf_score_case")
+
+
+def why_ended(report: pytest.TestReport) -> str:
+    if report.longrepr is None:
+        return ""
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr).splitlines()[-1]
+    return clean(reason.removeprefix("Skipped: "), TEXT_LIMIT)
+
+
+def settle_trial(item: pytest.Item, report: pytest.TestReport, session: MlperfSession) -> None:
+    """A trial test that ended without judging its trial (skipped, or failed in set-up) still tells the scores
+    how it ended, wherever they run."""
+    case = case_of(item)
+    if not isinstance(case, catalog.TrainingCase) or case.trial is None or case.id in session.trials:
+        return
+    if report.when == "teardown" or (report.when == "setup" and report.passed):
+        return
+    outcome = TrialOutcome(case.id, False, None, why_ended(report) or report.outcome, skipped=report.skipped)
+    session.trials[case.id] = outcome
+    session.trial_store.put(outcome)
+
+
+def trial_wait_seconds(case) -> float:
+    """How long a score waits for a trial another worker runs: twice the config's wall time (NVIDIA's), or ten
+    minutes for a replayed or local trial."""
+    walltime = case.config.walltime_min * 60 if case.config is not None else 0
+    return max(600.0, 2.0 * walltime)

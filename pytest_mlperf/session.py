@@ -23,6 +23,7 @@ from .judge.verdict import TrialOutcome
 from .machine import gpu
 from .options import Options, flag
 from .report.reporter import Reporter
+from .report.trials import TrialStore
 
 KINDS = ("inference", "training")
 
@@ -36,6 +37,7 @@ class MlperfSession:
         self.detected: gpu.Inventory | None = None  # what --sku auto matched against
         self.system = self._resolve_system(controller_header)
         self._check_training_options()
+        self._check_output_paths()
         self.compliance = self._compliance()
         self.backends: dict[str, BackendBase] = {}
         self.reasons: dict[str, str] = {}
@@ -44,6 +46,9 @@ class MlperfSession:
         self.telemetry_on = options.telemetry_interval > 0 and "gpu_count" in self.header["fingerprint"]
         self.reporter = Reporter(self.header, self._gate())
         self.trials: dict[str, TrialOutcome] = {}  # trial case id -> what it adds to its config's score
+        shared = getattr(config, "workerinput", {}).get("mlperf_trials")  # the controller's, under xdist
+        self.trial_store = TrialStore(Path(shared) if shared else self._trials_folder)
+        self.selected_trials: set[str] = set()  # the trials some test of this run judges (after -m, -k)
         self._cases: dict[str, list] = {}
         self._cleanup = Cleanup(self.close_backends)
         if any(type(b).close is not BackendBase.close for b in self.backends.values()):
@@ -97,6 +102,30 @@ class MlperfSession:
             except catalog.CatalogError as exc:
                 raise pytest.UsageError(f"{flag('training_config')}: {exc}") from None
 
+    def _check_output_paths(self) -> None:
+        """Files the run writes at its end are checked at its start, not found unwritable after an hour."""
+        wanted = [("json", self.options.json, False), ("output", self.options.output, True)]
+        if self.options.save:
+            wanted.append(("save", self.baseline_path_of(self.options.save), False))
+        for field, path, folder in wanted:
+            if path is None:
+                continue
+            if path.exists() and path.is_dir() != folder:
+                raise pytest.UsageError(f"{flag(field)} {path}: is {'not ' if folder else ''}a directory")
+            parent = path if folder and path.exists() else path.parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise pytest.UsageError(f"{flag(field)} {path}: cannot create {parent} ({exc.strerror})") from None
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise pytest.UsageError(f"{flag(field)} {path}: {parent} is not writable")
+
+    def baseline_path_of(self, name: str) -> Path:
+        try:
+            return baseline.baseline_path(name, self.options.baseline_dir)
+        except baseline.BaselineError as exc:
+            raise pytest.UsageError(f"{flag('save')} {exc}") from None
+
     def _compliance(self) -> bool:
         choice = self.options.compliance
         if choice == "on" and not compliance.installed():
@@ -144,6 +173,9 @@ class MlperfSession:
             return self.options.output.resolve()
         # The tmp_path plugin's factory (what the tmp_path_factory fixture returns); asked only when a run writes.
         return self.config._tmp_path_factory.getbasetemp() / "mlperf-results"
+
+    def _trials_folder(self) -> Path:
+        return self.config._tmp_path_factory.getbasetemp() / "mlperf-trials"
 
     def _user_model(self, case):
         return self.config.hook.pytest_mlperf_make_sut(config=self.config, case=case)
@@ -203,11 +235,6 @@ class MlperfSession:
         gate.min_published = opts.min_published
         gate.min_published_source = f"{flag('min_published')} {opts.min_published:g}" if opts.min_published else ""
         try:
-            if opts.save:
-                baseline.baseline_path(opts.save, opts.baseline_dir)
-        except baseline.BaselineError as exc:
-            raise pytest.UsageError(f"{flag('save')} {exc}") from None
-        try:
             if opts.baseline:
                 gate.baseline = baseline.load(opts.baseline, opts.baseline_dir)
                 baseline.check_compatible(gate.baseline, self.header)
@@ -216,9 +243,6 @@ class MlperfSession:
         if gate.rules and gate.baseline is None:
             raise pytest.UsageError(f"{flag('fail_on')} needs {flag('baseline')} NAME|FILE to compare with")
         return gate
-
-    def baseline_path(self) -> Path | None:
-        return baseline.baseline_path(self.options.save, self.options.baseline_dir) if self.options.save else None
 
     # ---- the end ----------------------------------------------------------------------------------------
     def close_backends(self) -> None:
@@ -271,7 +295,7 @@ def guard_rootdir(config: pytest.Config, tree: Path) -> None:
     two_words = flag("results") in words and config.args_source != pytest.Config.ArgsSource.ARGS
     try:
         inside = config.rootpath.resolve().is_relative_to(tree.resolve())
-    except OSError:
+    except (OSError, RuntimeError):  # a symlink loop: no rootdir is inside it, and the backend says what it is
         inside = False
     if two_words or inside:
         why = (

@@ -5,12 +5,12 @@ direction; VALID -> INVALID and PASS -> FAIL are regressions whatever the gate s
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..judge.metrics import metric_class
+from ..logs import ParseError, finite, read_text, strict_json
 
 CLASSES = ("throughput", "latency", "accuracy", "time")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -197,13 +197,55 @@ def load(name_or_file: str, directory: Path) -> Baseline:
             + (f"; saved baselines in {directory}: {', '.join(known)}" if known else "")
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        data = strict_json(read_text(path))
+    except (ParseError, ValueError) as exc:
         raise BaselineError(f"{path}: not a pytest-mlperf results file ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise BaselineError(f"{path}: not a pytest-mlperf results file (no 'results' list)")
-    records = {r["id"]: r for r in data["results"] if isinstance(r, dict) and "id" in r}
+    for key in ("catalog", "sku"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise BaselineError(f"{path}: {key} is {data[key]!r}, not a name")
+    if not isinstance(data.get("fingerprint") or {}, dict):
+        raise BaselineError(f"{path}: fingerprint is not an object")
+    records: dict[str, dict] = {}
+    for index, record in enumerate(data["results"]):
+        _check_record(path, f"results[{index}]", record, records)
+        records[record["id"]] = record
     return Baseline(path.stem, path, {k: v for k, v in data.items() if k != "results"}, records)
+
+
+def _check_record(path: Path, where: str, record: object, seen: dict) -> None:
+    """A baseline's record as a gate needs it, or a BaselineError naming the field that is not."""
+    if not isinstance(record, dict):
+        raise BaselineError(f"{path}: {where} is not an object")
+    case = record.get("id")
+    if not isinstance(case, str) or not case:
+        raise BaselineError(f"{path}: {where}.id is {case!r}, not a case id")
+    if case in seen:
+        raise BaselineError(f"{path}: {where}.id {case!r} appears twice")
+    if record.get("verdict") is not None and not isinstance(record["verdict"], str):
+        raise BaselineError(f"{path}: {where}.verdict is {record['verdict']!r}, not a verdict")
+    metrics = record.get("metrics", [])
+    if not isinstance(metrics, list):
+        raise BaselineError(f"{path}: {where}.metrics is not a list")
+    for number, metric in enumerate(metrics):
+        _check_metric(path, f"{where}.metrics[{number}]", metric)
+
+
+def _check_metric(path: Path, where: str, metric: object) -> None:
+    if not isinstance(metric, dict) or not isinstance(metric.get("name"), str):
+        raise BaselineError(f"{path}: {where} has no name")
+    name = metric["name"]
+    try:
+        value = finite(metric.get("value"))
+    except ValueError as exc:
+        raise BaselineError(f"{path}: {where}.value ({name}): {exc}") from None
+    if metric.get("higher_is_better") not in (True, False, None) or not isinstance(metric.get("unit", ""), str):
+        raise BaselineError(f"{path}: {where} ({name}): higher_is_better must be true, false or null, unit a text")
+    if metric_class(metric) is not None and value <= 0:
+        raise BaselineError(
+            f"{path}: {where}.value ({name}) is {value:g}: a change from it cannot be measured, so it cannot gate"
+        )
 
 
 def check_compatible(baseline: Baseline, header: dict) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..judge.metrics import headline
-from .baseline import load
+from .baseline import BaselineError, load
 
 
 @dataclass
@@ -29,8 +29,17 @@ def node_names(paths: list[Path], headers: list[dict]) -> list[str]:
     return [p.stem for p in paths]  # several files from one host (or unnamed): the file names tell them apart
 
 
-def merge(paths: list[Path], spread: float) -> tuple[list[str], list[FleetRow]]:
-    loaded = [load(str(p), p.parent) for p in paths]
+def merge(paths: list[Path], spread: float) -> tuple[list[str], list[FleetRow], list[str]]:
+    """The fleet table over the nodes whose files are sound, and a line for each node whose file is not (its
+    figures never reach the median)."""
+    loaded, bad = [], []
+    for path in paths:
+        try:
+            loaded.append((path, load(str(path), path.parent)))
+        except BaselineError as exc:
+            bad.append(f"BAD NODE {path}: {exc}")
+    paths = [path for path, _ in loaded]
+    loaded = [run for _, run in loaded]
     nodes = node_names(paths, [b.header for b in loaded])
     cases: dict[str, dict[str, dict]] = {}
     for node, run in zip(nodes, loaded, strict=True):
@@ -54,7 +63,7 @@ def merge(paths: list[Path], spread: float) -> tuple[list[str], list[FleetRow]]:
                 if worse > spread:
                     row.behind[node] = worse
         rows.append(row)
-    return nodes, rows
+    return nodes, rows, bad
 
 
 def format_fleet(nodes: list[str], rows: list[FleetRow], spread: float) -> tuple[list[str], list[str]]:

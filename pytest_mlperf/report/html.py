@@ -188,4 +188,8 @@ class HtmlReport:
         extra = ""
         if reporter.gate.baseline is not None:
             extra = fingerprint_changes_html(reporter.gate.baseline.name, *reporter.fingerprint_changes())
+            extra += "".join(
+                f"<p class='mlperf-warning' style='color:#b00'><b>{escape(line)}</b></p>"
+                for line in reporter.unmatched_lines()
+            )
         postfix.append(summary_table(reporter.records, reporter.header, extra))

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
+from ..logs import clean
 from .records import CaseRecord
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.:/%@+-]")
+VALUE_LIMIT = 2000
 
 
 def case_properties(record: CaseRecord) -> list[tuple[str, str]]:
@@ -17,7 +23,7 @@ def case_properties(record: CaseRecord) -> list[tuple[str, str]]:
         props.append(("mlperf:baseline", record.baseline["name"]))
         props.append(("mlperf:regressions", "; ".join(record.regressions) or "none"))
     props += [(m["name"], _number(m["value"])) for m in record.metrics]
-    return props
+    return [_safe(name, value) for name, value in props]
 
 
 def suite_properties(header: dict) -> list[tuple[str, str]]:
@@ -27,7 +33,13 @@ def suite_properties(header: dict) -> list[tuple[str, str]]:
             props += [(f"mlperf:fingerprint.{f}", str(v)) for f, v in (value or {}).items() if v is not None]
         elif value is not None:
             props.append((f"mlperf:{key}", str(value)))
-    return props
+    return [_safe(name, value) for name, value in props]
+
+
+def _safe(name: str, value: object) -> tuple[str, str]:
+    """pytest escapes a property's value, not its name: a name keeps a plain set of characters (a control
+    character in one made the XML unreadable), and a value is cleaned and capped."""
+    return _UNSAFE_NAME.sub("_", str(name))[:200], clean(str(value), VALUE_LIMIT)
 
 
 def _number(value: float) -> str:

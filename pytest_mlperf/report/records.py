@@ -4,14 +4,30 @@ compliance checker found. Every report (JUnit, HTML, JSON, terminal, baseline) i
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..judge.evaluate import CaseResult
 from ..judge.metrics import headline
+from ..logs import clean
 
 # Kept inside "info" in the JSON file, where the files have always had them.
 EXTRAS = ("baseline", "gate", "telemetry", "throttled", "compliance")
+TEXT_LIMIT = 4000  # characters of any text a record carries (a reason, a value from a log); the rest is cut
+
+
+def capped(value):
+    """What a report may echo of a value: strings cleaned of control characters and escapes and capped,
+    in lists and dicts too."""
+    if isinstance(value, str):
+        return clean(value, TEXT_LIMIT)
+    if isinstance(value, list | tuple):
+        return [capped(v) for v in value]
+    if isinstance(value, dict):
+        return {clean(str(k), 200): capped(v) for k, v in value.items()}
+    return value
 
 
 @dataclass
@@ -38,14 +54,14 @@ class CaseRecord:
         return cls(
             id=case_id,
             backend=backend,
-            reason=result.verdict.reason,
+            reason=clean(result.verdict.reason, TEXT_LIMIT),
             kind=result.kind,
             verdict=result.verdict.label,
             ok=result.verdict.ok,
             metrics=[m.to_dict() for m in result.metrics],
             artifacts=[str(p) for p in result.artifacts],
-            info=dict(result.info),
-            **extras,
+            info=capped(dict(result.info)),
+            **{key: capped(value) for key, value in extras.items()},
         )
 
     def ended(self, nodeid: str, outcome: str) -> CaseRecord:
@@ -97,9 +113,16 @@ class CaseRecord:
 
 
 def write_json(path: Path, payload: dict) -> Path:
-    """Write a JSON file whole or not at all (a reader never sees half of it)."""
+    """Write a strict JSON file (no NaN or Infinity) whole or not at all: a temporary file of its own beside
+    it, renamed over it, so a reader never sees half of it and two writers never share a temporary name."""
+    text = json.dumps(payload, indent=2, allow_nan=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path

@@ -16,6 +16,7 @@ class Reporter:
         self.gate = gate
         self.records: list[CaseRecord] = []
         self.saved: Path | None = None  # where the baseline went, once saved
+        self.partial = False  # the run stopped early: a baseline goes under NAME.partial
 
     def add(self, record: CaseRecord) -> None:
         self.records.append(record)
@@ -29,11 +30,25 @@ class Reporter:
     def payload(self) -> dict:
         return {**self.header, "results": [record.to_dict() for record in self.records]}
 
-    def write(self, json_path: Path | None, baseline_path: Path | None) -> None:
+    def write(self, json_path: Path | None, baseline_path: Path | None, partial: bool = False) -> None:
+        self.partial = partial
         if json_path is not None:
             write_json(json_path, self.payload())
         if baseline_path is not None:
             self.saved = write_json(baseline_path, self.payload())
+
+    def nothing_judged(self) -> bool:
+        """MLPerf tests ran, and not one of them came to a verdict (all skipped: nothing found, nothing run)."""
+        return bool(self.records) and not any(record.verdict for record in self.records)
+
+    def unmatched(self) -> tuple[list[str], list[str]]:
+        """This run's cases the baseline has no record of, and the baseline's cases this run did not judge."""
+        baseline = self.gate.baseline
+        if baseline is None:
+            return [], []
+        missing = [r.id for r in self.records if r.baseline and r.baseline.get("missing")]
+        judged = {r.id for r in self.records}
+        return missing, [case for case in baseline.records if case not in judged]
 
     def fingerprint_changes(self) -> tuple[list, list[str]]:
         return self.gate.fingerprint_changes(self.header.get("fingerprint") or {})
@@ -48,7 +63,21 @@ class Reporter:
 
     def baseline_lines(self) -> list[str]:
         comps = [Comparison.from_dict(r.baseline) for r in self.records if r.baseline and not r.baseline.get("missing")]
-        return format_comparison(comps, *self.fingerprint_changes())
+        return format_comparison(comps, *self.fingerprint_changes()) + self.unmatched_lines()
+
+    def unmatched_lines(self) -> list[str]:
+        missing, unrun = self.unmatched()
+        name = self.gate.baseline.name if self.gate.baseline else ""
+        lines = []
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            lines.append(
+                f"WARNING: {len(missing)} of {len(self.records)} cases are not in baseline {name}: nothing gates them "
+                f"({shown})"
+            )
+        if unrun:
+            lines.append(f"WARNING: {len(unrun)} of baseline {name}'s cases were not judged in this run")
+        return lines
 
     def terminal_summary(self, terminalreporter, json_path: Path | None) -> None:
         if not self.records:
@@ -64,4 +93,14 @@ class Reporter:
         if json_path is not None:
             terminalreporter.write_line(f"results JSON: {json_path}")
         if self.saved is not None:
-            terminalreporter.write_line(f"baseline saved: {self.saved}")
+            state = (
+                " (the run stopped early: saved as partial, the named baseline is untouched)" if self.partial else ""
+            )
+            terminalreporter.write_line(f"baseline saved: {self.saved}{state}", red=self.partial)
+        if self.nothing_judged():
+            reasons = sorted({record.reason for record in self.records if record.reason})
+            terminalreporter.write_line(
+                f"MLPerf: none of the {len(self.records)} cases came to a verdict, so this run fails: "
+                + " | ".join(reasons[:3]),
+                red=True,
+            )
