@@ -1,0 +1,174 @@
+"""What the parser fuzzing shares (tests/test_fuzz.py runs a few examples, benchmarks/fuzz_parsers.py thousands):
+seeds from the published fixtures, their mutations, and the check every outcome must pass.
+
+An input gives either a record whose every number is finite and in its domain, or a ParseError; never another
+exception.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import math
+import re
+import time
+from pathlib import Path
+
+from hypothesis import strategies as st
+
+from pytest_mlperf.catalog import load
+from pytest_mlperf.judge.evaluate import evaluate
+from pytest_mlperf.logs import ParseError
+from pytest_mlperf.logs.accuracy import parse_accuracy
+from pytest_mlperf.logs.harness import parse_stdout, parse_summary_json
+from pytest_mlperf.logs.loadgen import parse_detail, parse_summary
+from pytest_mlperf.logs.mllog import parse_training_log
+
+DGX = "DGX-A100_A100-SXM-80GBx8_TRT"
+PERF = f"{DGX}/bert-99/Server/performance/run_1"
+CONFIG = f"{DGX}-custom_k_99_MaxP-Server"
+HARNESS_JSON = f'{{"{CONFIG}": {{"bert": "result_scheduled_samples_per_sec: 25002.3, Result is VALID"}}}}\n'
+STDOUT = (
+    "make[1]: Leaving directory\n"
+    "======================= Perf harness results: =======================\n\n"
+    f"{CONFIG}:\n    bert: result_scheduled_samples_per_sec: 25002.3, Result is VALID\n\n"
+    "======================= Accuracy results: =======================\n\n"
+    f"{CONFIG}:\n    bert: No accuracy results in PerformanceOnly mode.\n\n"
+)
+
+
+def seeds(shared: Path) -> dict[str, tuple[str, bytes]]:
+    """parser name -> (file name to write, seed bytes): real published logs, or the documented format where
+    the fixtures hold none (NVIDIA's harness JSON and console blocks)."""
+    inference, training = shared / "fixtures" / "inference", shared / "fixtures" / "training"
+    return {
+        "summary": ("mlperf_log_summary.txt", (inference / PERF / "mlperf_log_summary.txt").read_bytes()),
+        "detail": ("mlperf_log_detail.txt", (inference / PERF / "mlperf_log_detail.txt").read_bytes()),
+        "accuracy": ("accuracy.txt", (inference / DGX / "rnnt/Offline/accuracy/accuracy.txt").read_bytes()),
+        "training": ("result_5.txt", (training / "16xXE8545x4A100-SXM-40GB/bert/result_5.txt").read_bytes()),
+        "harness_json": ("perf_harness_summary.json", HARNESS_JSON.encode()),
+        "stdout": ("stdout.txt", STDOUT.encode()),
+    }
+
+
+PARSERS = {
+    "summary": parse_summary,
+    "detail": parse_detail,
+    "accuracy": parse_accuracy,
+    "training": parse_training_log,
+    "harness_json": lambda path: parse_summary_json(path, "perf"),
+    "stdout": parse_stdout,
+}
+
+NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+STRANGE_NUMBERS = ["NaN", "Infinity", "-Infinity", "nan", "inf", "-1", "-0.5", "0", "1e999", "-1e999", "5000", "1e308"]
+KEY_RE = re.compile(r'"key": "[a-z_0-9.]+"')
+
+
+@st.composite
+def mutated(draw, seed: bytes, depth: int = 0) -> bytes:
+    """One of the ways a careless copy, a broken disk or a hand edit breaks a log, sometimes several at once."""
+    op = draw(
+        st.sampled_from(["truncate", "duplicate", "swap", "number", "crlf", "bom", "utf16", "join", "rename", "bytes"])
+    )
+    text = seed.decode("utf-8", errors="replace")
+    lines = text.splitlines(keepends=True) or [""]
+    pick = st.integers(0, len(lines) - 1)
+    if op == "truncate":
+        out = seed[: draw(st.integers(0, len(seed)))]
+    elif op == "duplicate":
+        i = draw(pick)
+        out = "".join(lines[: i + 1] + [lines[i]] + lines[i + 1 :]).encode()
+    elif op == "swap":
+        i, j = draw(pick), draw(pick)
+        lines[i], lines[j] = lines[j], lines[i]
+        out = "".join(lines).encode()
+    elif op == "number":
+        found = list(NUMBER_RE.finditer(text))
+        if not found:
+            return seed
+        match = found[draw(st.integers(0, len(found) - 1))]
+        out = (text[: match.start()] + draw(st.sampled_from(STRANGE_NUMBERS)) + text[match.end() :]).encode()
+    elif op == "crlf":
+        out = text.replace("\n", "\r\n").encode()
+    elif op == "bom":
+        out = codecs.BOM_UTF8 + seed
+    elif op == "utf16":
+        out = text.encode("utf-16")
+    elif op == "join":
+        i = draw(st.integers(0, max(0, len(lines) - 2)))
+        lines[i : i + 2] = ["".join(lines[i : i + 2]).replace("\n", " ", 1)]
+        out = "".join(lines).encode()
+    elif op == "rename":
+        keys = KEY_RE.findall(text)
+        if not keys:
+            return seed
+        old = draw(st.sampled_from(keys))
+        out = text.replace(
+            old, f'"key": "{draw(st.sampled_from(["x", "result_validity", "run_stop", "sut_name"]))}"'
+        ).encode()
+    else:
+        out = draw(st.binary(max_size=2048))
+    if depth < 2 and draw(st.booleans()):
+        return draw(mutated(out, depth + 1))
+    return out
+
+
+def sound(value, where: str = "record") -> None:
+    """Every number reachable from a parsed record is finite (bools and ints included, as floats)."""
+    if isinstance(value, float):
+        assert math.isfinite(value), f"{where} = {value!r}"
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            sound(getattr(value, field.name), f"{where}.{field.name}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            sound(item, f"{where}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        for number, item in enumerate(value):
+            sound(item, f"{where}[{number}]")
+
+
+def in_domain(name: str, record) -> None:
+    """What each record's meaning asks of its numbers, checked apart from the parser's own rules."""
+    if name == "accuracy":
+        assert 0 <= record.value <= 100 and all(0 <= v <= 100 for v in record.extra.values())
+    elif name == "summary" and record.headline is not None:
+        key, value = record.headline
+        assert value >= 0 and (value > 0 or key.endswith("_ns"))
+    elif name == "training":
+        assert all(0 <= e.accuracy <= 1 for e in record.evals)
+        assert record.run_stop_ms >= record.run_start_ms
+
+
+def check(name: str, path: Path, data: bytes) -> float:
+    """Write the input, parse it, hold the outcome to the rules; the seconds the parse took."""
+    path.write_bytes(data)
+    start = time.perf_counter()
+    try:
+        record = PARSERS[name](path)
+    except ParseError:
+        return time.perf_counter() - start
+    took = time.perf_counter() - start
+    sound(record)
+    in_domain(name, record)
+    return took
+
+
+def check_evaluate(folder: Path, name: str, data: bytes) -> float:
+    """A Server performance case whose summary or detail log is broken: a verdict with finite metrics, or a
+    ParseError."""
+    (folder / name).write_bytes(data)
+    cat = load()
+    case = next(c for c in cat.inference_cases("A100-SXM-80GBx8") if c.id == "bert-99-Server-PerformanceOnly-custom")
+    from pytest_mlperf.backends import Artifacts
+
+    start = time.perf_counter()
+    try:
+        result = evaluate(case, Artifacts(folder))
+    except ParseError:
+        return time.perf_counter() - start
+    took = time.perf_counter() - start
+    sound(result.metrics)
+    assert result.verdict.label in ("VALID", "INVALID")
+    return took

@@ -1,0 +1,56 @@
+"""Property-based tests (Hypothesis) over every parser and over evaluate, from the published fixtures mutated the
+way real files break (truncated, lines duplicated, swapped or joined, numbers made NaN / Infinity / negative /
+huge, CRLF, BOM, UTF-16, keys renamed) and from random bytes. Each input gives a record whose numbers are
+finite and in their domain, or a ParseError; never another exception.
+
+The default run tries a few dozen inputs per parser; benchmarks/fuzz_parsers.py runs thousands and times them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from fuzz_cases import PARSERS, PERF, check, check_evaluate, mutated, seeds
+from hypothesis import HealthCheck, given, settings
+
+from conftest import shared_dir
+
+SHARED = shared_dir()
+pytestmark = pytest.mark.skipif(SHARED is None, reason="the published fixtures (../shared) seed the fuzzing")
+SEEDS = seeds(SHARED) if SHARED else {}
+FEW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+WORK = Path(tempfile.mkdtemp(prefix="mlperf-fuzz-"))
+
+
+def _property(name: str):
+    file_name, seed = SEEDS.get(name, ("x", b""))
+
+    @FEW
+    @given(data=mutated(seed))
+    def run(data: bytes) -> None:
+        check(name, WORK / file_name, data)
+
+    return run
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_a_broken_log_parses_or_says_why(name):
+    _property(name)()
+
+
+@pytest.mark.parametrize("log", ["mlperf_log_summary.txt", "mlperf_log_detail.txt"])
+def test_evaluate_judges_or_says_why(log):
+    folder = WORK / f"case-{log}"
+    if not folder.exists():
+        shutil.copytree(SHARED / "fixtures" / "inference" / PERF, folder)
+    seed = (SHARED / "fixtures" / "inference" / PERF / log).read_bytes()
+
+    @FEW
+    @given(data=mutated(seed))
+    def run(data: bytes) -> None:
+        check_evaluate(folder, log, data)
+
+    run()
