@@ -25,18 +25,19 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from conftest import shared_dir  # noqa: E402
 
 
-def fuzz(name: str, examples: int, seed: bytes, run_one) -> tuple[int, float, float]:
-    times: list[float] = []
+def fuzz(name: str, examples: int, seed: bytes, run_one) -> tuple[int, float, float, int]:
+    times: list[tuple[float, int]] = []
     many = settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
     @many
     @given(data=mutated(seed))
     def property_(data: bytes) -> None:
-        times.append(run_one(data))
+        times.append((run_one(data), len(data)))
 
     start = time.perf_counter()
     property_()
-    return len(times), max(times, default=0.0), time.perf_counter() - start
+    slowest, size = max(times, default=(0.0, 0))
+    return len(times), slowest, time.perf_counter() - start, size
 
 
 def main() -> None:
@@ -49,7 +50,7 @@ def main() -> None:
         sys.exit("the published fixtures seed the fuzzing: put them in ../shared or set PYTEST_MLPERF_SHARED")
     work = Path(tempfile.mkdtemp(prefix="mlperf-fuzz-bench-"))
     wanted = [n for n in args.only.split(",") if n] or [*sorted(PARSERS), "evaluate"]
-    print(f"{'parser':<14} {'inputs':>8} {'slowest (s)':>12} {'total (s)':>10}")
+    print(f"{'parser':<14} {'inputs':>8} {'slowest (s)':>12} {'its bytes':>10} {'total (s)':>10}")
     worst = 0.0
     try:
         for name in wanted:
@@ -63,9 +64,9 @@ def main() -> None:
             else:
                 file_name, seed = seeds(shared)[name]
                 counted = fuzz(name, args.examples, seed, lambda d, n=name, f=file_name: check(n, work / f, d))
-            count, slowest, total = counted
+            count, slowest, total, size = counted
             worst = max(worst, slowest)
-            print(f"{name:<14} {count:>8} {slowest:>12.4f} {total:>10.1f}", flush=True)
+            print(f"{name:<14} {count:>8} {slowest:>12.4f} {size:>10} {total:>10.1f}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"slowest input of all: {worst:.4f} s (target under 1 s); no input raised anything but ParseError")
