@@ -112,3 +112,19 @@ def sigint_default() -> None:
     """preexec_fn for a child the test interrupts with SIGINT (Ctrl-C): a job a shell starts in the background
     inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler; give the child the default."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_pytest_child(cmd: list[str], cwd: Path, env: dict, background: bool = False, timeout: int = 300):
+    """A pytest run in a child process: its CompletedProcess, or, in the background, its Popen, with SIGINT's
+    default handler so the test can interrupt it as Ctrl-C would."""
+    if background:
+        return subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=sigint_default,
+        )
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

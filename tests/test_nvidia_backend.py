@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from engine import busybox_image, module_dockerd
 
-from conftest import A100X8, ROOT, fake_gpu_env, sigint_default
+from conftest import A100X8, ROOT, fake_gpu_env, run_pytest_child
 from pytest_mlperf.machine.containers import LABEL_SESSION, LaunchSpec
 
 IMAGE = "pytest-mlperf-standin:test"
@@ -75,17 +75,7 @@ def _run(
         "--mlperf-container-profile=minimal",
         *args,
     ]
-    if background:
-        return subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=sigint_default,
-        )
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return run_pytest_child(cmd, cwd, env, background, timeout)
 
 
 @pytest.fixture

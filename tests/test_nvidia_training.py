@@ -25,7 +25,7 @@ import pytest
 from engine import busybox_image, module_dockerd
 from slurm_cluster import SlurmCluster, missing_tools
 
-from conftest import A100X8, ROOT, fake_gpu_env, sigint_default
+from conftest import A100X8, ROOT, fake_gpu_env, run_pytest_child
 from pytest_mlperf import catalog
 from pytest_mlperf.backends import BackendUnavailable
 from pytest_mlperf.backends.nvidia_training import TrialProgress, config_environment
@@ -108,17 +108,7 @@ def prepared(data: Path) -> Path:
 def _pytest(cwd: Path, env: dict, *args: str, background: bool = False):
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-p", "no:cacheprovider", f"--rootdir={cwd}"]
     cmd += ["-m", "training", "--sku=A100-SXM-80GBx8", f"--mlperf-image={IMAGE}", *args]
-    if background:
-        return subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=sigint_default,
-        )
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return run_pytest_child(cmd, cwd, env, background, 300)
 
 
 @pytest.fixture
