@@ -51,10 +51,6 @@ def fail_on(text: str) -> tuple[Rule, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def field_names(text: str) -> tuple[str, ...]:
-    return parse_fields(text)
-
-
 def _number(kind: type, low: float, low_ok: bool, what: str) -> Callable[[str], float]:
     def parse(text: str):
         try:
@@ -276,7 +272,7 @@ GATE = (
         "Fingerprint fields a roll-out is meant to change; a baseline differing in others is warned about",
         default=",".join(EXPECTED_CHANGES),
         metavar="FIELDS",
-        type=field_names,
+        type=parse_fields,
     ),
     Spec(
         "min_published",

@@ -41,17 +41,9 @@ class Runner:
             raise
         finally:
             watched = sampler.stop().summary() if sampler is not None else None
-        if failure is not None:  # said outside the except block: the message alone, no chained traceback
-            self.trial(case, None, failure.splitlines()[0])
-            pytest.fail(failure, pytrace=False)
-        try:
-            result, unjudged = evaluate(case, artifacts), None
-        except ParseError as exc:
-            result, unjudged = None, str(exc)
-        if unjudged is not None:  # said outside the except block: the message alone, no chained traceback
-            self.trial(case, None, unjudged)
-            pytest.fail(f"cannot judge {case.id}: {unjudged}", pytrace=False)
-        self.trial(case, result)
+        result, why = self._settle(case, artifacts, failure)
+        if why is not None:  # said outside any except block: the message alone, no chained traceback
+            pytest.fail(why, pytrace=False)
         extras = {}
         if isinstance(case, catalog.TrainingCase) and session.compliance:
             out = self.request.getfixturevalue("tmp_path_factory").getbasetemp() / "mlperf-compliance"
@@ -75,6 +67,19 @@ class Runner:
             pytest.skip(str(exc))
         except (RunFailed, ContainerError, BackendUnavailable, ParseError) as exc:
             return None, clean(str(exc), FAILURE_LIMIT)
+
+    def _settle(self, case, artifacts, failure: str | None) -> tuple[CaseResult | None, str | None]:
+        """Evaluate what a run left and record it as a trial: (result, None), or (None, why it has no verdict)."""
+        if failure is not None:
+            self.trial(case, None, failure.splitlines()[0])
+            return None, failure
+        try:
+            result = evaluate(case, artifacts)
+        except ParseError as exc:
+            self.trial(case, None, str(exc))
+            return None, f"cannot judge {case.id}: {exc}"
+        self.trial(case, result)
+        return result, None
 
     def trial(self, case, result: CaseResult | None, failure: str = "") -> None:
         """What a training trial adds to its config's score, kept here and in the store every worker reads; a
@@ -111,14 +116,7 @@ class Runner:
                 found = TrialOutcome(case.id, False, None, f"its test reported nothing within {timeout:.0f} s")
         if found is not None:
             return found
-        artifacts, failure = self.execute(case)
-        if failure is not None:
-            self.trial(case, None, failure.splitlines()[0])
-        else:
-            try:
-                self.trial(case, evaluate(case, artifacts))
-            except ParseError as exc:
-                self.trial(case, None, str(exc))
+        self._settle(case, *self.execute(case))
         return session.trials[case.id]
 
     # ---- the record and the gate -----------------------------------------------------------------------

@@ -78,6 +78,11 @@ class Trial:
     benchmark: str | None  # submission_benchmark
     config: TrainingConfig | None = None
 
+    @property
+    def bert(self) -> bool:
+        """A BERT trial, or one that cannot say (an unreadable log is judged, and fails, as one)."""
+        return self.benchmark in (None, "bert")
+
 
 _RECIPE_KEYS = ("global_batch_size", "gradient_accumulation_steps", "opt_learning_rate_training_steps")
 _TRAINING_KEYS = ('"submission_benchmark"', '"run_start"', '"init_start"')
@@ -98,6 +103,8 @@ def _log_facts(path: Path) -> tuple[tuple[int, int, int] | None, str | None]:
                 params[event.key] = event.value
             elif event.key == "submission_benchmark":
                 benchmark = str(event.value)
+            if benchmark is not None and len(params) == len(_RECIPE_KEYS):
+                break  # both sit in the log's first lines: no need to read the whole trial
     except ParseError:
         pass  # keep what the lines before the break said; judging the trial reports the break itself
     try:
@@ -118,6 +125,7 @@ class ResultsBackend(BackendBase):
             raise BackendUnavailable(f"{flag('results')} {self.root}: not a directory")
         self.catalog = catalog
         self.ignored: list[str] = []
+        self.foreign: dict[Path, str] = {}  # another benchmark's trial log -> its submission_benchmark
 
     @classmethod
     def build(cls, options: Options, context: BuildContext) -> ResultsBackend:
@@ -213,8 +221,8 @@ class ResultsBackend(BackendBase):
         if isinstance(case, TrainingCase):
             if case.source is None:
                 raise ResultMissing(self._training_missing(case))
-            if (case.recipe or "").startswith("not-bert-"):
-                benchmark = case.recipe.removeprefix("not-bert-")
+            if case.source in self.foreign:
+                benchmark = self.foreign[case.source]
                 raise ResultMissing(f"{case.source}: submission_benchmark {benchmark!r}: not a BERT trial")
             return Artifacts(case.source)
         if case.source is not None:
@@ -282,10 +290,10 @@ class ResultsBackend(BackendBase):
         for trial in trials:
             by_set.setdefault(trial.group, []).append(trial)
         for members in by_set.values():
-            recipes = {t.recipe for t in members if t.recipe is not None and t.benchmark in (None, "bert")}
+            recipes = {t.recipe for t in members if t.recipe is not None and t.bert}
             if len(recipes) == 1:
                 for trial in members:
-                    if trial.recipe is None and trial.benchmark in (None, "bert"):
+                    if trial.recipe is None and trial.bert:
                         trial.recipe = next(iter(recipes))
         for trial in trials:
             trial.config = self.catalog.training_config_for(*trial.recipe) if trial.recipe else None
@@ -302,7 +310,8 @@ class ResultsBackend(BackendBase):
         return parent or self.root.name
 
     def _case(self, trial: Trial, base: TrainingCase | None = None) -> TrainingCase:
-        if trial.benchmark not in (None, "bert"):  # another benchmark's log: skipped, saying so, never scored
+        if not trial.bert:  # another benchmark's log: skipped, saying so, never scored
+            self.foreign[trial.path] = str(trial.benchmark)
             recipe, group = f"not-bert-{trial.benchmark}", None
         else:
             recipe, group = (f"gbs{trial.recipe[0]}" if trial.recipe else None), trial.group
@@ -316,11 +325,11 @@ class ResultsBackend(BackendBase):
         out: list[Case] = []
         for case in catalog_cases:
             assert isinstance(case, TrainingCase)
-            matching = [t for t in trials if case.config and t.config == case.config and t.benchmark in (None, "bert")]
+            matching = [t for t in trials if case.config and t.config == case.config and t.bert]
             if not matching:
                 out.append(case)  # run() skips it, naming what it looked for
             out += [self._case(trial, case) for trial in matching]
-        out += [self._case(t) for t in trials if t.benchmark not in (None, "bert")]
+        out += [self._case(t) for t in trials if not t.bert]
         return out
 
     def _training_missing(self, case: TrainingCase) -> str:
