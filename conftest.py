@@ -46,6 +46,15 @@ def inference_fixtures(mlperf_shared: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def nvidia_tree(mlperf_shared: Path) -> Path:
+    """NVIDIA's closed MLPerf Inference v2.0 tree (Makefile, code/, configs/, results/, measurements/)."""
+    tree = mlperf_shared / "upstream" / "inference_results_v2.0" / "closed" / "NVIDIA"
+    if not (tree / "configs").is_dir():
+        pytest.skip(f"NVIDIA's v2.0 tree is not at {tree}")
+    return tree
+
+
+@pytest.fixture(scope="session")
 def training_fixtures(mlperf_shared: Path) -> Path:
     return mlperf_shared / "fixtures" / "training"
 

@@ -1,6 +1,7 @@
 """pytest-mlperf command line: the same parsers, verdicts and catalog, without pytest.
 
-pytest-mlperf metrics PATH...   metrics of log files or results folders, one JSON object per line
+pytest-mlperf metrics PATH...   metrics of log files or results folders, one JSON object per line (a file whose
+                                name is not LoadGen's or NVIDIA's is read by what it holds, and says so)
 pytest-mlperf gpus              this machine's GPU inventory and the catalog SKU it matches
 pytest-mlperf systems           the catalog's SKUs
 pytest-mlperf compare A.json B.json   B against baseline A; exits 1 on a regression
@@ -13,7 +14,7 @@ import argparse
 import json
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from . import catalog
@@ -23,10 +24,12 @@ from .gate import baseline
 from .judge.evaluate import evaluate
 from .judge.metrics import training_metrics
 from .judge.verdict import training_verdict
-from .logs import ParseError, finite
+from .logs import LOG_KINDS, ParseError, finite, kind_by_content, kind_by_name
 from .logs.accuracy import parse_accuracy
 from .logs.harness import parse_stdout, parse_summary_json
 from .logs.loadgen import parse_detail, parse_summary
+from .logs.metadata import FILE_NAME as METADATA_NAME
+from .logs.metadata import AccuracyMetadata, PerformanceMetadata, cross_check, parse_metadata
 from .logs.mllog import parse_training_log
 from .machine import gpu
 from .options import add_gate_options
@@ -36,52 +39,126 @@ def _line(name: str, value: float, unit: str, **extra) -> dict:
     return {"name": name, "value": value, "unit": unit, **extra}
 
 
-def file_metrics(path: Path) -> Iterator[dict]:
-    """Metrics of one log file, whatever kind it is (chosen by name, then by content)."""
-    name = path.name
-    source = {"source": str(path)}
-    if name.startswith("mlperf_log_summary"):
-        summary = parse_summary(path)
-        if summary.headline:
-            yield _line(summary.headline[0], summary.headline[1], "", **source)
-        if summary.validity:
-            yield _line("result_validity", 1.0 if summary.validity == "VALID" else 0.0, "VALID/INVALID", **source)
-        for label, value in summary.stats.items():
-            yield _line(label, value, "ns" if "(ns)" in label else "", **source)
-        yield _line("loadgen_warnings", float(summary.warnings), "count", **source)
-        yield _line("loadgen_errors", float(summary.errors), "count", **source)
-    elif name.startswith("mlperf_log_detail"):
-        detail = parse_detail(path)
-        for key, value in detail.values.items():
-            if key.startswith("result_") and isinstance(value, bool):
-                yield _line(key, 1.0 if value else 0.0, "yes/no", **source)
-            elif key.startswith("result_") and isinstance(value, int | float):
-                yield _line(key, float(value), "ns" if key.endswith("_ns") else "", **source)
-        if detail.validity:
-            yield _line("result_validity", 1.0 if detail.validity == "VALID" else 0.0, "VALID/INVALID", **source)
-        yield _line("loadgen_warnings", float(len(detail.warnings)), "count", **source)
-        yield _line("loadgen_errors", float(len(detail.errors)), "count", **source)
-    elif name == "accuracy.txt":
-        result = parse_accuracy(path)
-        yield _line("AccuracyValue", result.value, result.metric, **source)
-    elif name in ("perf_harness_summary.json", "accuracy_summary.json"):
-        kind = "perf" if name.startswith("perf") else "accuracy"
+def file_metrics(path: Path, notes: list[str] | None = None) -> Iterator[dict]:
+    """Metrics of one log file, whatever kind it is: chosen by its name, or, for a name that is not one LoadGen,
+    NVIDIA's harness or a published tree uses, by its content (said in `notes`); a file that is neither is refused."""
+    kind = kind_by_name(path.name)
+    if kind is None:
+        found = kind_by_content(path)
+        if found is None:
+            raise ParseError(path, f"{path.name!r} is not a known log name and its content matches none of: {KNOWN}")
+        kind, evidence = found
+        if notes is not None:
+            notes.append(f"{path}: read as {LOG_KINDS[kind]}, chosen by content ({evidence})")
+    yield from READERS[kind](path, {"source": str(path)})
+
+
+KNOWN = "; ".join(LOG_KINDS.values())
+
+
+def _summary_rows(path: Path, source: dict) -> Iterator[dict]:
+    summary = parse_summary(path)
+    if summary.headline:
+        yield _line(summary.headline[0], summary.headline[1], "", **source)
+    if summary.validity:
+        yield _line("result_validity", 1.0 if summary.validity == "VALID" else 0.0, "VALID/INVALID", **source)
+    for label, value in summary.stats.items():
+        yield _line(label, value, "ns" if "(ns)" in label else "", **source)
+    yield _line("loadgen_warnings", float(summary.warnings), "count", **source)
+    yield _line("loadgen_errors", float(summary.errors), "count", **source)
+
+
+def _detail_rows(path: Path, source: dict) -> Iterator[dict]:
+    detail = parse_detail(path)
+    for key, value in detail.values.items():
+        if key.startswith("result_") and isinstance(value, bool):
+            yield _line(key, 1.0 if value else 0.0, "yes/no", **source)
+        elif key.startswith("result_") and isinstance(value, int | float):
+            yield _line(key, float(value), "ns" if key.endswith("_ns") else "", **source)
+    if detail.validity:
+        yield _line("result_validity", 1.0 if detail.validity == "VALID" else 0.0, "VALID/INVALID", **source)
+    yield _line("loadgen_warnings", float(len(detail.warnings)), "count", **source)
+    yield _line("loadgen_errors", float(len(detail.errors)), "count", **source)
+
+
+def _accuracy_rows(path: Path, source: dict) -> Iterator[dict]:
+    result = parse_accuracy(path)
+    yield _line("AccuracyValue", result.value, result.metric, **source)
+
+
+def _harness_json_rows(kind: str) -> Callable[[Path, dict], Iterator[dict]]:
+    def rows(path: Path, source: dict) -> Iterator[dict]:
         for config, benches in parse_summary_json(path, kind).items():
             for bench, message in benches.items():
-                if kind == "perf":
-                    yield _line(message.key, message.value, "", config=config, benchmark=bench, **source)
-                elif message.value is not None:
-                    yield _line("AccuracyValue", message.value, "", config=config, benchmark=bench, **source)
-    elif name == "stdout.txt":
-        summary = parse_stdout(path)
-        for config, benches in summary.perf.items():
-            for bench, message in benches.items():
+                if message.value is None:  # an AccuracyOnly run's perf message, a PerformanceOnly run's accuracy one
+                    continue
+                name = message.key if kind == "perf" else "AccuracyValue"
+                yield _line(name, message.value, "", config=config, benchmark=bench, **source)
+
+    return rows
+
+
+def _stdout_rows(path: Path, source: dict) -> Iterator[dict]:
+    summary = parse_stdout(path)
+    for config, benches in summary.perf.items():
+        for bench, message in benches.items():
+            if message.value is not None:
                 yield _line(message.key, message.value, "", config=config, benchmark=bench, **source)
-    else:
-        run = parse_training_log(path)
-        verdict = training_verdict(run, catalog.load().training_target)
-        for metric in training_metrics(run, verdict):
-            yield _line(metric.name, metric.value, metric.unit, **source)
+
+
+def _training_rows(path: Path, source: dict) -> Iterator[dict]:
+    run = parse_training_log(path)
+    verdict = training_verdict(run, catalog.load().training_target)
+    for metric in training_metrics(run, verdict):
+        yield _line(metric.name, metric.value, metric.unit, **source)
+
+
+def _metadata_rows(path: Path, source: dict) -> Iterator[dict]:
+    """NVIDIA's metadata.json: VirtualClient's verdict metric, then the figures behind it. When LoadGen's logs or
+    accuracy.txt lie beside it (NVIDIA writes them to one folder), they must agree with it first."""
+    meta = parse_metadata(path)
+    disagreements = [line for sibling in _siblings(meta) for line in cross_check(meta, sibling)]
+    if disagreements:
+        raise ParseError(path, "disagrees with the logs beside it: " + "; ".join(disagreements))
+    extra = {"config": meta.config_name, "benchmark": meta.benchmark_full, **source}
+    unit = "PASS/FAIL" if isinstance(meta, AccuracyMetadata) else "VALID/INVALID"
+    for name, value in meta.virtualclient_metrics().items():
+        yield _line(name, value, unit, **extra)
+    if isinstance(meta, PerformanceMetadata):
+        yield _line(meta.scenario_key, meta.result_value, "ns" if meta.scenario_key.endswith("_ns") else "", **extra)
+        return
+    for score in meta.accuracy:
+        yield _line("AccuracyValue", score.value, score.name, **extra)
+        yield _line("ThresholdValue", score.threshold, score.name, **extra)
+
+
+def _siblings(meta: AccuracyMetadata | PerformanceMetadata) -> list:
+    """The LoadGen logs and accuracy.txt in metadata.json's folder, parsed (a broken one is an error here too). Only
+    for the name NVIDIA writes: a renamed copy (node7_metadata.json) may sit beside another run's logs."""
+    folder = meta.path.parent
+    found: list = []
+    if meta.path.name != METADATA_NAME:
+        return found
+    for name, parse in (
+        ("mlperf_log_detail.txt", parse_detail),
+        ("mlperf_log_summary.txt", parse_summary),
+        ("accuracy.txt", parse_accuracy),
+    ):
+        if (folder / name).is_file() and (name != "accuracy.txt" or isinstance(meta, AccuracyMetadata)):
+            found.append(parse(folder / name))
+    return found
+
+
+READERS: dict[str, Callable[[Path, dict], Iterator[dict]]] = {
+    "loadgen_summary": _summary_rows,
+    "loadgen_detail": _detail_rows,
+    "accuracy_txt": _accuracy_rows,
+    "perf_harness_summary": _harness_json_rows("perf"),
+    "accuracy_summary": _harness_json_rows("accuracy"),
+    "metadata": _metadata_rows,
+    "harness_stdout": _stdout_rows,
+    "training_log": _training_rows,
+}
 
 
 def folder_metrics(path: Path, errors: list[str]) -> Iterator[dict]:
@@ -102,14 +179,17 @@ def folder_metrics(path: Path, errors: list[str]) -> Iterator[dict]:
 
 def cmd_metrics(args) -> int:
     errors: list[str] = []
+    notes: list[str] = []
     for raw in args.paths:
         path = Path(raw)
         try:
-            rows = folder_metrics(path, errors) if path.is_dir() else file_metrics(path)
+            rows = folder_metrics(path, errors) if path.is_dir() else file_metrics(path, notes)
             for row in rows:
                 print(json.dumps(row, allow_nan=False))
         except (ParseError, BackendUnavailable) as exc:
             errors.append(str(exc))
+    for note in notes:
+        print(f"pytest-mlperf metrics: note: {note}", file=sys.stderr)
     for error in errors:
         print(f"pytest-mlperf metrics: {error}", file=sys.stderr)
     return 2 if errors else 0

@@ -74,6 +74,29 @@ def path(text: str) -> Path:
     return Path(text).expanduser()
 
 
+POWER_SETTINGS = ("MaxP", "MaxQ")
+
+
+def power_settings(text: str) -> tuple[str, ...]:
+    """--mlperf-power: MaxP, MaxQ or all (NVIDIA's PowerSetting names)."""
+    if text == "all":
+        return POWER_SETTINGS
+    if text not in POWER_SETTINGS:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MaxP, MaxQ or all")
+    return (text,)
+
+
+def gpu_indices(text: str) -> tuple[int, ...]:
+    """--mlperf-gpus: NVML indices, comma separated, each once (0,3)."""
+    words = [w.strip() for w in text.split(",")]
+    if not words or any(not w.isdigit() for w in words):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected GPU indices such as 0 or 0,3")
+    indices = tuple(int(w) for w in words)
+    if len(set(indices)) != len(indices):
+        raise argparse.ArgumentTypeError(f"{text!r}: a GPU is named twice")
+    return indices
+
+
 # ---- the families -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Spec:
@@ -108,6 +131,15 @@ SELECTION = (
         "Replay an existing results tree (published layout, build/logs, or training trial logs)",
         metavar="DIR",
         type=path,
+    ),
+    Spec(
+        "power",
+        "power",
+        "NVIDIA's power setting whose registered cases run: MaxP (default), MaxQ (the system must already be in "
+        "its MaxQ state: NVIDIA's configs set power_limit, nvpmodel on Jetson) or all",
+        default="MaxP",
+        metavar="MaxP|MaxQ|all",
+        type=power_settings,
     ),
     Spec("json", "json", "Write every case's verdict and metrics to this JSON file", metavar="PATH", type=path),
     Spec(
@@ -164,6 +196,14 @@ NVIDIA = (
         "image",
         "Container image to run NVIDIA's code in (default mlperf-inference:<user>-<arch>, built if missing)",
         metavar="NAME",
+    ),
+    Spec(
+        "gpus",
+        "gpus",
+        "The GPUs that make the system under test (NVML indices, e.g. 0 or 0,3): the SKU is checked against them "
+        "and only they are given to NVIDIA's container (NVIDIA_VISIBLE_DEVICES); default: every GPU",
+        metavar="LIST",
+        type=gpu_indices,
     ),
     Spec(
         "container_profile",
@@ -342,6 +382,7 @@ class Options:
 
     sku: str | None = None
     backend: str = "auto"
+    power: tuple[str, ...] = ("MaxP",)
     results: Path | None = None
     json: Path | None = None
     output: Path | None = None
@@ -351,6 +392,7 @@ class Options:
     nvidia_code: Path | None = None
     scratch: Path | None = None
     image: str | None = None
+    gpus: tuple[int, ...] | None = None
     container_profile: str = "nvidia"
     step_timeout: float | None = None
     training_code: Path | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from . import catalog, options
-from .machine import gpu
+from .machine import gpu, native
 from .report.junit import suite_properties
 from .runner import Runner, case_of, record_for_report, settle_trial
 from .session import MlperfSession
@@ -165,9 +165,17 @@ def mlperf_gpus(mlperf_session: MlperfSession) -> gpu.Inventory:
 
 
 @pytest.fixture(scope="session")
-def mlperf_system(mlperf_session: MlperfSession, mlperf_gpus: gpu.Inventory) -> catalog.System:
-    """The catalog system, checked against the machine: a mismatch is an error naming both."""
-    system = mlperf_session.system or gpu.match_sku(mlperf_gpus, mlperf_session.catalog)
+def mlperf_system(mlperf_session: MlperfSession, request: pytest.FixtureRequest) -> catalog.System:
+    """The catalog system, checked against the machine (the GPUs --mlperf-gpus selects; a Jetson's device
+    tree): a mismatch is an error naming both."""
+    system = mlperf_session.system
+    if system is not None and system.gpu.integrated:
+        problem = native.jetson_mismatch(system.gpu.names)
+        if problem:
+            pytest.fail(f"{options.flag('sku')} {system.sku}: {problem}", pytrace=False)
+        return system
+    mlperf_gpus = request.getfixturevalue("mlperf_gpus")
+    system = system or gpu.match_sku(mlperf_gpus, mlperf_session.catalog)
     if system is None:
         pytest.fail(f"this machine ({gpu.describe(mlperf_gpus)}) matches no catalog SKU", pytrace=False)
     problems = gpu.system_mismatch(system, mlperf_gpus)

@@ -125,7 +125,8 @@ class Runner:
         fails the case fails the test that shows it."""
         gate = self.session.reporter.gate
         published = gate.published(case, result)
-        metrics = [m.to_dict() for m in result.metrics] + ([published.to_dict()] if published else [])
+        references = [m for m in (published, gate.tuned(case, result)) if m is not None]
+        metrics = [m.to_dict() for m in (*result.metrics, *references)]
         check = gate.compare(case.id, result.verdict.label, metrics)
         config = self.request.config
         config.hook.pytest_mlperf_result(config=config, case=case, result=result)
@@ -134,8 +135,8 @@ class Runner:
             pytest.fail(f"{case.id}: metric {bad[0].name} is {bad[0].value!r}, not a finite number", pytrace=False)
         backend = self.session.backend_for(case).name
         record = CaseRecord.judged(case.id, result, backend, baseline=check.to_dict() if check else None, **extras)
-        if published is not None:
-            record.metrics.append(published.to_dict())
+        record.metrics += [m.to_dict() for m in references]
+        record.notes = gate.reference_notes(case, published)
         self.request.node.stash[RECORD_KEY] = record
         self.request.node.user_properties.extend(case_properties(record))
         record.gate = gate.problems(case.id, check, published)

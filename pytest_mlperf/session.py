@@ -59,9 +59,11 @@ class MlperfSession:
         """The machine's GPUs, read through NVML once per process; NvmlUnavailable (kept) where there are none."""
         if self._nvml is None:
             try:
-                self._nvml = gpu.detect()
+                self._nvml = gpu.select(gpu.detect(), self.options.gpus)
             except gpu.NvmlUnavailable as exc:
                 self._nvml = exc
+            except gpu.SelectionError as exc:
+                raise pytest.UsageError(f"{flag('gpus')}: {exc}") from None
         if isinstance(self._nvml, gpu.NvmlUnavailable):
             raise self._nvml
         return self._nvml
@@ -143,7 +145,7 @@ class MlperfSession:
 
     def _choose_backends(self, controller_header: dict | None) -> None:
         opts, hook = self.options, self.config.hook.pytest_mlperf_make_backend
-        context = BuildContext(self.catalog, self._output, self.system, self._user_model)
+        context = BuildContext(self.catalog, self._output, self.system, self._user_model, self._gpu_keys)
         needs_gpus = opts.backend == "auto" and not opts.results and not opts.nvidia_code
         gpus, no_gpu = self._gpus_in_words() if needs_gpus and controller_header is None else (None, "")
         try:
@@ -167,6 +169,14 @@ class MlperfSession:
             self.reasons = {"inference": controller_header["backend_reason"]}
             self.reasons["training"] = controller_header["training_backend_reason"]
 
+    def _gpu_keys(self) -> list[str]:
+        """One name per GPU under test, the same in every process and session on this machine (its UUID)."""
+        try:
+            devices = self.inventory().devices
+        except gpu.NvmlUnavailable:
+            return ["all-gpus"]  # a Jetson's one integrated GPU, or a machine NVML cannot read
+        return [f"gpu-{device.uuid or device.index}" for device in devices] or ["all-gpus"]
+
     def _output(self) -> Path:
         """Where runs write their results tree: --mlperf-output, or mlperf-results in pytest's basetemp."""
         if self.options.output is not None:
@@ -188,8 +198,10 @@ class MlperfSession:
         if kind not in self._cases:
             base = None
             if self.system is not None:
-                listing = self.catalog.inference_cases if kind == "inference" else self.catalog.training_cases
-                base = listing(self.system.sku)
+                if kind == "inference":
+                    base = self.catalog.inference_cases(self.system.sku, self.options.power)
+                else:
+                    base = self.catalog.training_cases(self.system.sku)
             cases = self.backends[kind].cases(kind, base)
             if kind == "training":
                 cases = self._select_training(cases)

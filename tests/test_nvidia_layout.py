@@ -70,8 +70,8 @@ def _case(harness: str, mode: str) -> catalog.InferenceCase:
     return next(
         c
         for c in cat.inference_cases("A100-SXM-80GBx8")
-        if c.benchmark.name == "bert-99" and c.scenario.name == "Offline" and c.harness == harness and c.mode == mode
-    )
+        if c.benchmark.name == "bert-99" and c.scenario.name == "Offline" and c.harness == "custom" and c.mode == mode
+    ).with_(harness=harness)  # NVIDIA registers no LWIS BERT; a build/logs tree may still hold one (a site's own)
 
 
 def test_cases_are_found_by_config_name(build_logs):
@@ -120,8 +120,9 @@ def test_suite_over_build_logs(pytester, build_logs):
         "-p",
         "no:cacheprovider",
     )
-    # custom perf + acc, lwis perf pass; lwis acc and triton/bert-99.9 cases have no run there
-    result.assert_outcomes(passed=3, skipped=7)
+    # custom perf + acc pass; the triton and bert-99.9 cases have no run there (and NVIDIA registers no LWIS
+    # BERT, so the lwis run in the tree is not a case of the SKU)
+    result.assert_outcomes(passed=2, skipped=6)
 
 
 def test_printed_blocks(tmp_path):

@@ -10,6 +10,7 @@ RUN_ARGS built from the case, into a log folder of its own; then the same parser
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import platform
 import re
@@ -18,10 +19,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..catalog import Catalog, InferenceCase
+from ..catalog import Catalog, InferenceCase, System, nvidia_tree
 from ..logs import last_lines
-from ..machine.containers import ContainerError, LaunchSpec, SessionContainer, engine, ensure_image
-from ..machine.datasets import STATE, file_lock, once
+from ..machine.containers import ContainerError, LaunchSpec, SessionContainer, engine
+from ..machine.datasets import STATE, once
+from ..machine.native import NativeRunner, gpu_locks
 from ..options import Options, flag
 from . import Artifacts, BackendUnavailable, BuildContext, Case, NvidiaCodeBackend, ResultMissing, RunFailed
 from .results import ResultsBackend
@@ -34,29 +36,46 @@ class StepFailed(RunFailed):
     """A make target failed: which one, its exit status and the last lines it printed."""
 
 
-def config_ver(case: InferenceCase) -> str:
-    high = case.benchmark.level == "99.9"
-    if case.harness == "triton":
-        return "high_accuracy_triton" if high else "triton"
-    return "high_accuracy" if high else "default"
+def accuracy_target(case: InferenceCase) -> str:
+    """NVIDIA's --accuracy_target: AccuracyTarget's value (code/common/constants.py), 0.99 or 0.999."""
+    return "0.999" if case.benchmark.level == "99.9" else "0.99"
 
 
-def run_args(case: InferenceCase, *, log_dir: str, fast: bool, server_target_qps: float | None) -> str:
-    """RUN_ARGS for `make run_harness` / `make generate_engines`: every word comes from the catalog's names
-    or a number, never from free text."""
-    words = [
+def workload_args(case: InferenceCase) -> list[str]:
+    """The workload setting main.py looks the config up by (harness, accuracy target, power setting), spelled
+    as its own flags: never --config_ver, whose legacy names override --harness_type (main.py)."""
+    return [
         f"--benchmarks={case.benchmark.model}",
         f"--scenarios={case.scenario.name.lower()}",
-        f"--config_ver={config_ver(case)}",
+        f"--harness_type={case.harness}",
+        f"--accuracy_target={accuracy_target(case)}",
+        f"--power_setting={case.power}",
     ]
-    if not case.harness_implied_by_layout:
-        words.append(f"--harness_type={case.harness}")
+
+
+def target_qps(value: float | None) -> int | None:
+    """--server_target_qps as NVIDIA's parser takes it (type=int in code/common/arguments.py): a whole number,
+    written out in digits (never 1e+06)."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 1 or value != int(value):
+        raise BackendUnavailable(
+            f"{flag('server_target_qps')} {value:g}: NVIDIA's harness takes a whole number of queries per second "
+            "(--server_target_qps is type=int in code/common/arguments.py)"
+        )
+    return int(value)
+
+
+def run_args(case: InferenceCase, *, log_dir: str, fast: bool, server_target_qps: int | None) -> str:
+    """RUN_ARGS for `make run_harness` (with log_dir) / `make generate_engines` (without): every word comes from
+    the catalog's names or a number, never from free text."""
+    words = workload_args(case)
     if log_dir:
         words += [f"--test_mode={case.mode}", f"--log_dir={log_dir}"]
         if fast:
             words.append("--fast")
         if server_target_qps and case.scenario.name == "Server":
-            words.append(f"--server_target_qps={server_target_qps:g}")
+            words.append(f"--server_target_qps={int(server_target_qps)}")
     return " ".join(words)
 
 
@@ -88,8 +107,34 @@ def validate_inputs(code_dir: Path | str | None, scratch_dir: Path | str | None)
 
 
 def default_image() -> str:
-    # NVIDIA's own naming (make prebuild): mlperf-inference:<user>-<arch>
+    """NVIDIA's own name (Makefile: DOCKER_TAG := $(UNAME)-$(ARCH)): mlperf-inference:<user>-<arch>, the image
+    `make docker_add_user` makes from `make build_docker`'s mlperf-inference:<user>-<arch>-latest."""
     return f"mlperf-inference:{getpass.getuser()}-{platform.machine()}"
+
+
+def image_hint(image: str) -> str:
+    """How to get NVIDIA's image, said exactly (the plugin cannot build it: docker/Dockerfile.x86_64 installs
+    TensorRT from NVIDIA's internal package server, TRT_DEB_URL)."""
+    return (
+        f"NVIDIA's Makefile makes it in its checkout: `make build_docker NO_BUILD=1` (docker/Dockerfile.<arch> -> "
+        f"{image}-latest; it needs TensorRT 8.4 packages, which the Dockerfile fetches from TRT_DEB_URL) then "
+        f"`make docker_add_user` (docker/Dockerfile.user -> {image}); `make prebuild` does both and opens a shell "
+        "(add ARCH=x86_64 where `uname -p` says unknown, as on Debian). "
+        f"Or name an image with {flag('image')}"
+    )
+
+
+def log_stamp(base: Path) -> str:
+    """A new folder under build/logs named as NVIDIA's Makefile names one (its TIMESTAMP, this machine's local
+    time), created here so that two workers never share one."""
+    base.mkdir(parents=True, exist_ok=True)
+    while True:
+        stamp = time.strftime("%Y.%m.%d-%H.%M.%S")
+        try:
+            (base / stamp).mkdir()
+            return stamp
+        except FileExistsError:
+            time.sleep(0.25)
 
 
 class NvidiaInferenceBackend(NvidiaCodeBackend):
@@ -110,18 +155,31 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
         step_timeout: float | None = None,
         docker_host: str | None = None,
         echo: Callable[[str], None] | None = None,
+        system: System | None = None,
+        powers: tuple[str, ...] = ("MaxP",),
+        gpus: tuple[int, ...] | None = None,
+        gpu_keys: Callable[[], list[str]] | None = None,
     ):
         super().__init__(output)
         self.catalog = catalog
         self.code, self.scratch = validate_inputs(code_dir, scratch_dir)
+        try:
+            self.registered = nvidia_tree.matrix(nvidia_tree.registrations(self.code))
+        except nvidia_tree.TreeError as exc:
+            raise BackendUnavailable(f"{flag('nvidia_code')}: {exc}") from None
         self.image = image or default_image()
         self.profile = profile
         self.fast = fast
-        self.server_target_qps = server_target_qps
+        self.server_target_qps = target_qps(server_target_qps)
         self.step_timeout = step_timeout
         self.docker_host = docker_host
         self.echo = echo
-        self._session: SessionContainer | None = None
+        self.system = system
+        self.powers = powers
+        self.gpus = gpus
+        self._gpu_keys = gpu_keys
+        self.native = bool(system and system.gpu.integrated)  # Jetson: SUPPORT_DOCKER=0 in NVIDIA's Makefile
+        self._session: SessionContainer | NativeRunner | None = None
         self._set_up = False
 
     @classmethod
@@ -133,39 +191,58 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
             fast=options.duration.seconds is not None,
             server_target_qps=options.server_target_qps,
             step_timeout=options.step_timeout,
+            system=context.system,
+            powers=options.power,
+            gpus=options.gpus,
+            gpu_keys=context.gpu_keys,
             **cls.container_options(options, context),
         )
 
     def describe(self) -> str:
-        return f"NVIDIA's v2.0 code at {self.code} in image {self.image}"
+        where = (
+            "natively (Jetson: NVIDIA's Makefile has no container there)" if self.native else f"in image {self.image}"
+        )
+        return f"NVIDIA's v2.0 code at {self.code} {where}"
+
+    @property
+    def gpu_keys(self) -> list[str]:
+        """The lock names of the GPUs under test (read once: NVML's UUIDs)."""
+        if not isinstance(self._gpu_keys, list):
+            self._gpu_keys = self._gpu_keys() if self._gpu_keys else ["all-gpus"]
+        return self._gpu_keys
 
     # ---- case lists -------------------------------------------------------------------------------------
     def cases(self, kind: str, catalog_cases: list[Case] | None) -> list[Case]:
-        if catalog_cases is None:
+        """The cases the checkout's own configs register for the system (not the catalog's copy)."""
+        if catalog_cases is None or self.system is None:
             raise BackendUnavailable(
                 f"{flag('backend')} nvidia needs {flag('sku')} NAME (or {flag('sku')} auto): it runs one system"
             )
         if kind == "training":
             return []
-        return list(catalog_cases)
+        return list(self.catalog.inference_cases(self.system.sku, self.powers, matrix=self.registered))
 
-    # ---- the container ----------------------------------------------------------------------------------
-    def session(self) -> SessionContainer:
+    # ---- where the steps run ----------------------------------------------------------------------------
+    def session(self) -> SessionContainer | NativeRunner:
         if self._session is None:
+            if self.native:
+                self._session = NativeRunner(self.code, {"MLPERF_SCRATCH_PATH": str(self.scratch)})
+                return self._session
             try:
                 client = engine(self.docker_host, self.echo)
-                ensure_image(client, self.image, self.code / "docker" / "Dockerfile", f"name one with {flag('image')}")
             except ContainerError as exc:
                 raise BackendUnavailable(str(exc)) from None
             name = f"mlperf-inference-{getpass.getuser()}-{os.getpid()}"
             spec = LaunchSpec(
-                image=self.image, name=name, code_dir=self.code, scratch_dir=self.scratch, profile=self.profile
+                image=self.image,
+                name=name,
+                code_dir=self.code,
+                scratch_dir=self.scratch,
+                profile=self.profile,
+                gpus=self.gpus,
+                clock=True,
             )
-            hint = (
-                f"build NVIDIA's (make prebuild, or pass {flag('nvidia_code')} so the plugin builds it) or name one "
-                f"with {flag('image')}"
-            )
-            self._session = SessionContainer(client, spec, image_hint=hint)
+            self._session = SessionContainer(client, spec, image_hint=image_hint(self.image))
         return self._session
 
     def close(self) -> None:
@@ -173,17 +250,26 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
             self._session.stop()
 
     # ---- steps ------------------------------------------------------------------------------------------
-    def _make(self, target: str, log: Path, *extra: str) -> None:
-        argv = ["make", target, *extra]
-        code = self.session().exec(argv, log, timeout=self.step_timeout, echo=self.echo, step=f"make {target}")
+    def _make(self, target: str, log: Path, *variables: str) -> int:
+        argv = ["make", target, *variables]
+        return self.session().exec(argv, log, timeout=self.step_timeout, echo=self.echo, step=f"make {target}")
+
+    def _make_ok(self, target: str, log: Path, *variables: str) -> None:
+        code = self._make(target, log, *variables)
         if code != 0:
             raise StepFailed(
                 f"make {target} failed with exit status {code}; last lines of {log}:\n{last_lines(log, 15)}"
             )
 
-    def _once(self, stamp: Path, log: Path, target: str, *extra: str) -> None:
-        """Run a step unless its stamp says it succeeded before; the stamp is written last, under a lock."""
-        once(stamp, lambda: self._make(target, log, *extra), f"{target} {' '.join(extra)}")
+    def _once(self, stamp: Path, log: Path, target: str, *variables: str) -> None:
+        """Run a step unless its stamp says it succeeded before; the stamp is written last, under a lock. It
+        shares the GPUs: nothing of it runs while a performance run holds them."""
+
+        def step():
+            with gpu_locks(self.gpu_keys, exclusive=False):
+                self._make_ok(target, log, *variables)
+
+        once(stamp, step, f"{target} {' '.join(variables)}")
 
     def _logs(self, name: str) -> Path:
         base = self.output or (self.code / "build" / STATE / "logs")
@@ -203,43 +289,55 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
             self._once(state / f"{model}.{step}.stamp", self._logs(f"{step}-{model}"), step, f"BENCHMARKS={model}")
 
     def engines(self, case: InferenceCase) -> None:
-        key = re.sub(
-            r"[^A-Za-z0-9_.-]",
-            "_",
-            f"{case.system_id}-{case.benchmark.model}-{case.scenario.name}-{config_ver(case)}-{case.harness}",
-        )
+        key = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{case.benchmark.model}-{case.config_name}")
         stamp = self.code / "build" / STATE / "engines" / f"{key}.stamp"
         args = run_args(case, log_dir="", fast=False, server_target_qps=None)
         self._once(stamp, self._logs(f"generate_engines-{key}"), "generate_engines", f"RUN_ARGS={args}")
 
     # ---- one test ---------------------------------------------------------------------------------------
+    def log_root(self) -> tuple[Path, str]:
+        """build/logs as this machine sees it, and as NVIDIA's make sees it (/work in the container)."""
+        host = self.code / "build" / "logs"
+        return host, (str(host) if self.native else "/work/build/logs")
+
     def run(self, case: Case, workdir: Path) -> Artifacts:
         if not isinstance(case, InferenceCase):
             raise ResultMissing("training on the nvidia backend is not in this version")
         self.setup()
         self.prepare_data(case.benchmark.model)
         self.engines(case)
-        with file_lock(self.code / "build" / STATE / "run_harness.lock"):  # one harness run at a time
-            stamp = time.strftime("%Y.%m.%d-%H.%M.%S")
-            while (self.code / "build" / "logs" / stamp).exists():
-                time.sleep(0.2)
-                stamp = time.strftime("%Y.%m.%d-%H.%M.%S")
-            log_dir = f"/work/build/logs/{stamp}"
-            args = run_args(case, log_dir=log_dir, fast=self.fast, server_target_qps=self.server_target_qps)
-            log = workdir / "run_harness.log"
-            self._make("run_harness", log, f"RUN_ARGS={args}")
-        produced = self.code / "build" / "logs" / stamp
+        host_logs, make_logs = self.log_root()
+        stamp = log_stamp(host_logs)
+        log_dir = f"{make_logs}/{stamp}"
+        args = run_args(case, log_dir=log_dir, fast=self.fast, server_target_qps=self.server_target_qps)
+        log = workdir / "run_harness.log"
+        with gpu_locks(self.gpu_keys, exclusive=case.mode == "PerformanceOnly"):
+            code = self._make("run_harness", log, f"RUN_ARGS={args}", f"LOG_DIR={log_dir}")
+        produced = host_logs / stamp
+        return self._artifacts(case, produced, log, code)
+
+    def _artifacts(self, case: InferenceCase, produced: Path, log: Path, code: int) -> Artifacts:
+        """What run_harness left. main.py raises when an accuracy check FAILS (make exits non-zero): that run's
+        logs and accuracy.txt are judged like any other, and the verdict is FAIL with its value and threshold."""
+        failed = f"make run_harness failed with exit status {code}; last lines of {log}:\n{last_lines(log, 15)}"
         try:
             found = ResultsBackend(produced, self.catalog).locate(case)
         except ResultMissing as exc:
+            if code != 0:
+                raise StepFailed(f"{failed}\n(logs: {produced})") from None
             raise StepFailed(f"make run_harness ended well but left no logs for {case.config_name}: {exc}") from None
+        if code != 0 and not (case.mode == "AccuracyOnly" and (found.path / "accuracy.txt").is_file()):
+            raise StepFailed(f"{failed}\n(logs: {produced})")
         kept = self._keep(case, found.path, produced, log)
+        info = {"log_dir": str(produced), "image": None if self.native else self.image}
+        if code != 0:
+            info["run_harness_exit_status"] = code
         return Artifacts(
             kept,
             harness_perf=found.harness_perf,
             harness_accuracy=found.harness_accuracy,
             files=[kept / "run_harness.log"],
-            info={"log_dir": str(produced), "image": self.image},
+            info=info,
         )
 
     def _keep(self, case: InferenceCase, folder: Path, produced: Path, log: Path) -> Path:
@@ -249,7 +347,7 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(folder, dest)
-        for name in ("perf_harness_summary.json", "accuracy_summary.json"):
+        for name in ("perf_harness_summary.json", "accuracy_summary.json", "stdout.txt"):
             if (produced / name).exists():
                 shutil.copy(produced / name, dest / name)
         shutil.copy(log, dest / "run_harness.log")

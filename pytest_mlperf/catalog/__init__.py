@@ -56,6 +56,7 @@ class Gpu:
 @dataclass(frozen=True)
 class System:
     sku: str
+    known_system: str  # NVIDIA's KnownSystem member (code/common/systems/system_list.py), which its configs name
     system_id: str
     category: str  # datacenter | edge
     gpu: Gpu
@@ -288,6 +289,9 @@ class Catalog:
     training_systems: dict[str, tuple[str, ...]]
     training_target: float
     published: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # system name -> bench -> scen
+    nvidia_matrix: dict[str, dict[str, dict[str, list]]] = field(default_factory=dict)  # known system -> cases
+    tuned: dict[str, dict[str, dict[str, dict]]] = field(default_factory=dict)  # system name -> bench -> scen -> conf
+    mlperf_conf: dict[str, dict[str, float]] = field(default_factory=dict)  # scenario -> the round's rules
     marker_help: dict[str, str] = field(default_factory=dict)  # every marker a case can carry -> what it selects
 
     def _lookup(self, table: dict, name: str, what: str, known: str = "known"):
@@ -318,14 +322,28 @@ class Catalog:
                 return scenario
         raise CatalogError(f"unknown scenario {name!r}; known: {', '.join(self.scenarios)}")
 
-    def inference_cases(self, sku: str) -> list[InferenceCase]:
+    def tuned_settings(self, system_name: str, benchmark: str, scenario: str) -> dict | None:
+        """NVIDIA's user.conf for a published case (target QPS, latencies), when the catalog has it."""
+        return self.tuned.get(system_name, {}).get(benchmark, {}).get(scenario)
+
+    def inference_cases(
+        self, sku: str, powers: tuple[str, ...] = ("MaxP",), matrix: dict[str, dict[str, dict]] | None = None
+    ) -> list[InferenceCase]:
+        """The cases NVIDIA's configs register for the SKU's system (benchmark x scenario x harness x accuracy
+        target x power setting), in both modes: from `matrix` (a checkout's, keyed by KnownSystem) or the
+        catalog's copy of the v2.0 tree's."""
         system = self.system(sku)
+        table = (self.nvidia_matrix if matrix is None else matrix).get(system.known_system, {})
         cases = []
-        for bench_name, entry in self.matrix[system.category].items():
-            bench = self.benchmarks[bench_name]
-            for scenario_name in entry["scenarios"]:
+        for bench_name, scenarios in table.items():
+            bench = self.benchmarks.get(bench_name)
+            if bench is None:
+                continue
+            for scenario_name, pairs in scenarios.items():
                 for mode in MODES:
-                    for harness in entry["harnesses"]:
+                    for harness, power in pairs:
+                        if power not in powers:
+                            continue
                         cases.append(
                             InferenceCase(
                                 system_id=system.system_id,
@@ -334,6 +352,7 @@ class Catalog:
                                 mode=mode,
                                 harness=harness,
                                 sku=sku,
+                                power=power,
                             )
                         )
         return cases
@@ -401,6 +420,7 @@ def _load_json(name: str) -> dict:
 @cache
 def load() -> Catalog:
     inf = _load_json("inference_v2_0.json")
+    nvidia = _load_json("nvidia_v2_0.json")
     tra = _load_json("training_v2_1.json")
     gpus = {
         key: Gpu(
@@ -417,6 +437,7 @@ def load() -> Catalog:
     systems = {
         sku: System(
             sku=sku,
+            known_system=s["known_system"],
             system_id=s["system_id"],
             category=s["category"],
             gpu=gpus[s["gpu"]],
@@ -443,7 +464,10 @@ def load() -> Catalog:
         training_configs=configs,
         training_systems={k: tuple(v) for k, v in tra["systems"].items()},
         training_target=tra["target"]["value"],
-        published=inf.get("published", {}).get("values", {}),
+        published=nvidia["published"],
+        nvidia_matrix=nvidia["matrix"],
+        tuned=nvidia["tuned"],
+        mlperf_conf=nvidia["mlperf_conf"],
         marker_help=_marker_help(inf, tra, benchmarks),
     )
 

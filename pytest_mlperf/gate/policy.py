@@ -45,6 +45,37 @@ class Gate:
         share = measured / figure if case.scenario.higher_is_better else figure / measured
         return Metric("published_pct", share * 100.0, "%", True, {"published": figure})
 
+    def tuned(self, case, result: CaseResult) -> Metric | None:
+        """A performance case against what NVIDIA tuned it for (its user.conf: the Server's target_qps, the
+        Offline expected QPS, the latency target of SingleStream/MultiStream), in percent: above 100 beats it.
+        The Server target is the load a driver or firmware change is judged against."""
+        if not isinstance(case, InferenceCase) or case.mode != "PerformanceOnly":
+            return None
+        conf = self.catalog.tuned_settings(case.system_name, case.benchmark.name, case.scenario.name) or {}
+        measured = next((m.value for m in result.metrics if m.name == case.scenario.perf_key), None)
+        if not measured:
+            return None
+        if case.scenario.higher_is_better and conf.get("target_qps"):
+            target = float(conf["target_qps"])
+            return Metric("tuned_target_pct", measured / target * 100.0, "%", True, {"target_qps": target, **conf})
+        if not case.scenario.higher_is_better and conf.get("target_latency"):
+            target_ns = float(conf["target_latency"]) * 1e6  # user.conf latencies are in ms
+            return Metric(
+                "tuned_target_pct", target_ns / measured * 100.0, "%", True, {"target_latency_ns": target_ns, **conf}
+            )
+        return None
+
+    def reference_notes(self, case, published: Metric | None) -> list[str]:
+        """What the report says where NVIDIA has no figure for a case, instead of skipping the check silently."""
+        if not isinstance(case, InferenceCase) or case.mode != "PerformanceOnly" or published is not None:
+            return []
+        if self.catalog.published_figure(case.system_name, case.benchmark.name, case.scenario.name) is not None:
+            return []
+        note = f"NVIDIA published no v2.0 figure for {case.config_name}"
+        if self.min_published is not None:
+            note += f"; the published floor ({self.min_published_source}) does not apply to it"
+        return [note]
+
     def compare(self, case_id: str, verdict: str, metrics: list[dict]) -> BaselineCheck | None:
         if self.baseline is None:
             return None

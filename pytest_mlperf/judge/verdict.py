@@ -77,6 +77,13 @@ def performance_verdict(
         if summary is not None and summary.recommendations:
             parts.append("LoadGen recommends: " + " ".join(summary.recommendations))
         reason = "INVALID: " + "; ".join(parts)
+    if harness is not None and harness.accuracy_only:
+        return Verdict(
+            False,
+            f"{reason}; but NVIDIA's harness found no performance result (an AccuracyOnly run's message)",
+            "INVALID",
+            {"flags": flags},
+        )
     if harness is not None and harness.validity != label:
         return Verdict(
             False, f"{reason}; but NVIDIA's harness printed Result is {harness.validity}", "INVALID", {"flags": flags}

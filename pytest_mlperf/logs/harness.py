@@ -1,14 +1,17 @@
 """NVIDIA's end-of-run summaries: the blocks that run_harness prints, and the two JSON files behind them
-(perf_harness_summary.json, accuracy_summary.json: {config name: {benchmark: message}})."""
+(perf_harness_summary.json, accuracy_summary.json: {config name: {benchmark: message}}).
+
+An AccuracyOnly run leaves no performance result: NVIDIA's harness (code/common/harness.py, run_harness) then
+reports NO_PERFORMANCE where the perf message would be, and code/main.py writes that string into
+perf_harness_summary.json like any other result; print_harness_result.py prints it under the perf banner."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ParseError, finite, read_text, strict_json
+from . import ParseError, finite, load_json, read_text
 
 PERF_BANNER = "Perf harness results:"
 ACC_BANNER = "Accuracy results:"
@@ -19,13 +22,18 @@ _ACC_RE = re.compile(
     r"Accuracy test (?P<verdict>PASSED|FAILED)\.?$"
 )
 NO_ACCURACY = "No accuracy results in PerformanceOnly mode."
+NO_PERFORMANCE = "Cannot find performance result. Maybe you are running in AccuracyOnly mode."
 
 
 @dataclass(frozen=True)
 class PerfMessage:
-    key: str
-    value: float
-    validity: str
+    key: str | None
+    value: float | None
+    validity: str | None  # None (with key and value): the run was AccuracyOnly, it has no performance result
+
+    @property
+    def accuracy_only(self) -> bool:
+        return self.validity is None
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,8 @@ class AccuracyMessage:
 
 
 def parse_perf_message(message: str, where: str = "<message>") -> PerfMessage:
+    if message.strip() == NO_PERFORMANCE:
+        return PerfMessage(None, None, None)
     match = _PERF_RE.match(message.strip())
     if not match:
         raise ParseError(
@@ -76,12 +86,7 @@ class HarnessSummary:
 def parse_summary_json(path: Path | str, kind: str) -> dict[str, dict]:
     """perf_harness_summary.json (kind='perf') or accuracy_summary.json (kind='accuracy')."""
     path = Path(path)
-    try:
-        data = strict_json(read_text(path))
-    except json.JSONDecodeError as exc:
-        raise ParseError(path, f"malformed JSON ({exc.msg})", line=exc.lineno) from None
-    except ValueError as exc:
-        raise ParseError(path, f"malformed JSON ({exc})") from None
+    data = load_json(path)
     if not isinstance(data, dict):
         raise ParseError(path, "expected an object of {config name: {benchmark: message}}")
     parse = parse_perf_message if kind == "perf" else parse_accuracy_message
@@ -89,7 +94,10 @@ def parse_summary_json(path: Path | str, kind: str) -> dict[str, dict]:
     for config, benches in data.items():
         if not isinstance(benches, dict):
             raise ParseError(path, f"config {config!r}: expected an object of benchmark messages")
-        out[config] = {bench: parse(str(msg), f"{path} [{config}/{bench}]") for bench, msg in benches.items()}
+        for bench, msg in benches.items():
+            if not isinstance(msg, str):
+                raise ParseError(path, f"[{config}/{bench}]: the message is {type(msg).__name__}, not a string")
+        out[config] = {bench: parse(msg, f"{path} [{config}/{bench}]") for bench, msg in benches.items()}
     return out
 
 

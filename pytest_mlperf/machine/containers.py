@@ -39,13 +39,16 @@ class LaunchSpec:
     name: str
     code_dir: Path
     scratch_dir: Path
-    # "nvidia": launch_docker's flags (all GPUs, unlimited memlock, SYS_ADMIN/SYS_TIME, no seccomp);
+    # "nvidia": launch_docker's flags (the GPUs, SYS_ADMIN/SYS_TIME, no seccomp; and an unlimited memlock,
+    # which launch_docker leaves to the host's default);
     # "minimal": the same mounts, user, shm and labels without them, for a stand-in image or a machine (or
     # sandbox) that cannot grant them.
     profile: str = "nvidia"
     environment: dict[str, str] = field(default_factory=dict)
     network_mode: str = "host"
     user: str | None = None  # "uid:gid"; NVIDIA runs as the caller
+    gpus: tuple[int, ...] | None = None  # the GPUs given to the container (NVML indices); None: all of them
+    clock: bool = False  # the host's /etc/localtime and /etc/timezone, read-only, as launch_docker mounts them
 
     def run_kwargs(self, session_id: str) -> dict:
         import docker
@@ -57,7 +60,10 @@ class LaunchSpec:
             detach=True,
             init=True,  # stop() then does not wait for a shell that ignores SIGTERM
             working_dir=self.working_dir,
-            volumes={str(host): {"bind": inside, "mode": "rw"} for host, inside in self.mounts().items()},
+            volumes={
+                **{str(host): {"bind": inside, "mode": "rw"} for host, inside in self.mounts().items()},
+                **{path: {"bind": path, "mode": "ro"} for path in self.clock_files()},
+            },
             environment=self.base_environment(),
             shm_size="32g",
             network_mode=self.network_mode,
@@ -65,8 +71,9 @@ class LaunchSpec:
             labels={LABEL_SESSION: session_id, LABEL_PID: str(os.getpid()), LABEL_HOST: socket.gethostname()},
         )
         if self.profile == "nvidia":
+            gpus = dict(count=-1) if self.gpus is None else dict(device_ids=[str(index) for index in self.gpus])
             kwargs.update(
-                device_requests=[docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])],
+                device_requests=[docker.types.DeviceRequest(capabilities=[["gpu"]], **gpus)],
                 ulimits=[docker.types.Ulimit(name="memlock", soft=-1, hard=-1)],
                 cap_add=["SYS_ADMIN", "SYS_TIME"],
                 security_opt=["seccomp=unconfined"],
@@ -80,7 +87,11 @@ class LaunchSpec:
         return {self.code_dir: "/work", self.scratch_dir: str(self.scratch_dir)}
 
     def base_environment(self) -> dict[str, str]:
-        return {"MLPERF_SCRATCH_PATH": str(self.scratch_dir), **self.environment}
+        visible = "all" if self.gpus is None else ",".join(str(index) for index in self.gpus)
+        return {"MLPERF_SCRATCH_PATH": str(self.scratch_dir), "NVIDIA_VISIBLE_DEVICES": visible, **self.environment}
+
+    def clock_files(self) -> list[str]:
+        return [path for path in ("/etc/localtime", "/etc/timezone") if self.clock and os.path.exists(path)]
 
 
 @dataclass

@@ -115,6 +115,23 @@ def detect() -> Inventory:
         _optional(pynvml.nvmlShutdown)
 
 
+class SelectionError(ValueError):
+    """--mlperf-gpus names a GPU this machine does not have."""
+
+
+def select(inventory: Inventory, indices: tuple[int, ...] | None) -> Inventory:
+    """The GPUs that make the system under test: those named (NVML indices), or all of them."""
+    if indices is None:
+        return inventory
+    present = {device.index: device for device in inventory.devices}
+    missing = [str(i) for i in indices if i not in present]
+    if missing:
+        raise SelectionError(
+            f"GPU {', '.join(missing)} not found: this machine has GPUs {', '.join(map(str, present)) or 'none'}"
+        )
+    return Inventory(inventory.driver_version, inventory.cuda_driver_version, tuple(present[i] for i in indices))
+
+
 def gpu_matches(gpu: Gpu, device: GpuDevice) -> list[str]:
     """Why a device is not this catalog GPU (empty when it is)."""
     problems = []

@@ -66,6 +66,15 @@ def _notes(record: CaseRecord) -> str:
         figure = published.get("metadata", {}).get("published")
         shown = f" ({_fmt(figure)})" if isinstance(figure, int | float) else ""
         notes.append(f"{published['value']:.1f}% of NVIDIA's published v2.0 figure{shown}")
+    tuned = record.metric("tuned_target_pct")
+    if tuned is not None:
+        meta = tuned.get("metadata", {})
+        target = meta.get("target_qps") or meta.get("target_latency_ns")
+        unit = "samples/s" if "target_qps" in meta else "ns"
+        notes.append(
+            f"{tuned['value']:.1f}% of the target NVIDIA tuned this case for ({_fmt(target)} {unit}, user.conf)"
+        )
+    notes += [escape(note) for note in record.notes]
     if record.throttled:
         reasons = ", ".join((record.telemetry or {}).get("throttle_reasons", []))
         notes.append(

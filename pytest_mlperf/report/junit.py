@@ -22,6 +22,7 @@ def case_properties(record: CaseRecord) -> list[tuple[str, str]]:
     if record.baseline and not record.baseline.get("missing"):
         props.append(("mlperf:baseline", record.baseline["name"]))
         props.append(("mlperf:regressions", "; ".join(record.regressions) or "none"))
+    props += [("mlperf:note", note) for note in record.notes]
     props += [(m["name"], _number(m["value"])) for m in record.metrics]
     return [_safe(name, value) for name, value in props]
 

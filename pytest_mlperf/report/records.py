@@ -14,7 +14,7 @@ from ..judge.metrics import headline
 from ..logs import clean
 
 # Kept inside "info" in the JSON file, where the files have always had them.
-EXTRAS = ("baseline", "gate", "telemetry", "throttled", "compliance")
+EXTRAS = ("baseline", "gate", "telemetry", "throttled", "compliance", "notes")
 TEXT_LIMIT = 4000  # characters of any text a record carries (a reason, a value from a log); the rest is cut
 
 
@@ -48,6 +48,7 @@ class CaseRecord:
     telemetry: dict | None = None
     throttled: list[str] = field(default_factory=list)
     compliance: dict | None = None
+    notes: list[str] = field(default_factory=list)  # what the report should say beside the verdict
 
     @classmethod
     def judged(cls, case_id: str, result: CaseResult, backend: str, **extras) -> CaseRecord:

@@ -1,0 +1,290 @@
+"""NVIDIA's closed MLPerf Inference v2.0 checkout, read as data (never imported: its modules need TensorRT and
+CUDA to load).
+
+- `registrations(code)`: what `configs/<benchmark>/<Scenario>/__init__.py` registers with
+  `@ConfigRegistry.register(HarnessType.X, AccuracyTarget.Y, PowerSetting.Z)`, one entry per class, with the
+  `KnownSystem` it names (inherited through the file's classes and the benchmark's base classes) and its literal
+  fields (batch sizes, expected QPS, latencies).
+- `tuned(code)`: NVIDIA's `measurements/<system name>/<benchmark>/<Scenario>/user.conf`, the target QPS and
+  latencies each published case ran with.
+- `published(code)`: the scenario's result from `results/<system name>/<benchmark>/<Scenario>/performance/
+  run_1/mlperf_log_summary.txt`, NVIDIA's published figure.
+- `mlperf_conf(code)`: the round's rules, `measurements/mlperf.conf`.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODELS = ("bert", "rnnt", "ssd-mobilenet", "ssd-resnet34")  # the project's benchmarks' config folders
+SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
+HARNESS = {"Custom": "custom", "LWIS": "lwis", "Triton": "triton"}  # HeteroMIG is MIG-only, not a seed system's
+LEVEL = {"k_99": "99", "k_99_9": "99.9"}
+POWER = ("MaxP", "MaxQ")
+PERF_KEYS = {
+    "Offline": "Samples per second",
+    "Server": "Scheduled samples per second",
+    "SingleStream": "90th percentile latency (ns)",
+    "MultiStream": "99th percentile latency (ns)",
+}
+
+
+class TreeError(ValueError):
+    """NVIDIA's checkout does not have the shape this version reads: which file, which line, what was there."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    known_system: str  # KnownSystem member, e.g. A100_SXM_80GBx8
+    model: str  # NVIDIA's benchmark folder: bert, rnnt, ssd-mobilenet, ssd-resnet34
+    level: str  # "99" or "99.9"
+    scenario: str
+    harness: str  # custom | lwis | triton
+    power: str  # MaxP | MaxQ
+    config_class: str
+    source: str  # configs/<model>/<Scenario>/__init__.py:<line>
+    fields: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def benchmark(self) -> str:
+        """The results tree's benchmark name: bert-99, bert-99.9, rnnt, ..."""
+        return f"{self.model}-{self.level}" if self.model == "bert" else self.model
+
+
+def _literal(node: ast.AST):
+    """A class attribute's value when it is a literal or a `KnownSystem.X` / `Enum.X` reference; else None."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return f"{node.value.id}.{node.attr}"
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def _class_table(tree: ast.Module) -> dict[str, ast.ClassDef]:
+    return {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+
+
+def _own_fields(cls: ast.ClassDef) -> dict:
+    out = {}
+    for stmt in cls.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            value = _literal(stmt.value)
+            if value is not None:
+                out[stmt.targets[0].id] = value
+    return out
+
+
+def _base_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):  # ParentConfig.GPUBaseConfig
+        return node.attr
+    return None
+
+
+class _Resolver:
+    """A class's fields with its bases' (from the same file, then the benchmark's `configs/<model>/__init__.py`),
+    most derived first, as Python's attribute lookup would find them for single inheritance."""
+
+    def __init__(self, own: dict[str, ast.ClassDef], parent: dict[str, ast.ClassDef]):
+        self.own, self.parent, self.cache = own, parent, {}
+
+    def fields(self, name: str, depth: int = 0) -> dict:
+        if name in self.cache:
+            return self.cache[name]
+        cls = self.own.get(name) or self.parent.get(name)
+        if cls is None or depth > 50:
+            return {}
+        merged: dict = {}
+        for base in reversed(cls.bases):
+            base_name = _base_name(base)
+            if base_name and base_name != name:
+                merged.update(self.fields(base_name, depth + 1))
+        merged.update(_own_fields(cls))
+        self.cache[name] = merged
+        return merged
+
+
+def _register_args(deco: ast.expr, where: str) -> tuple[str, str, str] | None:
+    """(HarnessType member, AccuracyTarget member, PowerSetting member) of @ConfigRegistry.register(...)."""
+    if not (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Attribute) and deco.func.attr == "register"):
+        return None
+    values = [_literal(arg) for arg in deco.args]
+    if len(values) != 3 or not all(isinstance(v, str) and "." in v for v in values):
+        raise TreeError(f"{where}: @ConfigRegistry.register takes HarnessType, AccuracyTarget, PowerSetting here")
+    return tuple(v.split(".", 1)[1] for v in values)  # type: ignore[return-value]
+
+
+def _parse(path: Path) -> ast.Module:
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as exc:
+        raise TreeError(f"{path}: cannot be read as Python: {exc}") from None
+
+
+def _scenario_registrations(code: Path, model: str, scenario: str, parent: dict) -> list[Registration]:
+    path = code / "configs" / model / scenario / "__init__.py"
+    if not path.is_file():
+        return []
+    rel = path.relative_to(code).as_posix()
+    own = _class_table(_parse(path))
+    resolver = _Resolver(own, parent)
+    out = []
+    for cls in own.values():
+        for deco in cls.decorator_list:
+            args = _register_args(deco, f"{rel}:{deco.lineno}")
+            if args is None:
+                continue
+            harness, level, power = args
+            if harness not in HARNESS:
+                continue
+            if level not in LEVEL or power not in POWER:
+                raise TreeError(f"{rel}:{deco.lineno}: unknown workload setting {harness}, {level}, {power}")
+            fields = resolver.fields(cls.name)
+            system = fields.get("system")
+            if not (isinstance(system, str) and system.startswith("KnownSystem.")):
+                raise TreeError(f"{rel}:{cls.lineno}: {cls.name} is registered but names no KnownSystem")
+            out.append(
+                Registration(
+                    known_system=system.split(".", 1)[1],
+                    model=model,
+                    level=LEVEL[level],
+                    scenario=scenario,
+                    harness=HARNESS[harness],
+                    power=power,
+                    config_class=cls.name,
+                    source=f"{rel}:{cls.lineno}",
+                    fields={k: v for k, v in fields.items() if isinstance(v, (int, float, str, bool))},
+                )
+            )
+    return out
+
+
+def registrations(code: Path, models: tuple[str, ...] = MODELS) -> list[Registration]:
+    """Every config the checkout registers for the given benchmarks, in file order."""
+    code = Path(code)
+    if not (code / "configs").is_dir():
+        raise TreeError(f"{code}: no configs/ folder (expected NVIDIA's closed/NVIDIA checkout)")
+    out: list[Registration] = []
+    for model in models:
+        base = code / "configs" / model / "__init__.py"
+        parent = _class_table(_parse(base)) if base.is_file() else {}
+        for scenario in SCENARIOS:
+            out += _scenario_registrations(code, model, scenario, parent)
+    if not out:
+        raise TreeError(f"{code}/configs: no @ConfigRegistry.register for {', '.join(models)}")
+    return out
+
+
+def matrix(regs: list[Registration]) -> dict[str, dict[str, dict[str, list[list[str]]]]]:
+    """known system -> benchmark -> scenario -> sorted [harness, power] pairs: the catalog's per-system matrix."""
+    out: dict = {}
+    for reg in regs:
+        slot = out.setdefault(reg.known_system, {}).setdefault(reg.benchmark, {}).setdefault(reg.scenario, [])
+        if [reg.harness, reg.power] not in slot:
+            slot.append([reg.harness, reg.power])
+    for benches in out.values():
+        for scenarios in benches.values():
+            for pairs in scenarios.values():
+                pairs.sort()
+    return out
+
+
+_CONF_LINE = re.compile(r"^\s*([^#=\s]+)\.([^.#=\s]+)\.([^.#=\s]+)\s*=\s*([^#\s]+)\s*(?:#.*)?$")
+
+
+def read_conf(path: Path) -> list[tuple[str, str, str, float]]:
+    """LoadGen's conf format: model.Scenario.key = number, with `*` wildcards; comments and blanks skipped."""
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        match = _CONF_LINE.match(text)
+        if not match:
+            raise TreeError(f"{path}:{number}: not model.Scenario.key = value: {text!r}")
+        try:
+            value = float(match.group(4))
+        except ValueError:
+            raise TreeError(f"{path}:{number}: {match.group(4)!r} is not a number") from None
+        if not math.isfinite(value):
+            raise TreeError(f"{path}:{number}: {match.group(4)!r} is not finite")
+        out.append((match.group(1), match.group(2), match.group(3), value))
+    return out
+
+
+def mlperf_conf(code: Path) -> dict[str, dict[str, float]]:
+    """The round's rules for each scenario (the `*.<Scenario>.key` lines of measurements/mlperf.conf)."""
+    out: dict[str, dict[str, float]] = {}
+    for model, scenario, key, value in read_conf(Path(code) / "measurements" / "mlperf.conf"):
+        if model == "*" and scenario in SCENARIOS:
+            out.setdefault(scenario, {})[key] = value
+    return out
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def tuned(code: Path, benchmarks: tuple[str, ...]) -> dict[str, dict[str, dict[str, dict[str, int | float]]]]:
+    """system name -> benchmark -> scenario -> NVIDIA's user.conf settings for that case (the lines that apply to
+    the case's scenario; NVIDIA's files also carry other scenarios' lines, which LoadGen ignores)."""
+    out: dict = {}
+    for path in sorted((Path(code) / "measurements").glob("*/*/*/user.conf")):
+        scenario, bench, system = path.parent.name, path.parent.parent.name, path.parent.parent.parent.name
+        if bench not in benchmarks or scenario not in SCENARIOS:
+            continue
+        settings = {key: _number(v) for _, scen, key, v in read_conf(path) if scen in ("*", scenario)}
+        if settings:
+            out.setdefault(system, {}).setdefault(bench, {})[scenario] = settings
+    return out
+
+
+def published(code: Path, benchmarks: tuple[str, ...]) -> dict[str, dict[str, dict[str, float]]]:
+    """system name -> benchmark -> scenario -> the scenario's result in NVIDIA's published run_1 summary, only
+    for runs LoadGen called VALID."""
+    out: dict = {}
+    for path in sorted((Path(code) / "results").glob("*/*/*/performance/run_1/mlperf_log_summary.txt")):
+        scenario = path.parent.parent.parent.name
+        bench, system = path.parents[3].name, path.parents[4].name
+        if bench not in benchmarks or scenario not in SCENARIOS:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        value = re.search(rf"^{re.escape(PERF_KEYS[scenario])}\s*:\s*(\S+)\s*$", text, re.M)
+        valid = re.search(r"^Result is\s*:\s*VALID\s*$", text, re.M)
+        if value is None:
+            raise TreeError(f"{path}: no {PERF_KEYS[scenario]!r} line")
+        if valid:
+            out.setdefault(system, {}).setdefault(bench, {})[scenario] = _number(float(value.group(1)))
+    return out
+
+
+def catalog_data(code: Path, known_systems: dict[str, str], system_ids: dict[str, str]) -> dict:
+    """What the built-in catalog keeps of a checkout for the seed's systems: SKU -> KnownSystem (`known_systems`)
+    and SKU -> system id (`system_ids`); the per-system case matrix, published figures, tuned settings and the
+    round's rules. `tools/refresh_nvidia_catalog.py` writes it; a test compares it with the upstream tree."""
+    benchmarks = ("bert-99", "bert-99.9", "rnnt", "ssd-mobilenet", "ssd-resnet34")
+    regs = matrix(registrations(code))
+    ids = set(system_ids.values())
+
+    def ours(name: str) -> bool:
+        base = name
+        for suffix in ("_MaxQ", "_Triton", "_TRT"):
+            base = base.removesuffix(suffix)
+        return base in ids
+
+    return {
+        "source": "mlcommons/inference_results_v2.0 closed/NVIDIA: configs/<benchmark>/<Scenario>/__init__.py "
+        "(@ConfigRegistry.register), results/<system>/<benchmark>/<Scenario>/performance/run_1/"
+        "mlperf_log_summary.txt (VALID runs), measurements/<system>/<benchmark>/<Scenario>/user.conf, "
+        "measurements/mlperf.conf",
+        "matrix": {known: regs.get(known, {}) for known in sorted(set(known_systems.values()))},
+        "published": {k: v for k, v in published(code, benchmarks).items() if ours(k)},
+        "tuned": {k: v for k, v in tuned(code, benchmarks).items() if ours(k)},
+        "mlperf_conf": {s: {k: _number(v) for k, v in keys.items()} for s, keys in mlperf_conf(code).items()},
+    }
