@@ -194,7 +194,9 @@ NVIDIA = (
     Spec(
         "image",
         "image",
-        "Container image to run NVIDIA's code in (default mlperf-inference:<user>-<arch>, built if missing)",
+        "Container image to run NVIDIA's code in (inference: default mlperf-inference:<user>-<arch>, which "
+        "NVIDIA's make build_docker and docker_add_user make; training: built from the implementation's "
+        "Dockerfile if missing)",
         metavar="NAME",
     ),
     Spec(

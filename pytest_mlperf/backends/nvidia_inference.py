@@ -17,6 +17,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 
 from ..catalog import Catalog, InferenceCase, System, nvidia_tree
@@ -75,7 +76,7 @@ def run_args(case: InferenceCase, *, log_dir: str, fast: bool, server_target_qps
         if fast:
             words.append("--fast")
         if server_target_qps and case.scenario.name == "Server":
-            words.append(f"--server_target_qps={int(server_target_qps)}")
+            words.append(f"--server_target_qps={server_target_qps}")
     return " ".join(words)
 
 
@@ -204,12 +205,10 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
         )
         return f"NVIDIA's v2.0 code at {self.code} {where}"
 
-    @property
+    @cached_property
     def gpu_keys(self) -> list[str]:
-        """The lock names of the GPUs under test (read once: NVML's UUIDs)."""
-        if not isinstance(self._gpu_keys, list):
-            self._gpu_keys = self._gpu_keys() if self._gpu_keys else ["all-gpus"]
-        return self._gpu_keys
+        """The lock names of the GPUs under test (read once, when a step first needs them: NVML's UUIDs)."""
+        return self._gpu_keys() if self._gpu_keys else ["all-gpus"]
 
     # ---- case lists -------------------------------------------------------------------------------------
     def cases(self, kind: str, catalog_cases: list[Case] | None) -> list[Case]:
@@ -298,7 +297,7 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
     def log_root(self) -> tuple[Path, str]:
         """build/logs as this machine sees it, and as NVIDIA's make sees it (/work in the container)."""
         host = self.code / "build" / "logs"
-        return host, (str(host) if self.native else "/work/build/logs")
+        return host, (str(host) if self.native else f"{LaunchSpec.working_dir}/build/logs")
 
     def run(self, case: Case, workdir: Path) -> Artifacts:
         if not isinstance(case, InferenceCase):

@@ -249,18 +249,9 @@ class Threshold(Matcher):
 
 
 @dataclass(frozen=True)
-class Close(Matcher):
-    """A plain MemoryConfiguration (memory.py:81-84): within the detected side's tolerance."""
-
-    memory: MemoryAmount
-    tolerance: float
-    where: str = ""
-
-    def matches(self, value) -> bool:
-        return value is not None and math.isclose(value, self.memory.bytes, rel_tol=self.tolerance)
-
-    def describe(self) -> str:
-        return f"{self.memory.describe()} within {self.tolerance:.0%}"
+class Close(Approx):
+    """A plain MemoryConfiguration (memory.py:81-84): within the detected side's tolerance. The same comparison as
+    MatchFloatApproximate; its own type because only this one may stand for a system's memory rule."""
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,6 @@ CUDA to load).
   fields (batch sizes, expected QPS, latencies).
 - `tuned(code)`: NVIDIA's `measurements/<system name>/<benchmark>/<Scenario>/user.conf`, the target QPS and
   latencies each published case ran with.
-- `published(code)`: the scenario's result from `results/<system name>/<benchmark>/<Scenario>/performance/
-  run_1/mlperf_log_summary.txt`, NVIDIA's published figure.
 - `mlperf_conf(code)`: the round's rules, `measurements/mlperf.conf`.
 """
 
@@ -25,12 +23,6 @@ SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
 HARNESS = {"Custom": "custom", "LWIS": "lwis", "Triton": "triton"}  # HeteroMIG is MIG-only, not a seed system's
 LEVEL = {"k_99": "99", "k_99_9": "99.9"}
 POWER = ("MaxP", "MaxQ")
-PERF_KEYS = {
-    "Offline": "Samples per second",
-    "Server": "Scheduled samples per second",
-    "SingleStream": "90th percentile latency (ns)",
-    "MultiStream": "99th percentile latency (ns)",
-}
 
 
 class TreeError(ValueError):
@@ -218,17 +210,17 @@ def read_conf(path: Path) -> list[tuple[str, str, str, float]]:
     return out
 
 
-def mlperf_conf(code: Path) -> dict[str, dict[str, float]]:
-    """The round's rules for each scenario (the `*.<Scenario>.key` lines of measurements/mlperf.conf)."""
-    out: dict[str, dict[str, float]] = {}
-    for model, scenario, key, value in read_conf(Path(code) / "measurements" / "mlperf.conf"):
-        if model == "*" and scenario in SCENARIOS:
-            out.setdefault(scenario, {})[key] = value
-    return out
-
-
 def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
+
+
+def mlperf_conf(code: Path) -> dict[str, dict[str, int | float]]:
+    """The round's rules for each scenario (the `*.<Scenario>.key` lines of measurements/mlperf.conf)."""
+    out: dict[str, dict[str, int | float]] = {}
+    for model, scenario, key, value in read_conf(Path(code) / "measurements" / "mlperf.conf"):
+        if model == "*" and scenario in SCENARIOS:
+            out.setdefault(scenario, {})[key] = _number(value)
+    return out
 
 
 def tuned(code: Path, benchmarks: tuple[str, ...]) -> dict[str, dict[str, dict[str, dict[str, int | float]]]]:
@@ -243,48 +235,3 @@ def tuned(code: Path, benchmarks: tuple[str, ...]) -> dict[str, dict[str, dict[s
         if settings:
             out.setdefault(system, {}).setdefault(bench, {})[scenario] = settings
     return out
-
-
-def published(code: Path, benchmarks: tuple[str, ...]) -> dict[str, dict[str, dict[str, float]]]:
-    """system name -> benchmark -> scenario -> the scenario's result in NVIDIA's published run_1 summary, only
-    for runs LoadGen called VALID."""
-    out: dict = {}
-    for path in sorted((Path(code) / "results").glob("*/*/*/performance/run_1/mlperf_log_summary.txt")):
-        scenario = path.parent.parent.parent.name
-        bench, system = path.parents[3].name, path.parents[4].name
-        if bench not in benchmarks or scenario not in SCENARIOS:
-            continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        value = re.search(rf"^{re.escape(PERF_KEYS[scenario])}\s*:\s*(\S+)\s*$", text, re.M)
-        valid = re.search(r"^Result is\s*:\s*VALID\s*$", text, re.M)
-        if value is None:
-            raise TreeError(f"{path}: no {PERF_KEYS[scenario]!r} line")
-        if valid:
-            out.setdefault(system, {}).setdefault(bench, {})[scenario] = _number(float(value.group(1)))
-    return out
-
-
-def catalog_data(code: Path, known_systems: dict[str, str], system_ids: dict[str, str]) -> dict:
-    """What the built-in catalog keeps of a checkout for the seed's systems: SKU -> KnownSystem (`known_systems`)
-    and SKU -> system id (`system_ids`); the per-system case matrix, published figures, tuned settings and the
-    round's rules. `tools/refresh_nvidia_catalog.py` writes it; a test compares it with the upstream tree."""
-    benchmarks = ("bert-99", "bert-99.9", "rnnt", "ssd-mobilenet", "ssd-resnet34")
-    regs = matrix(registrations(code))
-    ids = set(system_ids.values())
-
-    def ours(name: str) -> bool:
-        base = name
-        for suffix in ("_MaxQ", "_Triton", "_TRT"):
-            base = base.removesuffix(suffix)
-        return base in ids
-
-    return {
-        "source": "mlcommons/inference_results_v2.0 closed/NVIDIA: configs/<benchmark>/<Scenario>/__init__.py "
-        "(@ConfigRegistry.register), results/<system>/<benchmark>/<Scenario>/performance/run_1/"
-        "mlperf_log_summary.txt (VALID runs), measurements/<system>/<benchmark>/<Scenario>/user.conf, "
-        "measurements/mlperf.conf",
-        "matrix": {known: regs.get(known, {}) for known in sorted(set(known_systems.values()))},
-        "published": {k: v for k, v in published(code, benchmarks).items() if ours(k)},
-        "tuned": {k: v for k, v in tuned(code, benchmarks).items() if ours(k)},
-        "mlperf_conf": {s: {k: _number(v) for k, v in keys.items()} for s, keys in mlperf_conf(code).items()},
-    }

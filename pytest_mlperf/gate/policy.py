@@ -57,7 +57,7 @@ class Gate:
             return None
         if case.scenario.higher_is_better and conf.get("target_qps"):
             target = float(conf["target_qps"])
-            return Metric("tuned_target_pct", measured / target * 100.0, "%", True, {"target_qps": target, **conf})
+            return Metric("tuned_target_pct", measured / target * 100.0, "%", True, dict(conf))
         if not case.scenario.higher_is_better and conf.get("target_latency"):
             target_ns = float(conf["target_latency"]) * 1e6  # user.conf latencies are in ms
             return Metric(

@@ -267,7 +267,7 @@ class SessionContainer:
         try:
             with log.open("ab") as fh:
                 fh.write(f"$ {' '.join(argv)}\n".encode())
-                _copy_stream(stream, fh, name, echo, watch)
+                copy_stream(stream, fh, name, echo, watch)
         except _engine_errors() as exc:
             if not timed_out.is_set():
                 raise ContainerError(f"{name}: lost the exec stream: {exc}") from None
@@ -334,9 +334,10 @@ class SessionContainer:
                 pass  # gone already, or the engine went away meanwhile
 
 
-def _copy_stream(stream, fh, name: str, echo, watch) -> None:
-    """Copy an exec's output into the log as it comes; with echo, show it too, with a progress note every 30 s
-    or whenever watch() (which reads the output as it comes: a training eval, say) has news."""
+def copy_stream(stream, fh, name: str, echo, watch) -> None:
+    """Copy a step's output (a container exec's, a process's) into the log as it comes; with echo, show it too,
+    with a progress note every 30 s or whenever watch() (which reads the output as it comes: a training eval,
+    say) has news."""
     started = last_note = time.monotonic()
     for chunk in stream:
         fh.write(chunk)

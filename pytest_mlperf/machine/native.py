@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from .containers import ContainerError
+from .containers import ContainerError, copy_stream
 
 TEGRA_RELEASE = "etc/nv_tegra_release"
 DEVICE_TREE_MODEL = "proc/device-tree/model"
@@ -100,11 +100,7 @@ class NativeRunner:
                 timer.daemon = True
                 timer.start()
             try:
-                for chunk in iter(lambda: proc.stdout.read1(65536), b""):
-                    fh.write(chunk)
-                    fh.flush()
-                    if echo:
-                        echo(chunk.decode(errors="replace"))
+                copy_stream(iter(lambda: proc.stdout.read1(65536), b""), fh, name, echo, watch)
                 code = proc.wait()
             finally:
                 if timer:
