@@ -106,6 +106,33 @@ def fake_nvml(tmp_path_factory) -> Path:
 A100X8 = "count=8;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400"
 
 
+def host_root(
+    path: Path,
+    cpu: str = "AMD EPYC 7742 64-Core Processor",
+    sockets: int = 2,
+    memtotal_kb: int = 2_113_612_144,
+    jetson: str | None = None,
+) -> Path:
+    """A stand-in root for what NVIDIA's system detection reads of the host besides the GPUs (its /proc/cpuinfo
+    and /proc/meminfo; a Jetson's L4T release file and device tree), as a DGX A100 shows them by default: no
+    such machine exists where the tests run. The plugin reads it under PYTEST_MLPERF_SYSROOT."""
+    (path / "proc").mkdir(parents=True, exist_ok=True)
+    blocks = [
+        f"processor\t: {i}\nmodel name\t: {cpu}\nphysical id\t: {i}\nsiblings\t: 128\ncpu cores\t: 64\n"
+        for i in range(sockets)
+    ]
+    (path / "proc" / "cpuinfo").write_text("\n".join(blocks))
+    (path / "proc" / "meminfo").write_text(f"MemTotal:       {memtotal_kb} kB\nMemFree:        1000 kB\n")
+    if jetson is not None:
+        (path / "etc").mkdir(exist_ok=True)
+        (path / "etc" / "nv_tegra_release").write_text("# R34 (release), REVISION: 1.1\n")
+        tree = path / "sys" / "firmware" / "devicetree" / "base"
+        tree.mkdir(parents=True, exist_ok=True)
+        (tree / "model").write_bytes(jetson.encode() + b"\0")
+        (tree / "compatible").write_bytes(b"nvidia,p3737-0000+p3701-0000\0nvidia,tegra234\0")
+    return path
+
+
 def fake_gpu_env(lib: Path | None, spec: str | None, **extra: str) -> dict:
     """This process's environment for a child that loads the fake NVML library (the loader reads
     LD_LIBRARY_PATH at start) describing `spec`; None leaves either out."""

@@ -20,7 +20,7 @@ from .backends import choice as choosing
 from .gate import baseline, compliance, fingerprint
 from .gate.policy import Gate
 from .judge.verdict import TrialOutcome
-from .machine import gpu
+from .machine import gpu, native
 from .options import Options, flag
 from .report.reporter import Reporter
 from .report.trials import TrialStore
@@ -145,7 +145,9 @@ class MlperfSession:
 
     def _choose_backends(self, controller_header: dict | None) -> None:
         opts, hook = self.options, self.config.hook.pytest_mlperf_make_backend
-        context = BuildContext(self.catalog, self._output, self.system, self._user_model, self._gpu_keys)
+        context = BuildContext(
+            self.catalog, self._output, self.system, self._user_model, self._gpu_keys, self._host_facts
+        )
         needs_gpus = opts.backend == "auto" and not opts.results and not opts.nvidia_code
         gpus, no_gpu = self._gpus_in_words() if needs_gpus and controller_header is None else (None, "")
         try:
@@ -176,6 +178,15 @@ class MlperfSession:
         except gpu.NvmlUnavailable:
             return ["all-gpus"]  # a Jetson's one integrated GPU, or a machine NVML cannot read
         return [f"gpu-{device.uuid or device.index}" for device in devices] or ["all-gpus"]
+
+    def _host_facts(self):
+        """This host as NVIDIA's system detection will see it: the selected GPUs (NVML), or a Jetson's device
+        tree where there is no NVML."""
+        try:
+            inventory = self.inventory()
+        except gpu.NvmlUnavailable:
+            inventory = None
+        return gpu.detection_facts(inventory, native.system_root())
 
     def _output(self) -> Path:
         """Where runs write their results tree: --mlperf-output, or mlperf-results in pytest's basetemp."""

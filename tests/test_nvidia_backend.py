@@ -4,7 +4,8 @@ iptables), which these tests start.
 Stand-ins, at the outermost boundary only: NVIDIA's image cannot exist here, so the image is built from a
 busybox rootfs whose `make` (tests/standin_image/make) reproduces NVIDIA's targets, writing the published
 logs of ../shared/fixtures in NVIDIA's build/logs layout; and the GPUs are a fake libnvidia-ml.so.1 that the
-real nvidia-ml-py reads (see test_gpu.py). Everything else is real: the daemon, the SDK calls, the
+real nvidia-ml-py reads (see test_gpu.py), beside a stand-in /proc (conftest.host_root) that shows NVIDIA's system
+detection a DGX A100's CPUs and memory. Everything else is real: the daemon, the SDK calls, the
 container, the execs, the parsers and verdicts.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 from engine import busybox_image, module_dockerd
 
-from conftest import A100X8, ROOT, fake_gpu_env, run_pytest_child
+from conftest import A100X8, ROOT, fake_gpu_env, host_root, run_pytest_child
 from pytest_mlperf.machine.containers import LABEL_SESSION, LaunchSpec
 
 IMAGE = "pytest-mlperf-standin:test"
@@ -61,9 +62,20 @@ def checkout(tmp_path, nvidia_tree) -> tuple[Path, Path]:
 
 
 def _run(
-    dockerd, fake_nvml, cwd: Path, code: Path, scratch: Path, *args: str, timeout: int = 300, background: bool = False
+    dockerd,
+    fake_nvml,
+    cwd: Path,
+    code: Path,
+    scratch: Path,
+    *args: str,
+    timeout: int = 300,
+    background: bool = False,
+    sku: str = "A100-SXM-80GBx8",
+    gpus: str = A100X8,
+    root: Path | None = None,
 ):
-    env = fake_gpu_env(fake_nvml, A100X8, DOCKER_HOST=dockerd.url)
+    root = root or host_root(cwd / "host")
+    env = fake_gpu_env(fake_nvml, gpus, DOCKER_HOST=dockerd.url, PYTEST_MLPERF_SYSROOT=str(root))
     cmd = [
         sys.executable,
         "-m",
@@ -73,7 +85,7 @@ def _run(
         "no:cacheprovider",
         f"--rootdir={cwd}",
         "--mlperf-backend=nvidia",
-        "--sku=A100-SXM-80GBx8",
+        f"--sku={sku}",
         f"--mlperf-nvidia-code={code}",
         f"--mlperf-scratch={scratch}",
         f"--mlperf-image={IMAGE}",
@@ -85,11 +97,12 @@ def _run(
 
 @pytest.fixture
 def nv(dockerd, standin_image, fake_nvml, checkout, tmp_path):
-    """pytest on the nvidia backend with the stand-in image, in a fresh process (so the fake NVML loads)."""
+    """pytest on the nvidia backend with the stand-in image, in a fresh process (so the fake NVML loads); keyword
+    arguments choose the SKU, the fake GPUs and the stand-in host root."""
     code, scratch = checkout
 
-    def run(*args: str, background: bool = False):
-        return _run(dockerd, fake_nvml, tmp_path, code, scratch, *args, background=background)
+    def run(*args: str, background: bool = False, **machine):
+        return _run(dockerd, fake_nvml, tmp_path, code, scratch, *args, background=background, **machine)
 
     return run
 
@@ -336,7 +349,9 @@ def test_missing_image_names_nvidias_make_targets(dockerd, standin_image, fake_n
     """Without --mlperf-image the backend uses NVIDIA's image name and, when it is missing, says which make
     targets of the checkout build it (docker/Dockerfile.x86_64 cannot be built outside NVIDIA: TRT_DEB_URL)."""
     code, scratch = checkout
-    env = fake_gpu_env(fake_nvml, A100X8, DOCKER_HOST=dockerd.url)
+    env = fake_gpu_env(
+        fake_nvml, A100X8, DOCKER_HOST=dockerd.url, PYTEST_MLPERF_SYSROOT=str(host_root(tmp_path / "host"))
+    )
     cmd = [
         sys.executable,
         "-m",
@@ -360,4 +375,95 @@ def test_missing_image_names_nvidias_make_targets(dockerd, standin_image, fake_n
 
     assert f"image '{default_image()}' is not on this Docker engine" in result.stdout
     assert "make build_docker NO_BUILD=1" in result.stdout and "make docker_add_user" in result.stdout
+    assert dockerd.ours() == []
+
+
+A30X8 = "count=8;name=NVIDIA A30;memory_mib=24576;pci=0x20B710DE;power_w=165"
+
+
+def test_a_host_nvidias_detection_will_not_match_stops_before_anything_runs(dockerd, checkout, tmp_path, nv):
+    """NVIDIA's system list wants an AMD EPYC 7742 and 0.5 TiB for the A30x8 (code/common/systems/
+    system_list.py): on a Xeon its main.py would log 'did not match any known systems' and exit 0. The backend
+    predicts that from the checkout's own list and stops first: no container, no step, no stamp."""
+    code, scratch = checkout
+    xeon = host_root(tmp_path / "xeon", cpu="Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz", memtotal_kb=1_056_000_000)
+    result = nv("-k", "rnnt-Offline-AccuracyOnly", "-q", sku="A30x8", gpus=A30X8, root=xeon)
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "NVIDIA's system detection will not run this host as A30x8 (A30x8)" in result.stdout
+    assert "AMD EPYC 7742" in result.stdout and "Intel(R) Xeon(R) Gold 6338" in result.stdout
+    assert "code/common/systems/system_list.py:" in result.stdout
+    assert not (scratch / ".pytest-mlperf").exists() and not (code / "build").exists()
+    assert dockerd.ours() == []
+    small = host_root(tmp_path / "small", memtotal_kb=24_684_096)  # this sandbox's memory, under the 30 GiB rule
+    result = nv("-k", "rnnt-Offline-AccuracyOnly", "-q", root=small)
+    assert result.returncode == 1 and "needs at least 30 GiB memory for A100_SXM_80GBx8" in result.stdout
+
+
+def test_a_one_gpu_sku_runs_on_the_gpu_it_is_given(dockerd, checkout, tmp_path, nv):
+    """A100-SXM-80GBx1 on an 8-GPU DGX: refused against all eight, run on the one --mlperf-gpus names, which
+    alone goes into the container (NVIDIA_VISIBLE_DEVICES, as launch_docker passes it), and which NVIDIA's
+    detection then sees as its A100_SXM_80GBx1."""
+    code, scratch = checkout
+    (code / ".standin" / "system").write_text("DGX-A100_A100-SXM-80GBx1\n")
+    case = "ssd-mobilenet-Offline-PerformanceOnly-lwis"
+    whole = nv("-k", case, "-q", sku="A100-SXM-80GBx1")
+    assert whole.returncode == 1
+    assert "--sku A100-SXM-80GBx1 expects 1x" in whole.stdout and "8 GPU(s), expected 1" in whole.stdout
+    one = nv("-k", case, "-q", "--mlperf-gpus=5", "--mlperf-json=one.json", sku="A100-SXM-80GBx1")
+    assert one.returncode == 0, one.stdout[-3000:]
+    record = _records(tmp_path / "one.json")[case]
+    assert record["verdict"] == "VALID"
+    log = Path(next(a for a in record["artifacts"] if a.endswith("run_harness.log"))).read_text()
+    assert "[stand-in] NVIDIA_VISIBLE_DEVICES=5" in log
+    missing = nv("-k", case, "-q", "--mlperf-gpus=9", sku="A100-SXM-80GBx1")
+    assert missing.returncode == 4 and "--mlperf-gpus: GPU 9 not found: this machine has GPUs 0, 1" in missing.stderr
+    assert dockerd.ours() == []
+
+
+def test_a_failed_accuracy_check_is_a_fail_verdict_with_its_figures(dockerd, checkout, tmp_path, nv):
+    """NVIDIA's main.py raises on a FAILED accuracy check, so make run_harness exits 1; the run's logs are still
+    judged: FAIL, with the value and the threshold, and kept like any other. (The stand-in image writes the
+    published accuracy.txt with its value lowered by 5 points: no real failing NVIDIA run is published.)"""
+    code, scratch = checkout
+    (code / ".standin" / "accuracy_fail").write_text("yes\n")
+    result = nv("-k", "rnnt-Offline-AccuracyOnly-custom", "-q", "--mlperf-json=acc.json")
+    assert result.returncode == 1
+    record = _records(tmp_path / "acc.json")["rnnt-Offline-AccuracyOnly-custom"]
+    assert record["verdict"] == "FAIL" and record["outcome"] == "failed"
+    metrics = {m["name"]: m["value"] for m in record["metrics"]}
+    # the DGX A100's published rnnt accuracy, 92.5545108..., less 5 as awk prints it
+    assert metrics["AccuracyValue"] == pytest.approx(87.5545, abs=1e-4)
+    assert metrics["ThresholdValue"] == pytest.approx(92.54775 * 0.99)
+    assert "FAIL:" in record["reason"] and record["info"]["run_harness_exit_status"] == 1
+    assert Path(record["artifacts"][0]).parent.name == "accuracy"
+    assert dockerd.ours() == []
+
+
+def _intervals(timeline: list[str]) -> list[tuple[int, int, str]]:
+    """(start line, end line, what) of each make step the stand-in recorded (its pid pairs the two lines)."""
+    starts, out = {}, []
+    for number, line in enumerate(timeline):
+        kind, target, mode, pid = line.split()
+        if kind == "start":
+            starts[pid] = (number, f"{target} {mode}")
+        else:
+            begin, what = starts.pop(pid)
+            out.append((begin, number, what))
+    return out
+
+
+def test_nothing_else_runs_while_a_performance_run_measures(dockerd, checkout, tmp_path, nv):
+    """Two xdist workers, each with its own container on the same GPUs: every step either side of the other's
+    performance run_harness, never inside it (the stand-in make notes each step's start and end)."""
+    code, scratch = checkout
+    (code / ".standin" / "delay").write_text("1\n")
+    (code / ".standin" / "timeline").write_text("")
+    result = nv("-n", "2", "-m", "rnnt or ssd_resnet34", "-q")
+    assert result.returncode == 0, result.stdout[-3000:]
+    steps = _intervals((code / ".standin" / "timeline").read_text().splitlines())
+    measured = [(a, b) for a, b, what in steps if what == "run_harness PerformanceOnly"]
+    assert len(measured) == 6 and len(steps) > len(measured)  # rnnt x2, ssd-resnet34 lwis/triton x2
+    for begin, end in measured:
+        inside = [what for a, b, what in steps if (a, b) != (begin, end) and (begin < a < end or begin < b < end)]
+        assert inside == [], (begin, end, inside)
     assert dockerd.ours() == []

@@ -50,6 +50,7 @@ class BuildContext:
     system: System | None = None
     make_model: Callable[[Case], object] | None = None  # users' pytest_mlperf_make_sut, for the local backend
     gpu_keys: Callable[[], list[str]] | None = None  # the selected GPUs' lock names (their UUIDs), read lazily
+    host_facts: Callable[[], object] | None = None  # what NVIDIA's system detection will see here, read lazily
 
 
 class Backend(Protocol):

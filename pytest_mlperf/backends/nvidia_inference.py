@@ -160,6 +160,7 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
         powers: tuple[str, ...] = ("MaxP",),
         gpus: tuple[int, ...] | None = None,
         gpu_keys: Callable[[], list[str]] | None = None,
+        host_facts: Callable[[], object] | None = None,
     ):
         super().__init__(output)
         self.catalog = catalog
@@ -179,6 +180,7 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
         self.powers = powers
         self.gpus = gpus
         self._gpu_keys = gpu_keys
+        self._host_facts = host_facts  # what NVIDIA's system detection will see (HostFacts), read when first needed
         self.native = bool(system and system.gpu.integrated)  # Jetson: SUPPORT_DOCKER=0 in NVIDIA's Makefile
         self._session: SessionContainer | NativeRunner | None = None
         self._set_up = False
@@ -196,6 +198,7 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
             powers=options.power,
             gpus=options.gpus,
             gpu_keys=context.gpu_keys,
+            host_facts=context.host_facts,
             **cls.container_options(options, context),
         )
 
@@ -224,6 +227,7 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
     # ---- where the steps run ----------------------------------------------------------------------------
     def session(self) -> SessionContainer | NativeRunner:
         if self._session is None:
+            self._check_detection()
             if self.native:
                 self._session = NativeRunner(self.code, {"MLPERF_SCRATCH_PATH": str(self.scratch)})
                 return self._session
@@ -243,6 +247,27 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
             )
             self._session = SessionContainer(client, spec, image_hint=image_hint(self.image))
         return self._session
+
+    def _check_detection(self) -> None:
+        """Stop before anything runs when NVIDIA's own system detection, read from the checkout's system list,
+        will not find this SKU's system on this host: its main.py would log 'did not match any known systems'
+        and exit 0, running nothing."""
+        if self.system is None or self._host_facts is None:
+            return
+        from ..catalog import nvidia_detection
+
+        try:
+            rules = nvidia_detection.load_rules(self.code)
+            found = nvidia_detection.predict(rules, self._host_facts(), want=self.system.known_system)
+        except ValueError as exc:  # DetectionRulesError, or a KnownSystem the checkout lacks
+            raise BackendUnavailable(f"{flag('nvidia_code')}: cannot read NVIDIA's system list: {exc}") from None
+        if not found.runs_as_wanted:
+            raise BackendUnavailable(
+                f"{flag('sku')} {self.system.sku}: NVIDIA's system detection will not run this host as "
+                f"{self.system.known_system} ({self.system.system_id}): {found.message()}. Its main.py "
+                "would log 'did not match any known systems' and run nothing; describe the machine to it first "
+                "(scripts/custom_systems/add_custom_system.py in the checkout)"
+            )
 
     def close(self) -> None:
         if self._session is not None:
@@ -302,6 +327,7 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
     def run(self, case: Case, workdir: Path) -> Artifacts:
         if not isinstance(case, InferenceCase):
             raise ResultMissing("training on the nvidia backend is not in this version")
+        self.session()  # where the steps run, once NVIDIA's detection is known to find the system: before any step
         self.setup()
         self.prepare_data(case.benchmark.model)
         self.engines(case)

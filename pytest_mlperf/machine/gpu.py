@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from ..catalog import Catalog, Gpu, System
 
@@ -32,6 +33,8 @@ class GpuDevice:
     persistence_mode: int | None = None
     app_clock_sm_mhz: int | None = None  # application clocks
     app_clock_mem_mhz: int | None = None
+    max_power_limit_w: float | None = None  # the board's maximum (nvidia-smi power.max_limit)
+    compute_sm: int | None = None  # compute capability as NVIDIA's code writes it: 8.0 -> 80
 
     @property
     def memory_gib(self) -> float | None:
@@ -88,6 +91,8 @@ def detect() -> Inventory:
             default_limit = _optional(pynvml.nvmlDeviceGetPowerManagementDefaultLimit, handle)
             mig = _optional(pynvml.nvmlDeviceGetMigMode, handle)
             ecc = _optional(pynvml.nvmlDeviceGetEccMode, handle)
+            limits = _optional(pynvml.nvmlDeviceGetPowerManagementLimitConstraints, handle)
+            capability = _optional(pynvml.nvmlDeviceGetCudaComputeCapability, handle)
             devices.append(
                 GpuDevice(
                     index=index,
@@ -104,6 +109,8 @@ def detect() -> Inventory:
                     persistence_mode=_optional(pynvml.nvmlDeviceGetPersistenceMode, handle),
                     app_clock_sm_mhz=_optional(pynvml.nvmlDeviceGetApplicationsClock, handle, pynvml.NVML_CLOCK_SM),
                     app_clock_mem_mhz=_optional(pynvml.nvmlDeviceGetApplicationsClock, handle, pynvml.NVML_CLOCK_MEM),
+                    max_power_limit_w=limits[1] / 1000.0 if limits is not None else None,
+                    compute_sm=capability[0] * 10 + capability[1] if capability is not None else None,
                 )
             )
         return Inventory(
@@ -130,6 +137,21 @@ def select(inventory: Inventory, indices: tuple[int, ...] | None) -> Inventory:
             f"GPU {', '.join(missing)} not found: this machine has GPUs {', '.join(map(str, present)) or 'none'}"
         )
     return Inventory(inventory.driver_version, inventory.cuda_driver_version, tuple(present[i] for i in indices))
+
+
+def detection_facts(inventory: Inventory | None, root: Path):
+    """This host as NVIDIA's system detection will see it (its lscpu or /proc/cpuinfo and /proc/meminfo under
+    `root`, the GPUs given to its container, or, without NVML, a Jetson's device tree), for
+    `catalog.nvidia_detection.predict`."""
+    from ..catalog import nvidia_detection as nd
+
+    gpus = [
+        nd.GpuFacts(
+            d.name, d.pci_device_id, d.memory_bytes, d.max_power_limit_w, d.compute_sm, d.uuid, bool(d.mig_mode)
+        )
+        for d in (inventory.devices if inventory is not None else ())
+    ]
+    return nd.HostFacts.read(gpus=gpus, root=root)
 
 
 def gpu_matches(gpu: Gpu, device: GpuDevice) -> list[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from .containers import ContainerError, copy_stream
 
 TEGRA_RELEASE = "etc/nv_tegra_release"
-DEVICE_TREE_MODEL = "proc/device-tree/model"
+DEVICE_TREE_MODEL = "sys/firmware/devicetree/base/model"  # where NVIDIA's code reads it (accelerator.py)
 
 
 def system_root() -> Path:

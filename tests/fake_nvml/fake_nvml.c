@@ -20,7 +20,7 @@ static struct {
     char name[96];
     unsigned long long memory_mib;
     unsigned int pci;
-    unsigned int power_w;
+    unsigned int power_w, max_power_w, sm;
     char driver[80];
     int cuda;
     char vbios[32];
@@ -39,6 +39,8 @@ static void load_spec(void) {
     spec.memory_mib = 81920;
     spec.pci = 0x20B210DE;
     spec.power_w = 400;
+    spec.max_power_w = 0; /* 0: the same as power_w */
+    spec.sm = 80;
     strcpy(spec.driver, "510.47.03");
     spec.cuda = 11060;
     strcpy(spec.vbios, "92.00.45.00.03");
@@ -61,6 +63,8 @@ static void load_spec(void) {
         else if (!strcmp(key, "memory_mib")) spec.memory_mib = strtoull(value, NULL, 0);
         else if (!strcmp(key, "pci")) spec.pci = (unsigned int)strtoul(value, NULL, 0);
         else if (!strcmp(key, "power_w")) spec.power_w = (unsigned int)strtoul(value, NULL, 0);
+        else if (!strcmp(key, "max_power_w")) spec.max_power_w = (unsigned int)strtoul(value, NULL, 0);
+        else if (!strcmp(key, "sm")) spec.sm = (unsigned int)strtoul(value, NULL, 0);
         else if (!strcmp(key, "driver")) snprintf(spec.driver, sizeof spec.driver, "%s", value);
         else if (!strcmp(key, "cuda")) spec.cuda = atoi(value);
         else if (!strcmp(key, "vbios")) snprintf(spec.vbios, sizeof spec.vbios, "%s", value);
@@ -174,6 +178,20 @@ nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t device, unsigned int
 
 nvmlReturn_t nvmlDeviceGetPowerManagementDefaultLimit(nvmlDevice_t device, unsigned int *limit) {
     return nvmlDeviceGetPowerManagementLimit(device, limit);
+}
+
+nvmlReturn_t nvmlDeviceGetPowerManagementLimitConstraints(nvmlDevice_t device, unsigned int *min, unsigned int *max) {
+    if (index_of(device) < 0 || !min || !max) return NVML_ERROR_INVALID_ARGUMENT;
+    *max = (spec.max_power_w ? spec.max_power_w : spec.power_w) * 1000U;
+    *min = 100U * 1000U;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetCudaComputeCapability(nvmlDevice_t device, int *major, int *minor) {
+    if (index_of(device) < 0 || !major || !minor) return NVML_ERROR_INVALID_ARGUMENT;
+    *major = (int)(spec.sm / 10);
+    *minor = (int)(spec.sm % 10);
+    return NVML_SUCCESS;
 }
 
 nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *current, unsigned int *pending) {
