@@ -113,9 +113,9 @@ def host_root(
     memtotal_kb: int = 2_113_612_144,
     jetson: str | None = None,
 ) -> Path:
-    """A stand-in root for what NVIDIA's system detection reads of the host besides the GPUs (its /proc/cpuinfo
-    and /proc/meminfo; a Jetson's L4T release file and device tree), as a DGX A100 shows them by default: no
-    such machine exists where the tests run. The plugin reads it under PYTEST_MLPERF_SYSROOT."""
+    """A stand-in root for what NVIDIA's system detection reads of the host besides the GPUs (/proc/cpuinfo,
+    /proc/meminfo, /proc/sys/kernel/arch; a Jetson's L4T release file and device tree), as a DGX A100 shows them
+    by default: no such machine exists where the tests run. The plugin reads it under PYTEST_MLPERF_SYSROOT."""
     (path / "proc").mkdir(parents=True, exist_ok=True)
     blocks = [
         f"processor\t: {i}\nmodel name\t: {cpu}\nphysical id\t: {i}\nsiblings\t: 128\ncpu cores\t: 64\n"
@@ -123,6 +123,8 @@ def host_root(
     ]
     (path / "proc" / "cpuinfo").write_text("\n".join(blocks))
     (path / "proc" / "meminfo").write_text(f"MemTotal:       {memtotal_kb} kB\nMemFree:        1000 kB\n")
+    (path / "proc" / "sys" / "kernel").mkdir(parents=True, exist_ok=True)
+    (path / "proc" / "sys" / "kernel" / "arch").write_text("aarch64\n" if jetson is not None else "x86_64\n")
     if jetson is not None:
         (path / "etc").mkdir(exist_ok=True)
         (path / "etc" / "nv_tegra_release").write_text("# R34 (release), REVISION: 1.1\n")

@@ -1197,7 +1197,8 @@ def _read_cpu(root: Path) -> CpuFacts:
             return CpuFacts.from_lscpu(done.stdout)
         except (OSError, subprocess.SubprocessError):
             pass
-    return CpuFacts.from_cpuinfo(_read_text(root / "proc/cpuinfo") or "", os.uname().machine)
+    machine = (_read_text(root / "proc/sys/kernel/arch") or "").strip() or os.uname().machine  # the kernel's own
+    return CpuFacts.from_cpuinfo(_read_text(root / "proc/cpuinfo") or "", machine)
 
 
 # ---------------------------------------------------------------------------------------------------------
