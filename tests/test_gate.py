@@ -283,3 +283,52 @@ def test_html_report_renders_its_charts_in_headless_chromium(
     assert dom.count("mlperf-percentiles") >= 6 and "mlperf-telemetry" in dom
     assert "1 regressed" in dom and "throttling during this run: power" in dom
     print(f"screenshot of the report: {shot}")
+
+
+def test_each_case_is_shown_against_what_nvidia_tuned_it_for(suites, inference_fixtures, tmp_path):
+    """NVIDIA's user.conf for the DGX A100's bert-99 Server says target_qps 25800: the published run's scheduled
+    25792.11 samples/s is 99.969 % of it, in the JSON, the JUnit properties and the report."""
+    result = _replay(
+        suites,
+        inference_fixtures,
+        "-k",
+        "bert-99-Server-PerformanceOnly-custom",
+        "--junitxml=t.xml",
+        f"--mlperf-json={tmp_path / 't.json'}",
+    )
+    result.assert_outcomes(passed=1)
+    record = json.loads((tmp_path / "t.json").read_text())["results"][0]
+    tuned = next(m for m in record["metrics"] if m["name"] == "tuned_target_pct")
+    assert tuned["value"] == pytest.approx(25792.11 / 25800 * 100) and tuned["metadata"]["target_qps"] == 25800
+    assert 'name="tuned_target_pct" value="99.969' in (suites.path / "t.xml").read_text()
+    html = metrics_table(CaseRecord.from_dict(record))
+    assert "of the target NVIDIA tuned this case for (25,800 samples/s, user.conf)" in html
+
+
+def test_a_case_nvidia_published_no_figure_for_says_so():
+    """The published floor cannot judge a case NVIDIA never published (the DGX A100's ssd-mobilenet Offline is
+    registered in configs/ but was not submitted): the report says so instead of passing over it in silence."""
+    from pytest_mlperf.catalog import load
+    from pytest_mlperf.gate.policy import Gate
+
+    cat = load()
+    cases = {c.id: c for c in cat.inference_cases(SKU)}
+    unpublished, published = (
+        cases["ssd-mobilenet-Offline-PerformanceOnly-lwis"],
+        cases["bert-99-Offline-PerformanceOnly-custom"],
+    )
+    floor = Gate(cat, min_published=0.9, min_published_source="--mlperf-min-published 0.9")
+    assert floor.reference_notes(unpublished, None) == [
+        "NVIDIA published no v2.0 figure for DGX-A100_A100-SXM-80GBx8_TRT-lwis_k_99_MaxP-Offline; the published "
+        "floor (--mlperf-min-published 0.9) does not apply to it"
+    ]
+    assert Gate(cat).reference_notes(unpublished, None) == [
+        "NVIDIA published no v2.0 figure for DGX-A100_A100-SXM-80GBx8_TRT-lwis_k_99_MaxP-Offline"
+    ]
+    assert floor.reference_notes(published, None) == []
+    assert floor.reference_notes(cases["ssd-mobilenet-Offline-AccuracyOnly-lwis"], None) == []
+    record = CaseRecord("x", verdict="VALID", notes=floor.reference_notes(unpublished, None))
+    assert "NVIDIA published no v2.0 figure" in metrics_table(record)
+    from pytest_mlperf.report.junit import case_properties
+
+    assert ("mlperf:note", record.notes[0]) in case_properties(record)

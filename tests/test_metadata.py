@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,9 @@ from fuzz_cases import mutated, sound
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pytest_mlperf.backends import Artifacts
+from pytest_mlperf.catalog import load
+from pytest_mlperf.judge.evaluate import evaluate
 from pytest_mlperf.logs import ParseError, kind_by_content
 from pytest_mlperf.logs.accuracy import parse_accuracy
 from pytest_mlperf.logs.harness import (
@@ -584,3 +588,43 @@ def test_sniffing_any_bytes_never_raises(tmp_path_factory, data):
     path.write_bytes(data)
     found = kind_by_content(path)
     assert found is None or isinstance(found[1], str)
+
+
+def _judged(inference_fixtures, tmp_path, edit=None):
+    """The published bert-99 Offline run copied with a metadata.json beside it, judged as the plugin judges it."""
+    folder, data = _perf_case(inference_fixtures)
+    copy = tmp_path / "run"
+    shutil.copytree(folder, copy)
+    if edit is not None:
+        edit(data)
+    write(copy, data)
+    case = next(
+        c for c in load().inference_cases("A100-SXM-80GBx8") if c.id == "bert-99-Offline-PerformanceOnly-custom"
+    )
+    return copy, evaluate(case, Artifacts(copy))
+
+
+def test_a_judged_case_holds_its_metadata_to_the_logs(inference_fixtures, tmp_path):
+    """Where NVIDIA's harness wrote a metadata.json, the verdict stands only when it is the case's and agrees with
+    LoadGen's files; a contradiction is no verdict at all, naming the file."""
+    folder, result = _judged(inference_fixtures, tmp_path)
+    assert result.verdict.label == "VALID" and folder / "metadata.json" in result.artifacts
+
+    def claim(value: float, validity: str):
+        """A file consistent in itself that says another result than the logs."""
+
+        def edit(data: dict) -> None:
+            data.update(result_samples_per_second=value, result_validity=validity)
+            data["summary_string"] = f"result_samples_per_second: {value}, Result is {validity}"
+
+        return edit
+
+    for edit, said in (
+        (claim(27971.4, "INVALID"), "result_validity: .*says INVALID"),
+        (claim(30000.0, "VALID"), "result_samples_per_second: .* says 30000"),
+        (_set("config_name", f"{DGX}-custom_k_99_9_MaxP-Offline"), "config_name is .*custom_k_99_9_MaxP-Offline"),
+        (_set("benchmark_full", "bert-99.9"), "benchmark_full is bert-99.9, the case"),
+    ):
+        with pytest.raises(ParseError, match=said) as info:
+            _judged(inference_fixtures, tmp_path / said[:12].replace(" ", "_"), edit)
+        assert str(info.value.path).endswith("metadata.json")

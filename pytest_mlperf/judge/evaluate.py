@@ -10,8 +10,9 @@ from ..catalog import InferenceCase, ScoreCase, TrainingCase
 from ..logs import ParseError
 from ..logs.accuracy import parse_accuracy
 from ..logs.loadgen import parse_detail, parse_summary
+from ..logs.metadata import FILE_NAME
 from ..logs.mllog import parse_training_log
-from .identity import check_accuracy_kind, check_identity
+from .identity import check_accuracy_kind, check_identity, check_metadata
 from .metrics import Metric, accuracy_metrics, performance_metrics, training_metrics
 from .verdict import (
     TrialOutcome,
@@ -25,6 +26,7 @@ from .verdict import (
 SUMMARY = "mlperf_log_summary.txt"
 DETAIL = "mlperf_log_detail.txt"
 ACCURACY = "accuracy.txt"
+METADATA = FILE_NAME  # NVIDIA's metadata.json (harness v3.0 on)
 
 
 @dataclass
@@ -60,6 +62,7 @@ def evaluate_inference(case: InferenceCase, artifacts: Artifacts) -> CaseResult:
         raise ParseError(folder, f"the logs are from a {logged_mode} run, the case asks for {case.mode}")
     check_identity(case, folder, summary, detail)
     info = {"system_name": case.system_name, "config_name": case.config_name, "folder": str(folder)}
+    result = None
     if case.mode == "AccuracyOnly":
         accuracy_path = folder / ACCURACY
         result = parse_accuracy(accuracy_path)
@@ -89,6 +92,9 @@ def evaluate_inference(case: InferenceCase, artifacts: Artifacts) -> CaseResult:
         if detail is not None:
             info["warnings"] = len(detail.warnings)
             info["errors"] = len(detail.errors)
+    if _present(folder / METADATA):
+        check_metadata(case, folder / METADATA, summary, detail, result)
+        files.append(folder / METADATA)
     info.update(artifacts.info)
     return CaseResult(case.id, "inference", verdict, metrics, files + artifacts.files, info)
 

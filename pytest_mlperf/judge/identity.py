@@ -10,6 +10,7 @@ from ..catalog import InferenceCase, load
 from ..logs import ParseError
 from ..logs.accuracy import AccuracyResult
 from ..logs.loadgen import LoadgenDetail, LoadgenSummary
+from ..logs.metadata import cross_check, parse_metadata
 
 
 def check_identity(
@@ -72,3 +73,24 @@ def _owners(field: str, value: object) -> list[str]:
         if value in claimed if isinstance(claimed, tuple) else value == claimed:
             found.append(bench.name)
     return found
+
+
+def check_metadata(
+    case: InferenceCase, path: Path, *logs: LoadgenSummary | LoadgenDetail | AccuracyResult | None
+) -> None:
+    """NVIDIA's metadata.json, where its harness wrote one (v3.0 on): it must be this case's (config, benchmark,
+    scenario, test mode) and agree with LoadGen's logs and accuracy.txt beside it, or the case is not judged."""
+    meta = parse_metadata(path)
+    wrong = [
+        f"{what} is {ours}, the case {case.id} has {wanted}"
+        for what, ours, wanted in (
+            ("config_name", meta.config_name, case.config_name),
+            ("benchmark_full", meta.benchmark_full, case.benchmark.name),
+            ("scenario", meta.scenario, case.scenario.name),
+            ("test_mode", meta.test_mode, case.mode),
+        )
+        if ours != wanted
+    ]
+    wrong += [line for other in logs if other is not None for line in cross_check(meta, other)]
+    if wrong:
+        raise ParseError(path, "disagrees with the case or the logs beside it: " + "; ".join(wrong))
