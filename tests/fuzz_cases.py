@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import json
 import math
 import re
 import time
@@ -22,12 +23,37 @@ from pytest_mlperf.logs import ParseError
 from pytest_mlperf.logs.accuracy import parse_accuracy
 from pytest_mlperf.logs.harness import parse_stdout, parse_summary_json
 from pytest_mlperf.logs.loadgen import parse_detail, parse_summary
+from pytest_mlperf.logs.metadata import parse_metadata
 from pytest_mlperf.logs.mllog import parse_training_log
 
 DGX = "DGX-A100_A100-SXM-80GBx8_TRT"
 PERF = f"{DGX}/bert-99/Server/performance/run_1"
 CONFIG = f"{DGX}-custom_k_99_MaxP-Server"
 HARNESS_JSON = f'{{"{CONFIG}": {{"bert": "result_scheduled_samples_per_sec: 25002.3, Result is VALID"}}}}\n'
+# VirtualClient's Example_performance_summary1.json (microsoft/VirtualClient), as NVIDIA's v3.0+ harness writes it
+METADATA_JSON = json.dumps(
+    {
+        "benchmark_full": "bert-99",
+        "benchmark_short": "bert",
+        "config_name": "DGX-A100_A100-SXM4-40GBx8_TRT-custom_k_99_MaxP-Server",
+        "detected_system": "SystemConfiguration(...)",
+        "early_stopping_met": True,
+        "effective_min_duration_ms": 600000,
+        "effective_min_query_count": 100,
+        "result_completed_samples_per_sec": 25405.6,
+        "result_validity": "VALID",
+        "satisfies_query_constraint": False,
+        "scenario": "Server",
+        "scenario_key": "result_completed_samples_per_sec",
+        "summary_string": (
+            "result_completed_samples_per_sec: 25405.6, Result is VALID, 10-min runtime requirement met: True"
+        ),
+        "system_name": "DGX-A100_A100-SXM4-40GBx8_TRT",
+        "tensorrt_version": "10.2.0",
+        "test_mode": "PerformanceOnly",
+    },
+    indent=4,
+)
 STDOUT = (
     "make[1]: Leaving directory\n"
     "======================= Perf harness results: =======================\n\n"
@@ -48,6 +74,7 @@ def seeds(shared: Path) -> dict[str, tuple[str, bytes]]:
         "training": ("result_5.txt", (training / "16xXE8545x4A100-SXM-40GB/bert/result_5.txt").read_bytes()),
         "harness_json": ("perf_harness_summary.json", HARNESS_JSON.encode()),
         "stdout": ("stdout.txt", STDOUT.encode()),
+        "metadata": ("metadata.json", METADATA_JSON.encode()),
     }
 
 
@@ -58,6 +85,7 @@ PARSERS = {
     "training": parse_training_log,
     "harness_json": lambda path: parse_summary_json(path, "perf"),
     "stdout": parse_stdout,
+    "metadata": parse_metadata,
 }
 
 NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
