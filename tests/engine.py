@@ -17,7 +17,8 @@ import pytest
 from pytest_mlperf.machine.containers import LABEL_SESSION
 
 APPLETS = (
-    "sh sleep cat cp mkdir ln date awk sed tr echo printf rm env ls id mv true false test wc grep head tail".split()
+    "sh sleep cat cp mkdir ln date awk sed tr echo printf rm env ls id mv true false test wc grep head tail tee whoami "
+    "hostname cut dirname basename".split()
 )
 
 
@@ -80,6 +81,24 @@ class Dockerd:
 
     def ours(self) -> list[str]:
         return [c.name for c in self.client().containers.list(all=True, filters={"label": LABEL_SESSION})]
+
+
+def host_programs(*programs: str) -> dict[str, Path]:
+    """This machine's own builds of programs a stand-in image runs (GNU make and bash, for NVIDIA's real
+    Makefile), with the shared libraries ldd says they load, at the same paths inside the image."""
+    files: dict[str, Path] = {}
+    for program in programs:
+        found = shutil.which(program)
+        if found is None:
+            pytest.skip(f"the stand-in image needs this machine's {program}")
+        files[found] = Path(found).resolve()
+        listing = subprocess.run(["ldd", found], capture_output=True, text=True, check=True).stdout
+        for line in listing.splitlines():
+            words = line.split()
+            library = words[2] if "=>" in words and len(words) > 2 else words[0]
+            if library.startswith("/"):
+                files[library] = Path(library).resolve()
+    return files
 
 
 def busybox_image(dockerd: Dockerd, rootfs: Path, tag: str, files: dict[str, Path], trees: dict[str, Path]) -> str:

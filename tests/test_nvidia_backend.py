@@ -1,12 +1,14 @@
 """The nvidia backend against a real Docker engine (Debian docker.io; dockerd with vfs storage, no bridge, no
 iptables), which these tests start.
 
-Stand-ins, at the outermost boundary only: NVIDIA's image cannot exist here, so the image is built from a
-busybox rootfs whose `make` (tests/standin_image/make) reproduces NVIDIA's targets, writing the published
-logs of ../shared/fixtures in NVIDIA's build/logs layout; and the GPUs are a fake libnvidia-ml.so.1 that the
-real nvidia-ml-py reads (see test_gpu.py), beside a stand-in /proc (conftest.host_root) that shows NVIDIA's system
-detection a DGX A100's CPUs and memory. Everything else is real: the daemon, the SDK calls, the
-container, the execs, the parsers and verdicts.
+Stand-ins, at the outermost boundary only. NVIDIA's image cannot exist here, so the image is built from a
+busybox rootfs with this machine's GNU make and bash, which run NVIDIA's real Makefile (link_dirs,
+generate_engines, run_harness); its `python3` (tests/standin_image/python3) plays NVIDIA's main.py, writing the
+published logs of ../shared/fixtures in NVIDIA's build/logs layout, and its `make` plays the targets that need
+the internet or TensorRT (build, the downloads, preprocessing). The GPUs are a fake libnvidia-ml.so.1 that the
+real nvidia-ml-py reads (see test_gpu.py), beside a stand-in /proc (conftest.host_root) that shows NVIDIA's
+system detection a DGX A100's CPUs and memory. Everything else is real: the daemon, the SDK calls, the
+container, the execs, the Makefile, the parsers and verdicts.
 """
 
 from __future__ import annotations
@@ -22,17 +24,29 @@ import time
 from pathlib import Path
 
 import pytest
-from engine import busybox_image, module_dockerd
+from engine import busybox_image, host_programs, module_dockerd
 
 from conftest import A100X8, ROOT, fake_gpu_env, host_root, run_pytest_child
 from pytest_mlperf.machine.containers import LABEL_SESSION, LaunchSpec
 
 IMAGE = "pytest-mlperf-standin:test"
+STANDIN_PROGRAMS = ("make", "python3", "uname", "nvidia-smi")  # tests/standin_image/
 
 
 @pytest.fixture(scope="module")
 def dockerd():
     yield from module_dockerd("inference")
+
+
+def _standin_files() -> dict[str, Path]:
+    """The image's programs: GNU make and bash from this machine (with their libraries) to run NVIDIA's real
+    Makefile, and the stand-ins of tests/standin_image for what needs NVIDIA's image or a GPU."""
+    host = host_programs("bash", "make")
+    bash, gmake = shutil.which("bash"), shutil.which("make")
+    files = {path: source for path, source in host.items() if path not in (bash, gmake)}
+    files.update({"/bin/bash": host[bash], "/usr/bin/gmake": host[gmake]})
+    files.update({f"/usr/bin/{name}": ROOT / "tests" / "standin_image" / name for name in STANDIN_PROGRAMS})
+    return files
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +55,7 @@ def standin_image(dockerd, inference_fixtures, tmp_path_factory) -> str:
         dockerd,
         tmp_path_factory.mktemp("rootfs"),
         IMAGE,
-        files={"/usr/bin/make": ROOT / "tests" / "standin_image" / "make"},
+        files=_standin_files(),
         trees={"/fixtures": inference_fixtures},
     )
 
@@ -184,11 +198,16 @@ def test_run_args_and_logs_kept(dockerd, checkout, tmp_path, nv):
     line = re.search(r"^\$ make run_harness (.*)$", log, re.M).group(1)
     stamp = re.search(r"--log_dir=/work/build/logs/(\S+)", line).group(1)
     assert line == (
-        "RUN_ARGS=--benchmarks=bert --scenarios=server --harness_type=triton --accuracy_target=0.999 "
-        f"--power_setting=MaxP --test_mode=PerformanceOnly --log_dir=/work/build/logs/{stamp} --fast "
-        f"--server_target_qps=11000 LOG_DIR=/work/build/logs/{stamp}"
+        "--old-file=link_dirs RUN_ARGS=--benchmarks=bert --scenarios=server --harness_type=triton "
+        "--accuracy_target=0.999 --power_setting=MaxP --test_mode=PerformanceOnly "
+        f"--log_dir=/work/build/logs/{stamp} --fast --server_target_qps=11000 LOG_DIR=/work/build/logs/{stamp}"
     )
     assert [p.name for p in (code / "build" / "logs").iterdir()] == [stamp]  # one folder: LOG_DIR is ours
+    # NVIDIA's Makefile ran: its run_harness recipe tees main.py's output into $(LOG_DIR)/stdout.txt, and
+    # link_dirs linked build/data to the scratch folder
+    tee = (code / "build" / "logs" / stamp / "stdout.txt").read_text()
+    assert "[stand-in main.py] Result: result_scheduled_samples_per_sec: 11197.41, Result is VALID" in tee
+    assert (code / "build" / "data").resolve() == (scratch / "data").resolve()
     assert "NVIDIA_VISIBLE_DEVICES=all" in log
     assert "Perf harness results:" in log and (kept / "mlperf_log_detail.txt").exists()
     record = _records(tmp_path / "r.json")["bert-99.9-Server-PerformanceOnly-triton"]
@@ -421,7 +440,7 @@ def test_a_one_gpu_sku_runs_on_the_gpu_it_is_given(dockerd, checkout, tmp_path, 
 
 
 def test_a_failed_accuracy_check_is_a_fail_verdict_with_its_figures(dockerd, checkout, tmp_path, nv):
-    """NVIDIA's main.py raises on a FAILED accuracy check, so make run_harness exits 1; the run's logs are still
+    """NVIDIA's main.py raises on a FAILED accuracy check, so make run_harness fails; the run's logs are still
     judged: FAIL, with the value and the threshold, and kept like any other. (The stand-in image writes the
     published accuracy.txt with its value lowered by 5 points: no real failing NVIDIA run is published.)"""
     code, scratch = checkout
@@ -434,7 +453,8 @@ def test_a_failed_accuracy_check_is_a_fail_verdict_with_its_figures(dockerd, che
     # the DGX A100's published rnnt accuracy, 92.5545108..., less 5 as awk prints it
     assert metrics["AccuracyValue"] == pytest.approx(87.5545, abs=1e-4)
     assert metrics["ThresholdValue"] == pytest.approx(92.54775 * 0.99)
-    assert "FAIL:" in record["reason"] and record["info"]["run_harness_exit_status"] == 1
+    assert "FAIL:" in record["reason"]
+    assert record["info"]["run_harness_exit_status"] == 2  # GNU make's status for a failed recipe
     assert Path(record["artifacts"][0]).parent.name == "accuracy"
     assert dockerd.ours() == []
 

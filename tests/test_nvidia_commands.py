@@ -336,7 +336,11 @@ def test_make_runs_main_py_with_our_run_args_and_log_dir(sku, recorded, stand_in
         run.backend.run(case, run.root / "work")
     assert all(argv[0] == "make" for argv in run.calls) and run.calls[-1][1] == "run_harness"
     steps = {argv[1]: argv[2:] for argv in run.calls}
-    variables = dict(word.split("=", 1) for word in steps["run_harness"])
+    # link_dirs ran once under its stamp: make takes it as done (its ln -sfn races with itself across workers)
+    assert steps["link_dirs"] == [] and all(
+        words[0] == "--old-file=link_dirs" for t, words in steps.items() if t != "link_dirs"
+    )
+    variables = dict(word.split("=", 1) for word in steps["run_harness"][1:])
     assert set(variables) == {"RUN_ARGS", "LOG_DIR"}
     log_dir, args = variables["LOG_DIR"], variables["RUN_ARGS"]
     assert LOG_FOLDER.fullmatch(log_dir) and log_dir.rsplit("/", 1)[0] == run.backend.log_root()[1]
@@ -349,9 +353,13 @@ def test_make_runs_main_py_with_our_run_args_and_log_dir(sku, recorded, stand_in
     assert set(LOG_FOLDER.findall(out)) == {log_dir}, "a log folder other than ours"
 
     engines = steps["generate_engines"]
-    assert engines == [f"RUN_ARGS={run_args(case, log_dir='', fast=False, server_target_qps=None)}"]
+    assert engines == [
+        "--old-file=link_dirs",
+        f"RUN_ARGS={run_args(case, log_dir='', fast=False, server_target_qps=None)}",
+    ]
     out = make_n(stand_ins, ["generate_engines", *engines, *platform_vars(system)], run.environment)
-    assert_main_line(out, engines[0].split("=", 1)[1], "generate_engines")
+    assert_main_line(out, engines[1].split("=", 1)[1], "generate_engines")
+    assert "ln -sfn" not in out  # link_dirs is not remade
 
 
 @needs_make
@@ -381,7 +389,7 @@ def test_data_steps_run_that_benchmarks_scripts_only(model, recorded, stand_ins)
     run.backend.prepare_data(model)
     assert [argv[1] for argv in run.calls] == list(SCRIPTS)
     for argv in run.calls:
-        assert argv[2:] == [f"BENCHMARKS={model}"]
+        assert argv[2:] == ["--old-file=link_dirs", f"BENCHMARKS={model}"]
         out = make_n(stand_ins, [*argv[1:], *platform_vars(CATALOG.system(case.sku))], run.environment)
         assert SCRIPT.findall(out) == [(model, SCRIPTS[argv[1]])], out
         assert (TREE / "code" / model / "tensorrt" / SCRIPTS[argv[1]]).is_file()
@@ -396,7 +404,7 @@ def test_data_steps_run_that_benchmarks_scripts_only(model, recorded, stand_ins)
 def test_link_dirs_links_the_scratch_folders(recorded, stand_ins):
     run = recorded(SKUS[0])
     run.backend.setup()
-    assert [argv[1:] for argv in run.calls] == [["link_dirs"], ["build"]]
+    assert [argv[1:] for argv in run.calls] == [["link_dirs"], ["build", "--old-file=link_dirs"]]
     out = make_n(stand_ins, ["link_dirs", "ARCH=x86_64"], run.environment)
     scratch = run.environment["MLPERF_SCRATCH_PATH"]
     assert scratch == str(run.scratch.resolve())

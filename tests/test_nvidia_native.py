@@ -1,10 +1,13 @@
 """NVIDIA's make targets run natively, as on a Jetson (Orin, Xavier NX), where NVIDIA's Makefile has no
 container (SUPPORT_DOCKER=0); and the GPU locks that keep a performance run alone on its GPUs.
 
-Stand-ins, at the outermost boundary only: no Jetson exists here, so the host's L4T release file and device
-tree come from a stand-in root (conftest.host_root, read under PYTEST_MLPERF_SYSROOT), and `make` is the
-stand-in image's script (tests/standin_image/make) first on PATH, writing NVIDIA's published Orin logs from
-../shared/upstream's results/. The plugin, the process handling, the parsers and the verdicts are real.
+Stand-ins, at the outermost boundary only: no Jetson exists here, so the host's L4T release file, device tree
+and kernel arch come from a stand-in root (conftest.host_root, read under PYTEST_MLPERF_SYSROOT), and the
+stand-in image's scripts (tests/standin_image) come first on PATH: `uname` says aarch64, `python3` plays
+NVIDIA's main.py with NVIDIA's published Orin logs from ../shared/upstream's results/, and `make` plays the
+targets that need the internet. NVIDIA's real Makefile runs link_dirs, generate_engines and run_harness with
+this machine's GNU make, taking the Jetson path (IS_SOC=1). The plugin, the process handling, the parsers and
+the verdicts are real.
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ def jetson(tmp_path, nvidia_tree):
     (code / ".standin" / "delay").write_text("0\n")
     scratch.mkdir()
     bin_dir.mkdir()
-    shutil.copy(ROOT / "tests" / "standin_image" / "make", bin_dir / "make")
-    (bin_dir / "make").chmod(0o755)
+    (code / ".standin" / "arch").write_text("aarch64\n")  # what `uname -p` says on a Jetson
+    for name in ("make", "python3", "uname"):
+        shutil.copy(ROOT / "tests" / "standin_image" / name, bin_dir / name)
+        (bin_dir / name).chmod(0o755)
     return code, scratch, bin_dir
 
 
@@ -72,6 +77,9 @@ def test_orin_runs_nvidias_targets_natively(tmp_path, nvidia_tree, jetson):
     text = log.read_text()
     stamp = text.split("LOG_DIR=", 1)[1].split()[0]
     assert stamp.startswith(str(code / "build" / "logs")) and Path(stamp).is_dir()  # the host's own path
+    # NVIDIA's Makefile ran here: run_harness tees main.py into $(LOG_DIR)/stdout.txt; link_dirs linked the scratch
+    assert "[stand-in main.py] Result: result_samples_per_second" in (Path(stamp) / "stdout.txt").read_text()
+    assert (code / "build" / "data").resolve() == (scratch / "data").resolve()
     assert (code / "build" / "bin" / "harness").exists()  # make build ran in the checkout itself
     assert (scratch / "models" / "ssd-mobilenet" / "stand-in").read_text().splitlines() == ["download_model"]
 

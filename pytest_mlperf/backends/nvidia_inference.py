@@ -275,7 +275,11 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
 
     # ---- steps ------------------------------------------------------------------------------------------
     def _make(self, target: str, log: Path, *variables: str) -> int:
-        argv = ["make", target, *variables]
+        # Every other target of NVIDIA's Makefile depends on link_dirs, whose `ln -sfn` races with itself when
+        # two workers' steps start together ("File exists"); it ran once, under its stamp, so make is told to
+        # take it as done.
+        done = [] if target == "link_dirs" else ["--old-file=link_dirs"]
+        argv = ["make", target, *done, *variables]
         return self.session().exec(argv, log, timeout=self.step_timeout, echo=self.echo, step=f"make {target}")
 
     def _make_ok(self, target: str, log: Path, *variables: str) -> None:
