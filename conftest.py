@@ -54,6 +54,22 @@ def nvidia_tree(mlperf_shared: Path) -> Path:
     return tree
 
 
+def nvidia_checkout(tree: Path, folder: Path, **controls: str) -> tuple[Path, Path]:
+    """A closed/NVIDIA checkout under folder with NVIDIA's real Makefile, configs/ and code/common/ (copied: the
+    steps write build/ into it), the stand-in image's controls in .standin/ (delay 0 unless given), and an empty
+    scratch folder."""
+    code, scratch = folder / "closed-NVIDIA", folder / "scratch"
+    (code / "code").mkdir(parents=True)
+    shutil.copy(tree / "Makefile", code / "Makefile")
+    shutil.copytree(tree / "configs", code / "configs")
+    shutil.copytree(tree / "code" / "common", code / "code" / "common")
+    (code / ".standin").mkdir()
+    for name, value in {"delay": "0", **controls}.items():
+        (code / ".standin" / name).write_text(f"{value}\n")
+    scratch.mkdir()
+    return code, scratch
+
+
 @pytest.fixture(scope="session")
 def training_fixtures(mlperf_shared: Path) -> Path:
     return mlperf_shared / "fixtures" / "training"

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fuzz_cases import mutated, sound
+from fuzz_cases import METADATA_JSON, mutated, sound
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -71,28 +71,9 @@ def vc_accuracy() -> dict:
 
 
 def vc_performance() -> dict:
-    """VirtualClient's Example_performance_summary1.json (detected_system shortened): a --fast run, so VALID while
-    NVIDIA's submission query constraint is not satisfied."""
-    return {
-        "benchmark_full": "bert-99",
-        "benchmark_short": "bert",
-        "config_name": f"{VC_SYSTEM}-custom_k_99_MaxP-Server",
-        "detected_system": DETECTED,
-        "early_stopping_met": True,
-        "effective_min_duration_ms": 600000,
-        "effective_min_query_count": 100,
-        "result_completed_samples_per_sec": 25405.6,
-        "result_validity": "VALID",
-        "satisfies_query_constraint": False,
-        "scenario": "Server",
-        "scenario_key": "result_completed_samples_per_sec",
-        "summary_string": (
-            "result_completed_samples_per_sec: 25405.6, Result is VALID, 10-min runtime requirement met: True"
-        ),
-        "system_name": VC_SYSTEM,
-        "tensorrt_version": "10.2.0",
-        "test_mode": "PerformanceOnly",
-    }
+    """VirtualClient's Example_performance_summary1.json (the fuzzing's seed): a --fast run, so VALID while NVIDIA's
+    submission query constraint is not satisfied."""
+    return {**json.loads(METADATA_JSON), "detected_system": DETECTED}
 
 
 def write(folder: Path, data: dict, name: str = "metadata.json") -> Path:

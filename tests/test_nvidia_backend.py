@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from engine import busybox_image, host_programs, module_dockerd
 
-from conftest import A100X8, ROOT, fake_gpu_env, host_root, run_pytest_child
+from conftest import A100X8, ROOT, fake_gpu_env, host_root, nvidia_checkout, run_pytest_child
 from pytest_mlperf.machine.containers import LABEL_SESSION, LaunchSpec
 
 IMAGE = "pytest-mlperf-standin:test"
@@ -62,17 +62,8 @@ def standin_image(dockerd, inference_fixtures, tmp_path_factory) -> str:
 
 @pytest.fixture
 def checkout(tmp_path, nvidia_tree) -> tuple[Path, Path]:
-    """A closed/NVIDIA checkout with NVIDIA's real Makefile, configs/ and code/common/ (copied to a temporary
-    folder: the stand-in image's make writes build/ into it), and an empty scratch folder."""
-    code, scratch = tmp_path / "closed-NVIDIA", tmp_path / "scratch"
-    (code / "code").mkdir(parents=True)
-    shutil.copy(nvidia_tree / "Makefile", code / "Makefile")
-    shutil.copytree(nvidia_tree / "configs", code / "configs")
-    shutil.copytree(nvidia_tree / "code" / "common", code / "code" / "common")
-    (code / ".standin").mkdir()
-    (code / ".standin" / "delay").write_text("0\n")
-    scratch.mkdir()
-    return code, scratch
+    """NVIDIA's checkout (its real Makefile, configs/, code/common/) and an empty scratch folder."""
+    return nvidia_checkout(nvidia_tree, tmp_path)
 
 
 def _run(

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, host_root
+from conftest import ROOT, host_root, nvidia_checkout
 from pytest_mlperf.machine.native import gpu_locks
 
 ORIN_DEVKIT = "NVIDIA Orin Jetson-Small Developer Kit"  # the name NVIDIA's KnownGPU.Orin matches
@@ -32,17 +32,10 @@ ORIN_DEVKIT = "NVIDIA Orin Jetson-Small Developer Kit"  # the name NVIDIA's Know
 @pytest.fixture
 def jetson(tmp_path, nvidia_tree):
     """A checkout with NVIDIA's Makefile, configs/ and code/common/, the stand-in make on PATH, and a scratch."""
-    code, scratch, bin_dir = tmp_path / "closed-NVIDIA", tmp_path / "scratch", tmp_path / "bin"
-    (code / "code").mkdir(parents=True)
-    shutil.copy(nvidia_tree / "Makefile", code / "Makefile")
-    shutil.copytree(nvidia_tree / "configs", code / "configs")
-    shutil.copytree(nvidia_tree / "code" / "common", code / "code" / "common")
-    (code / ".standin").mkdir()
-    (code / ".standin" / "system").write_text("Orin\n")
-    (code / ".standin" / "delay").write_text("0\n")
-    scratch.mkdir()
+    # what `uname -p` says on a Jetson, and what NVIDIA's detection calls it
+    code, scratch = nvidia_checkout(nvidia_tree, tmp_path, system="Orin", arch="aarch64")
+    bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (code / ".standin" / "arch").write_text("aarch64\n")  # what `uname -p` says on a Jetson
     for name in ("make", "python3", "uname"):
         shutil.copy(ROOT / "tests" / "standin_image" / name, bin_dir / name)
         (bin_dir / name).chmod(0o755)
