@@ -197,6 +197,10 @@ def test_full_duration_writes_the_rounds_rules():
     cal = Calibration(throughput=4000.0, latency_single=0.001, latency_multi=0.004)
     conf = user_conf(case, model, cal, None, None)
     assert "*.Server.min_duration = 600000" in conf and "*.Server.min_query_count = 270336" in conf
+    offline = next(
+        c for c in cat.local_cases("Local-CPU") if c.benchmark.name == "rnnt" and c.scenario.name == "Offline"
+    )
+    assert "*.Offline.min_query_count = 24576" in user_conf(offline, model, cal, None, None)  # mlperf.conf's, not 1
     assert f"*.Server.target_qps = {4000 * SERVER_LOAD:.3f}" in conf and "*.Server.target_latency = 1000" in conf
     smoke = user_conf(case, model, cal, 8, 123.0)
     assert "*.Server.min_duration = 8000" in smoke and "*.Server.target_qps = 123.000" in smoke

@@ -87,8 +87,8 @@ class Benchmark:
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    min_duration_ms: int
-    min_query_count: int
+    min_duration_ms: int  # the round's mlperf.conf
+    min_query_count: int  # the round's mlperf.conf; for Offline, LoadGen takes it as the least samples of its query
     min_sample_count: int
     perf_key: str
     unit: str
@@ -450,7 +450,13 @@ def load() -> Catalog:
         name: Benchmark(name=name, **{**b, "log_names": tuple(b.get("log_names", ()))})
         for name, b in inf["benchmarks"].items()
     }
-    scenarios = {name: Scenario(name=name, **s) for name, s in inf["scenarios"].items()}
+    rules = nvidia["mlperf_conf"]  # the round's mlperf.conf: each scenario's min_duration and min_query_count
+    scenarios = {
+        name: Scenario(
+            name=name, min_duration_ms=rules[name]["min_duration"], min_query_count=rules[name]["min_query_count"], **s
+        )
+        for name, s in inf["scenarios"].items()
+    }
     assert tuple(inf["modes"]) == MODES, "the catalog's modes are MLPerf's two"
     configs = {name: TrainingConfig(name=name, **c) for name, c in tra["configs"].items()}
     return Catalog(
