@@ -450,6 +450,21 @@ def test_a_failed_accuracy_check_is_a_fail_verdict_with_its_figures(dockerd, che
     assert dockerd.ours() == []
 
 
+def test_a_harness_that_fails_otherwise_is_no_verdict_even_with_passing_logs(dockerd, checkout, tmp_path, nv):
+    """Only NVIDIA's own accuracy failure makes a failed run_harness judgeable: a crash after a passing
+    accuracy.txt was written is a failed step, never PASS."""
+    code, scratch = checkout
+    (code / ".standin" / "crash").write_text("yes\n")
+    result = nv("-k", "rnnt-Offline-AccuracyOnly-custom", "-q", "--mlperf-json=crash.json")
+    assert result.returncode == 1
+    record = _records(tmp_path / "crash.json")["rnnt-Offline-AccuracyOnly-custom"]
+    assert record["outcome"] == "failed" and "verdict" not in record
+    assert (
+        "make run_harness failed with exit status 2" in result.stdout and "KeyError: 'stand-in crash'" in result.stdout
+    )
+    assert dockerd.ours() == []
+
+
 def _intervals(timeline: list[str]) -> list[tuple[int, int, str]]:
     """(start line, end line, what) of each make step the stand-in recorded (its pid pairs the two lines)."""
     starts, out = {}, []

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT
 from pytest_mlperf import catalog
-from pytest_mlperf.backends import ResultMissing
+from pytest_mlperf.backends import Artifacts, ResultMissing
 from pytest_mlperf.backends.results import ResultsBackend
 from pytest_mlperf.judge.evaluate import evaluate
 from pytest_mlperf.logs.harness import NO_ACCURACY, parse_stdout
@@ -155,3 +155,26 @@ def test_printed_blocks(tmp_path):
     server = summary.perf[f"{SYSTEM}-custom_k_99_MaxP-Server"]["bert-99"]
     assert (server.key, server.validity) == ("result_scheduled_samples_per_sec", "INVALID")
     assert summary.accuracy[CUSTOM]["bert-99"].passed is None
+
+
+def test_nvidias_raised_accuracy_failure_is_its_message(inference_fixtures):
+    """main.py's check_accuracy raises "Accuracy = v, Threshold = t. Accuracy test FAILED!": read back as the
+    message NVIDIA would have written, it holds the verdict to NVIDIA's own (a passing accuracy.txt beside a
+    FAILED check is FAIL, naming both)."""
+    from pytest_mlperf.logs.harness import raised_accuracy_failure
+
+    output = (
+        'Traceback (most recent call last):\n  File "code/main.py", line 497, in check_accuracy\n'
+        "RuntimeError: Accuracy = 87.555, Threshold = 91.622. Accuracy test FAILED!\n"
+        "make: *** [Makefile:699: run_harness] Error 1\n"
+    )
+    message = raised_accuracy_failure(output)
+    assert (message.value, message.threshold, message.passed) == (87.555, 91.622, False)
+    assert raised_accuracy_failure("RuntimeError: Run harness failed!\n") is None
+    assert raised_accuracy_failure("Accuracy = 92.1, Threshold = 91.6. Accuracy test PASSED.") is None
+    case = next(
+        c for c in catalog.load().inference_cases("A100-SXM-80GBx8") if c.id == "rnnt-Offline-AccuracyOnly-custom"
+    )
+    folder = inference_fixtures / "DGX-A100_A100-SXM-80GBx8_TRT" / "rnnt" / "Offline" / "accuracy"
+    result = evaluate(case, Artifacts(folder, harness_accuracy=message))
+    assert result.verdict.label == "FAIL" and "but NVIDIA's harness said Accuracy test FAILED" in result.verdict.reason

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..catalog import Catalog, InferenceCase, System, nvidia_tree
 from ..logs import last_lines
+from ..logs.harness import raised_accuracy_failure
 from ..machine.containers import ContainerError, LaunchSpec, SessionContainer, engine
 from ..machine.datasets import STATE, once
 from ..machine.native import NativeRunner, gpu_locks
@@ -347,15 +348,17 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
 
     def _artifacts(self, case: InferenceCase, produced: Path, log: Path, code: int) -> Artifacts:
         """What run_harness left. main.py raises when an accuracy check FAILS (make exits non-zero): that run's
-        logs and accuracy.txt are judged like any other, and the verdict is FAIL with its value and threshold."""
+        logs and accuracy.txt are judged like any other, with NVIDIA's failure as its harness message, and the
+        verdict is FAIL with its value and threshold. Any other failure is a failed step."""
         failed = f"make run_harness failed with exit status {code}; last lines of {log}:\n{last_lines(log, 15)}"
+        raised = raised_accuracy_failure(last_lines(log, 200), str(log)) if code != 0 else None
         try:
             found = ResultsBackend(produced, self.catalog).locate(case)
         except ResultMissing as exc:
             if code != 0:
                 raise StepFailed(f"{failed}\n(logs: {produced})") from None
             raise StepFailed(f"make run_harness ended well but left no logs for {case.config_name}: {exc}") from None
-        if code != 0 and not (case.mode == "AccuracyOnly" and (found.path / "accuracy.txt").is_file()):
+        if code != 0 and (case.mode != "AccuracyOnly" or raised is None or not (found.path / "accuracy.txt").is_file()):
             raise StepFailed(f"{failed}\n(logs: {produced})")
         kept = self._keep(case, found.path, produced, log)
         info = {"log_dir": str(produced), "image": None if self.native else self.image}
@@ -364,7 +367,7 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
         return Artifacts(
             kept,
             harness_perf=found.harness_perf,
-            harness_accuracy=found.harness_accuracy,
+            harness_accuracy=raised or found.harness_accuracy,
             files=[kept / "run_harness.log"],
             info=info,
         )

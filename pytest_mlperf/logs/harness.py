@@ -61,6 +61,19 @@ def _figure(text: str, where: str) -> float:
         raise ParseError(where, str(exc)) from None
 
 
+_RAISED_RE = re.compile(
+    r"^RuntimeError: (?P<message>Accuracy = \S+, Threshold = \S+\. Accuracy test FAILED)!\s*$", re.MULTILINE
+)
+
+
+def raised_accuracy_failure(text: str, where: str = "<output>") -> AccuracyMessage | None:
+    """The exception NVIDIA's main.py raises when an accuracy check FAILS (check_accuracy: "Accuracy = v,
+    Threshold = t. Accuracy test FAILED!"), the last one in a step's output, as the message it would have written;
+    None when the output has none (the step failed some other way)."""
+    found = list(_RAISED_RE.finditer(text))
+    return parse_accuracy_message(found[-1].group("message"), where) if found else None
+
+
 def parse_accuracy_message(message: str, where: str = "<message>") -> AccuracyMessage:
     text = message.strip()
     if text == NO_ACCURACY:
