@@ -466,15 +466,18 @@ def test_a_harness_that_fails_otherwise_is_no_verdict_even_with_passing_logs(doc
 
 
 def _intervals(timeline: list[str]) -> list[tuple[int, int, str]]:
-    """(start line, end line, what) of each make step the stand-in recorded (its pid pairs the two lines)."""
+    """(start line, end line, what) of each make step the stand-in recorded (a token of its own pairs the two
+    lines); every step that started ended."""
     starts, out = {}, []
     for number, line in enumerate(timeline):
-        kind, target, mode, pid = line.split()
+        kind, target, mode, token = line.split()
         if kind == "start":
-            starts[pid] = (number, f"{target} {mode}")
+            assert token not in starts, line
+            starts[token] = (number, f"{target} {mode}")
         else:
-            begin, what = starts.pop(pid)
+            begin, what = starts.pop(token)
             out.append((begin, number, what))
+    assert starts == {}, starts
     return out
 
 
