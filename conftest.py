@@ -75,6 +75,19 @@ def training_fixtures(mlperf_shared: Path) -> Path:
     return mlperf_shared / "fixtures" / "training"
 
 
+BERT_CODE = Path("upstream/training_results_v2.1/NVIDIA/benchmarks/bert/implementations/pytorch-22.09")
+
+
+@pytest.fixture(scope="session")
+def bert_code(mlperf_shared: Path) -> Path:
+    """NVIDIA's MLPerf Training v2.1 BERT implementation (run_with_docker.sh, run.sub, a30.sub, mounts.txt, the
+    config files, input_preprocessing/), read-only."""
+    code = mlperf_shared / BERT_CODE
+    if not (code / "run.sub").is_file():
+        pytest.skip(f"NVIDIA's v2.1 BERT implementation is not at {code}")
+    return code
+
+
 @pytest.fixture
 def suites(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester folder holding the real suites (suites/*.py), as users run them."""
