@@ -119,6 +119,39 @@ def test_rank_prefixed_log_parses_like_plain():
 
 
 @needs_shared
+def test_records_that_ranks_wrote_onto_one_line_are_each_read(tmp_path):
+    """Ranks that share one stdout (torchrun in a container) can join two records on a line
+    (`...}:::MLLOG {...`): the published NVIDIA log with every pair of its MLLOG lines joined that way reads as
+    the same run, event for event; a record cut short by the join is still an error naming its line."""
+    from pytest_mlperf.logs import ParseError
+    from pytest_mlperf.logs.mllog import iter_events
+
+    path = TRAINING / "dgxa100_ngc22.09_pytorch/bert/result_0.txt"
+    lines = [line[line.index(":::MLLOG") :] for line in path.read_text().splitlines() if ":::MLLOG" in line]
+    joined = ["".join(lines[i : i + 2]) for i in range(0, len(lines), 2)]
+    assert joined[0].count(":::MLLOG") == 2 and "}:::MLLOG {" in joined[0]
+    copy = tmp_path / "joined.txt"
+    copy.write_text("\n".join(joined) + "\n")
+    assert [(e.key, e.value, e.time_ms) for e in iter_events(copy)] == [
+        (e.key, e.value, e.time_ms) for e in iter_events(path)
+    ]
+    plain, merged = parse_training_log(path), parse_training_log(copy)
+    assert (merged.status, merged.last_accuracy, merged.time_to_train_s) == (
+        plain.status,
+        plain.last_accuracy,
+        plain.time_to_train_s,
+    )
+    assert merged.status == "success" and merged.last_accuracy >= 0.720
+    cut = lines[0][: lines[0].index('"key"')] + lines[1]  # a record cut short where the next one starts
+    copy.write_text(cut + "\n")
+    with pytest.raises(ParseError, match=r"joined.txt:1: malformed MLLOG record"):
+        list(iter_events(copy))
+    copy.write_text(lines[0] + " stray text" + lines[1] + "\n")
+    with pytest.raises(ParseError, match=r"joined.txt:1: text after an MLLOG record"):
+        list(iter_events(copy))
+
+
+@needs_shared
 def test_olympic_scores_match_provenance():
     """Scores recomputed from the published sets: 16.8821 min (1 node) and 2.4974 min (8 nodes)."""
     for folder, expected in (("dgxa100_ngc22.09_pytorch", 16.8821), ("dgxa100_n8_ngc22.09_pytorch", 2.4974)):

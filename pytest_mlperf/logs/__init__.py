@@ -132,6 +132,18 @@ def strict_json(text: str):
         raise ValueError("arrays or objects nested too deeply") from None
 
 
+def strict_json_at(text: str, start: int = 0) -> tuple[object, int]:
+    """One JSON value decoded as strict_json decodes it, starting at text[start] (leading whitespace skipped);
+    returns it and the index just past it, so a line holding several values can be read value by value."""
+    decoder = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite_float, object_pairs_hook=_unique_keys)
+    while start < len(text) and text[start].isspace():
+        start += 1
+    try:
+        return decoder.raw_decode(text, start)
+    except RecursionError:
+        raise ValueError("arrays or objects nested too deeply") from None
+
+
 def load_json(path: Path | str):
     """A whole JSON file, read as strict_json does; any failure is a ParseError naming the file (and line)."""
     path = Path(path)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ParseError, finite, read_text, strict_json
+from . import ParseError, finite, read_text, strict_json_at
 
 MARKER = ":::MLLOG"
 # Multi-node logs carry a rank prefix ("0: :::MLLOG ..."), srun may add more; anything before the marker goes.
@@ -29,36 +29,48 @@ class Event:
 
 
 def iter_events(path: Path | str, text: str | None = None) -> Iterator[Event]:
-    """Yield each MLLOG event of a file. A marker line whose JSON does not parse is an error."""
+    """Yield each MLLOG event of a file. Ranks that write at once can leave two records on one line
+    (`...}:::MLLOG {...`): each is read. A marker whose JSON does not parse, or text other than whitespace between
+    a record and the next marker, is an error naming the line."""
     if text is None:
         text = read_text(path)
     for number, raw in enumerate(text.splitlines(), start=1):
         at = raw.find(MARKER)
-        if at < 0:
-            continue
-        payload = raw[at + len(MARKER) :].strip()
-        try:
-            record = strict_json(payload)
-        except json.JSONDecodeError as exc:
-            raise ParseError(path, f"malformed MLLOG record ({exc.msg})", line=number) from None
-        except ValueError as exc:  # NaN or Infinity, an overflowing number, a key twice with two values
-            raise ParseError(path, f"malformed MLLOG record ({exc})", line=number) from None
-        if not isinstance(record, dict) or not isinstance(record.get("key"), str):
-            raise ParseError(path, "MLLOG record without a key", line=number)
-        try:
-            time_ms = finite(record.get("time_ms", 0.0))
-        except ValueError as exc:
-            raise ParseError(path, f"MLLOG time_ms: {exc}", line=number) from None
-        if not isinstance(record.get("metadata") or {}, dict):
-            raise ParseError(path, "MLLOG metadata is not an object", line=number)
-        yield Event(
-            key=str(record["key"]),
-            value=record.get("value"),
-            time_ms=time_ms,
-            event_type=str(record.get("event_type", "")),
-            metadata=record.get("metadata") or {},
-            line=number,
-        )
+        while at >= 0:
+            record, end = _record_at(path, raw, at + len(MARKER), number)
+            yield _event(path, record, number)
+            at = raw.find(MARKER, end)
+            if raw[end : at if at >= 0 else len(raw)].strip():
+                raise ParseError(path, "text after an MLLOG record on its line", line=number)
+
+
+def _record_at(path: Path | str, raw: str, start: int, number: int) -> tuple[dict, int]:
+    try:
+        record, end = strict_json_at(raw, start)
+    except json.JSONDecodeError as exc:
+        raise ParseError(path, f"malformed MLLOG record ({exc.msg})", line=number) from None
+    except ValueError as exc:  # NaN or Infinity, an overflowing number, a key twice with two values
+        raise ParseError(path, f"malformed MLLOG record ({exc})", line=number) from None
+    if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+        raise ParseError(path, "MLLOG record without a key", line=number)
+    return record, end
+
+
+def _event(path: Path | str, record: dict, number: int) -> Event:
+    try:
+        time_ms = finite(record.get("time_ms", 0.0))
+    except ValueError as exc:
+        raise ParseError(path, f"MLLOG time_ms: {exc}", line=number) from None
+    if not isinstance(record.get("metadata") or {}, dict):
+        raise ParseError(path, "MLLOG metadata is not an object", line=number)
+    return Event(
+        key=str(record["key"]),
+        value=record.get("value"),
+        time_ms=time_ms,
+        event_type=str(record.get("event_type", "")),
+        metadata=record.get("metadata") or {},
+        line=number,
+    )
 
 
 @dataclass(frozen=True)
