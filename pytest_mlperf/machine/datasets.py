@@ -15,8 +15,12 @@ from pathlib import Path
 
 STATE = ".pytest-mlperf"  # stamps and locks, beside the data they describe
 
-BERT_SHARDS = 4320
-SHARD_RE = re.compile(r"^part_(\d{5})_of_04320\.hdf5$")
+BERT_SHARDS = 4320  # prepare_data.sh's default --shards
+SHARD_COUNTS = (BERT_SHARDS, 2048)  # its other choice, "for small scales"; the first is preferred
+# shuffle_samples_write.py writes part_NNNNN_of_0NNNN.hdf; the .chk lists (and hdf5_md5.py's example) name .hdf5
+SHARD_RE = re.compile(r"^part_(\d{5})_of_(\d{5})\.(hdf5?)$")
+SHARD_LIST_RE = re.compile(r"^shard_list_\d{5,}\.lst$")  # shuffle_samples.py's / generate_packing_strategy.py's plans
+PACKED_OUTPUT_RE = re.compile(r"^output_(\d{5,})$")  # what create_packed_trainset.py writes, in its working directory
 EVAL_FILE = "part_eval_10k.hdf5"  # the 10,000-sample eval set
 CHECKPOINT = "model.ckpt-28252.pt"
 BERT_CONFIG = "bert_config.json"
@@ -57,6 +61,74 @@ def once(stamp: Path, step: Callable[[], None], what: str) -> bool:
         return True
 
 
+def shard_name(index: int, count: int, ext: str = "hdf") -> str:
+    """part_00042_of_04320.hdf: the name shuffle_samples_write.py gives shard `index` of a `count`-shard set."""
+    return f"part_{index:05d}_of_{count:05d}.{ext}"
+
+
+def shard_index(name: str, count: int) -> int | None:
+    """The index of the shard of a `count`-shard set that `name` names (.hdf or .hdf5); None for other names."""
+    match = SHARD_RE.match(name)
+    if match and int(match.group(2)) == count and int(match.group(1)) < count:
+        return int(match.group(1))
+    return None
+
+
+@dataclass(frozen=True)
+class ShardScan:
+    """The regular files of a shards folder as run_pretraining.py sees them: it trains on every regular file whose
+    name contains 'part_' (and 'part' from its second pass over the folder on); folders are skipped."""
+
+    folder: Path
+    count: int
+    shards: dict[int, dict[str, Path]]  # index -> {"hdf": path, "hdf5": path}, the extensions present
+    strays: list[str]  # other names run_pretraining.py would read as shards
+
+    @classmethod
+    def of(cls, folder: Path, count: int) -> ShardScan:
+        shards: dict[int, dict[str, Path]] = {}
+        strays: list[str] = []
+        for path in sorted(folder.iterdir()):
+            if not path.is_file():
+                continue
+            index = shard_index(path.name, count)
+            if index is not None:
+                shards.setdefault(index, {})[path.suffix[1:]] = path
+            elif "part" in path.name:
+                strays.append(path.name)
+        return cls(folder, count, shards, strays)
+
+    def missing(self, what: str, default_ext: str) -> list[str]:
+        """The absent indices, named in the extension the folder mostly uses (default_ext when it holds none)."""
+        missing = [i for i in range(self.count) if i not in self.shards]
+        if not missing:
+            return []
+        exts = [ext for files in self.shards.values() for ext in files]
+        ext = default_ext if exts.count("hdf") == exts.count("hdf5") else max(("hdf", "hdf5"), key=exts.count)
+        names = [shard_name(i, self.count, ext) for i in missing]
+        return [f"{self.folder}: {len(self.shards)} of {self.count} {what}; missing {_listing(names)}"]
+
+    def wrong(self) -> list[str]:
+        """Empty shards, shards present under both extensions, and files that would be read as shards."""
+        out = []
+        empty = sorted(p.name for files in self.shards.values() for p in files.values() if p.stat().st_size == 0)
+        if empty:
+            out.append(f"{self.folder}: {len(empty)} empty shard file(s): {_listing(empty)}")
+        twice = [shard_name(i, self.count) + "/.hdf5" for i, files in sorted(self.shards.items()) if len(files) > 1]
+        if twice:
+            out.append(
+                f"{self.folder}: {len(twice)} shard(s) present both as .hdf and as .hdf5; run_pretraining.py reads "
+                f"every file whose name contains 'part_', so each would be trained on twice: {_listing(twice)}"
+            )
+        if self.strays:
+            out.append(
+                f"{self.folder}: {len(self.strays)} file(s) that are not part_NNNNN_of_{self.count:05d}.hdf/.hdf5 "
+                f"shards but that run_pretraining.py would read as shards (their names contain 'part'): "
+                f"{_listing(self.strays)}"
+            )
+        return out
+
+
 @dataclass(frozen=True)
 class BertData:
     """The layout NVIDIA's prepare_data.sh leaves under its --outputdir, and the mounts run_with_docker.sh
@@ -64,9 +136,23 @@ class BertData:
 
     root: Path
 
+    def shards_dir(self, count: int) -> Path:
+        """Where prepare_data.sh --shards <count> has shuffle_samples_write.py write the training shards."""
+        return self.root / "hdf5" / f"training-{count}" / f"hdf5_{count}_shards_varlength"
+
+    @property
+    def shard_count(self) -> int:
+        """The --shards of the training set in use: the first of 4320 and 2048 whose folder holds a shard, else
+        whose folder exists, else 4320 (prepare_data.sh's default)."""
+        folders = [(count, self.shards_dir(count)) for count in SHARD_COUNTS]
+        for count, folder in folders:
+            if folder.is_dir() and any(shard_index(p.name, count) is not None for p in folder.iterdir()):
+                return count
+        return next((count for count, folder in folders if folder.is_dir()), BERT_SHARDS)
+
     @property
     def train_dir(self) -> Path:  # DATADIR / DATADIR_PHASE2
-        return self.root / "hdf5" / "training-4320" / "hdf5_4320_shards_varlength"
+        return self.shards_dir(self.shard_count)
 
     @property
     def eval_dir(self) -> Path:  # EVALDIR
@@ -82,24 +168,11 @@ class BertData:
 
     def problems(self, packed: bool = False) -> list[str]:
         """What is missing or wrong, each naming the path; empty when the data is ready."""
-        out: list[str] = []
-        if not self.train_dir.is_dir():
-            out.append(f"{self.train_dir}: no training shards folder (expected {BERT_SHARDS} part_NNNNN_of_04320.hdf5)")
-        else:
-            present = {}
-            for path in self.train_dir.iterdir():
-                match = SHARD_RE.match(path.name)
-                if match:
-                    present[int(match.group(1))] = path
-            missing = [i for i in range(BERT_SHARDS) if i not in present]
-            empty = [p.name for p in present.values() if p.stat().st_size == 0]
-            if missing:
-                names = ", ".join(f"part_{i:05d}_of_04320.hdf5" for i in missing[:3])
-                more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-                out.append(f"{self.train_dir}: {len(present)} of {BERT_SHARDS} training shards; missing {names}{more}")
-            if empty:
-                out.append(f"{self.train_dir}: empty shard file(s): {', '.join(sorted(empty)[:3])}")
-        out += _file_problems(self.eval_dir / EVAL_FILE, "the 10k-sample eval set")
+        return self.base_problems() + (self.packed_problems() if packed else [])
+
+    def base_problems(self) -> list[str]:
+        """The training shards, the eval set, the phase-1 checkpoint and the model config."""
+        out = self._train_problems() + self._eval_problems()
         out += _file_problems(self.phase1_dir / CHECKPOINT, "the phase-1 checkpoint")
         config = self.phase1_dir / BERT_CONFIG
         out += _file_problems(config, "the BERT model config")
@@ -108,9 +181,98 @@ class BertData:
                 json.loads(config.read_text())
             except ValueError as exc:
                 out.append(f"{config}: not valid JSON ({exc})")
-        if packed and not (self.packed_dir.is_dir() and any(self.packed_dir.iterdir())):
-            out.append(f"{self.packed_dir}: no packed data (the packed configs need input_preprocessing/packed_data)")
         return out
+
+    def preparation_would_help(self) -> bool:
+        """Whether something prepare_data.sh makes is absent or empty (so running it again can fix it); duplicate
+        or stray shard files and extra eval files are the user's to sort out, and a rerun would cost hours."""
+        folder = self.train_dir
+        if not folder.is_dir() or ShardScan.of(folder, self.shard_count).missing("", "hdf"):
+            return True
+        scan = ShardScan.of(folder, self.shard_count)
+        if any(p.stat().st_size == 0 for files in scan.shards.values() for p in files.values()):
+            return True
+        needed = (self.eval_dir / EVAL_FILE, self.phase1_dir / CHECKPOINT, self.phase1_dir / BERT_CONFIG)
+        return any(not path.is_file() or path.stat().st_size == 0 for path in needed)
+
+    def _train_problems(self) -> list[str]:
+        count, folder = self.shard_count, self.train_dir
+        if not folder.is_dir():
+            other = self.shards_dir(SHARD_COUNTS[1])
+            return [
+                f"{folder}: no training shards folder (prepare_data.sh writes {count} "
+                f"part_NNNNN_of_{count:05d}.hdf there; with --shards {SHARD_COUNTS[1]}, into {other})"
+            ]
+        scan = ShardScan.of(folder, count)
+        return scan.missing("training shards", "hdf") + scan.wrong()
+
+    def _eval_problems(self) -> list[str]:
+        """run_pretraining.py evaluates on the first 10000 samples of the files in EVALDIR whose names contain
+        'part', sorted: any such file but the eval set changes what is evaluated."""
+        out = _file_problems(self.eval_dir / EVAL_FILE, "the 10k-sample eval set")
+        if self.eval_dir.is_dir():
+            others = sorted(
+                p.name for p in self.eval_dir.iterdir() if p.is_file() and "part" in p.name and p.name != EVAL_FILE
+            )
+            if others:
+                out.append(
+                    f"{self.eval_dir}: {len(others)} file(s) besides {EVAL_FILE} whose names contain 'part', which "
+                    f"run_pretraining.py would read as eval data too: {_listing(others)}"
+                )
+        return out
+
+    def packed_problems(self) -> list[str]:
+        """The packed configs' training shards: a complete set in packed_dir, named as the training shards are."""
+        folder = self.packed_dir
+        names = sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        if not names:
+            return [f"{folder}: no packed data (the packed configs need input_preprocessing/packed_data)"]
+        outputs = [name for name in names if PACKED_OUTPUT_RE.match(name)]
+        plans = [name for name in names if SHARD_LIST_RE.match(name)]
+        count = _packed_count(names, len(plans), len(outputs))
+        scan = ShardScan.of(folder, count)
+        out = []
+        if outputs:
+            out.append(_packed_outputs_problem(folder, count, len(outputs), len(scan.shards)))
+        elif plans and not scan.shards:
+            out.append(_packed_plans_problem(folder, count, len(plans)))
+        if scan.shards or not (outputs or plans):
+            out += scan.missing("packed shards", "hdf5")
+        return out + scan.wrong()
+
+
+def _packed_count(names: list[str], plans: int, outputs: int) -> int:
+    """The shard count of a packed set: that of the shards present, else that of the plans or of
+    create_packed_trainset.py's outputs, else 4320 (generate_packing_strategy.py's default)."""
+    for count in SHARD_COUNTS:
+        if any(shard_index(name, count) is not None for name in names):
+            return count
+    return next((n for n in (plans, outputs) if n in SHARD_COUNTS), BERT_SHARDS)
+
+
+def _packed_outputs_problem(folder: Path, count: int, outputs: int, shards: int) -> str:
+    return (
+        f"{folder}: {outputs} output_NNNNN file(s) and {shards} of {count} packed shards: create_packed_trainset.py "
+        f"writes its shards as output_NNNNN (no extension) into its working directory, and run_pretraining.py "
+        f"reads only names containing 'part_', so it would train on none of them; move them in as "
+        f"part_NNNNN_of_{count:05d}.hdf5: "
+        f'cd {folder} && for f in output_?????; do mv "$f" "part_${{f#output_}}_of_{count:05d}.hdf5"; done'
+    )
+
+
+def _packed_plans_problem(folder: Path, count: int, plans: int) -> str:
+    return (
+        f"{folder}: {plans} shard_list_NNNNN.lst file(s) (generate_packing_strategy.py's plan) but 0 of {count} "
+        f"packed shards: create_packed_trainset.py writes its shards as output_NNNNN into its working directory, not "
+        f"into --output_hdf5 (prepare_packed_data.sh calls it by a relative path, so from input_preprocessing/"
+        f"packed_data); run_pretraining.py reads only names containing 'part_': move them into {folder} as "
+        f"part_NNNNN_of_{count:05d}.hdf5"
+    )
+
+
+def _listing(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _file_problems(path: Path, what: str) -> list[str]:

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Stand-in for input_preprocessing/prepare_data.sh of NVIDIA's BERT, for tests only: it creates what is missing
-# of the layout the real script leaves (4320 training shards, the 10k eval set, the phase-1 checkpoint and model
-# config) as tiny files, keeping what exists (so a second run resumes). A file named .standin-prepare in the
-# output folder holding "fail" makes it stop half way with status 4.
+# of the layout the real script leaves (4320 training shards named part_NNNNN_of_04320.hdf, as its
+# shuffle_samples_write.py writes them, the 10k eval set, the phase-1 checkpoint and model config) as tiny
+# files, keeping what exists (so a second run resumes). A file named .standin-prepare in the output folder
+# holding "fail" makes it stop half way with status 4.
 set -eu
 out=""
 while [ $# -gt 0 ]; do
@@ -19,7 +20,7 @@ half=4320
 if [ "$(cat "$out/.standin-prepare" 2>/dev/null || true)" = "fail" ]; then half=2000; fi
 awk -v dir="$train" -v n="$half" 'BEGIN {
     for (i = 0; i < n; i++) {
-        f = sprintf("%s/part_%05d_of_04320.hdf5", dir, i)
+        f = sprintf("%s/part_%05d_of_04320.hdf", dir, i)
         if ((getline line < f) <= 0) printf "shard %d\n", i > f
         close(f)
     } }'
