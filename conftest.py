@@ -29,6 +29,21 @@ def shared_dir() -> Path | None:
     return None
 
 
+def _tree(folder: Path) -> set[str]:
+    return {os.path.join(top, name) for top, dirs, files in os.walk(folder) for name in dirs + files}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_stays_untouched():
+    """The shared folder is read, never written: NVIDIA's scripts write beside themselves when a variable is
+    missing (run.sub's ./results), and the tests run as root, where its read-only modes do not stop them."""
+    found = shared_dir()
+    before = _tree(found) if found else set()
+    yield
+    added = sorted(_tree(found) - before) if found else []
+    assert not added, f"tests wrote into {found}: {added[:5]}"
+
+
 @pytest.fixture(scope="session")
 def mlperf_shared() -> Path:
     found = shared_dir()

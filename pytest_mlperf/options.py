@@ -270,6 +270,16 @@ TRAINING = (
         choices=("docker", "slurm"),
     ),
     Spec(
+        "training_logdir",
+        "training-logdir",
+        "Where NVIDIA's training writes its trial logs (LOGDIR). Under --mlperf-launcher slurm it must be a folder "
+        "every node sees (run.sub tees the log on the batch node and mounts it at /results on all): it is checked "
+        "from the nodes with srun before the first job; default <training-code>/results there, as NVIDIA's "
+        "./results, and the session's output folder with docker",
+        metavar="DIR",
+        type=path,
+    ),
+    Spec(
         "slurm_partition",
         "slurm-partition",
         "Slurm partition for training jobs (default: the cluster's default partition)",
@@ -403,6 +413,7 @@ class Options:
     nodes: int | None = None
     nexp: int = 1
     launcher: str = "docker"
+    training_logdir: Path | None = None
     slurm_partition: str | None = None
     compliance: str = "auto"
     save: str | None = None

@@ -101,8 +101,16 @@ def host_programs(*programs: str) -> dict[str, Path]:
     return files
 
 
-def busybox_image(dockerd: Dockerd, rootfs: Path, tag: str, files: dict[str, Path], trees: dict[str, Path]) -> str:
-    """Import an image whose rootfs is busybox plus files (mode 755) and folder trees at the given paths."""
+def busybox_image(
+    dockerd: Dockerd,
+    rootfs: Path,
+    tag: str,
+    files: dict[str, Path],
+    trees: dict[str, Path],
+    workdir: str | None = None,
+) -> str:
+    """Import an image whose rootfs is busybox plus files (mode 755) and folder trees at the given paths, with
+    the given WORKDIR (as NVIDIA's training image has /workspace/bert)."""
     if not Path("/bin/busybox").exists():
         pytest.skip("the stand-in image is built from busybox-static (apt-get install busybox-static)")
     for folder in ("bin", "usr/bin", "tmp", "work", "etc"):
@@ -123,7 +131,10 @@ def busybox_image(dockerd: Dockerd, rootfs: Path, tag: str, files: dict[str, Pat
         archive.add(rootfs, arcname=".")
     repository, _, version = tag.partition(":")
     dockerd.client().api.import_image_from_file(
-        str(tar), repository=repository, tag=version, changes=["ENV PATH=/usr/bin:/bin"]
+        str(tar),
+        repository=repository,
+        tag=version,
+        changes=["ENV PATH=/usr/bin:/bin"] + ([f"WORKDIR {workdir}"] if workdir else []),
     )
     tar.unlink()
     return tag

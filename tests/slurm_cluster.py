@@ -1,5 +1,10 @@
 """A real Slurm cluster on this machine for the tests: munged, slurmctld and one slurmd per node, every node
-on loopback (Debian's slurmctld/slurmd/slurm-client/munge; started as root, as .ci/run runs the tests)."""
+on loopback (Debian's slurmctld/slurmd/slurm-client/munge; started as root, as .ci/run runs the tests).
+
+All nodes are this machine, so they share its files. A test that needs a folder the nodes see differently from
+the submit host (a node-local /tmp, say) names it as `private_dir`: each chosen node's slurmd then runs in a
+mount namespace of its own with an empty tmpfs over that folder (util-linux unshare), so what a job writes
+there stays on that node and the submit host sees the folder as it was."""
 
 from __future__ import annotations
 
@@ -19,12 +24,36 @@ def missing_tools() -> list[str]:
 
 
 class SlurmCluster:
-    def __init__(self, root: Path, nodes: int = 8, cpus: int = 8, base_port: int | None = None):
+    def __init__(
+        self,
+        root: Path,
+        nodes: int = 8,
+        cpus: int = 8,
+        base_port: int | None = None,
+        private_dir: Path | None = None,
+        private_nodes: list[str] | None = None,
+    ):
+        """private_dir: a host folder that the nodes in private_nodes (all of them when None) see as an empty
+        tmpfs of their own. It must not hold the cluster's root (spool, munge socket, config)."""
         self.root, self.nodes, self.cpus = root, nodes, cpus
         self.base_port = base_port or 17000 + (os.getpid() % 400) * 20
         self.conf = root / "slurm.conf"
         self.procs: list[subprocess.Popen] = []
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
+        self.private_dir = Path(os.path.abspath(private_dir)) if private_dir is not None else None
+        self.private_nodes = list(self.node_names if private_nodes is None else private_nodes)
+        if self.private_dir is not None:
+            if shutil.which("unshare") is None:
+                raise RuntimeError("private_dir needs util-linux unshare")
+            unknown = sorted(set(self.private_nodes) - set(self.node_names))
+            if unknown:
+                raise ValueError(f"private_nodes: no such node {unknown} (nodes are {self.node_names})")
+            root_abs = Path(os.path.abspath(root))
+            if root_abs == self.private_dir or self.private_dir in root_abs.parents:
+                raise ValueError(
+                    f"the cluster root {root_abs} is under private_dir {self.private_dir}: the nodes would lose "
+                    "their spool, munge socket and config"
+                )
 
     @property
     def node_names(self) -> list[str]:
@@ -105,9 +134,20 @@ class SlurmCluster:
         self._wait(lambda: (m / "munge.socket").exists(), "munged")
         self._spawn(["slurmctld", "-D", "-i", "-f", str(self.conf)], "slurmctld.out")
         self._wait(lambda: self.run("sinfo").returncode == 0, "slurmctld")
+        if self.private_dir is not None:
+            self.private_dir.mkdir(parents=True, exist_ok=True)
         for name in self.node_names:
-            self._spawn(["slurmd", "-D", "-N", name, "-f", str(self.conf)], f"slurmd-{name}.out")
+            self._spawn(self._slurmd_argv(name), f"slurmd-{name}.out")
         self._wait(lambda: self.idle_nodes() == self.nodes, f"{self.nodes} idle nodes")
+
+    def _slurmd_argv(self, name: str) -> list[str]:
+        argv = ["slurmd", "-D", "-N", name, "-f", str(self.conf)]
+        if self.private_dir is None or name not in self.private_nodes:
+            return argv
+        # A mount namespace of the node's own, private propagation (nothing mounted there reaches the host or
+        # another node), and a fresh tmpfs over the folder; then slurmd itself, so SIGTERM reaches it.
+        mount = 'mount -t tmpfs -o mode=1777 "pytest-mlperf-$1" "$0" && shift && exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, str(self.private_dir), name, *argv]
 
     def run(self, *argv: str) -> subprocess.CompletedProcess:
         return subprocess.run(list(argv), env=self.env, capture_output=True, text=True, timeout=60)

@@ -122,7 +122,15 @@ def test_training_configs(cat):
     assert configs["8x8x48x1"].global_batch_size == 3072 and configs["8x8x48x1"].nodes == 8
     assert configs["A30_1x2x224x14"].gpus_per_node == 2 and configs["512x8x2x1_pack"].packed
     assert cat.training_target == 0.720
-    assert [c.config.name for c in cat.training_cases("A100-SXM-80GBx8")] == ["1x8x56x1", "8x8x48x1", "512x8x2x1_pack"]
-    assert cat.training_cases("A2x1") == []
+    assert [c.config.name for c in cat.training_cases("A100-SXM-80GBx8")] == [
+        "1x8x56x1",
+        "1x4x56x2",
+        "8x8x48x1",
+        "512x8x2x1_pack",
+    ]
+    assert cat.training_cases("A2x1") == [] and cat.training_cases("A100-SXM-80GBx4") == []
     assert cat.training_config_for(448, 1, 6700).name == "1x8x56x1"
+    # packed: 512 x 8 x 2 samples of about 2 sequences each; the published log's global_batch_size is 16384
+    assert configs["512x8x2x1_pack"].global_batch_size == 16384
+    assert cat.training_config_for(16384, 1, 470).name == "512x8x2x1_pack"
     assert cat.training_config_for(768, 1, 3680) is None

@@ -90,7 +90,7 @@ def test_unreadable_trials_count_against_the_score(suites, training_fixtures, tm
     for name in ("result_3.txt", "result_7.txt"):
         (tree / "bert" / name).write_text("")
     result = _replay(suites, tree.parent, "-m", "training")
-    result.assert_outcomes(passed=8, failed=3, skipped=2)  # skipped: the SKU's two other configs, no logs here
+    result.assert_outcomes(passed=8, failed=3, skipped=3)  # skipped: the SKU's three other configs, no logs here
     result.stdout.fnmatch_lines_random(
         [
             "*bert-1x8x56x1-dgxa100_ngc22.09_pytorch/result_3*no MLLOG lines: not an MLPerf training log*",
@@ -107,7 +107,7 @@ def test_another_benchmarks_log_is_not_a_bert_trial(suites, training_fixtures, t
         '"submission_benchmark", "value": "resnet"',
     )
     result = _replay(suites, tree.parent, "-m", "training", "-rs")
-    result.assert_outcomes(passed=10, skipped=3)  # the resnet log, and the SKU's two other configs
+    result.assert_outcomes(passed=10, skipped=4)  # the resnet log, and the SKU's three other configs
     result.stdout.fnmatch_lines_random(
         [
             "*result_4.txt: submission_benchmark 'resnet': not a BERT trial*",

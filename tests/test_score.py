@@ -61,7 +61,8 @@ def test_config_selection_by_sku_and_nodes():
     cat = load()
     assert cat.select_training_config("A100-SXM-80GBx8", 1).name == "1x8x56x1"
     assert cat.select_training_config("A100-SXM-80GBx8", 8).name == "8x8x48x1"
-    assert cat.select_training_config("A100-SXM-80GBx4", 1).name == "1x4x56x2"
+    with pytest.raises(Exception, match=r"A100-SXM-80GBx4 on 1 node.*no v2.1 BERT config for the DGX Station A100"):
+        cat.select_training_config("A100-SXM-80GBx4", 1)  # 1x4x56x2 is four GPUs of a DGX A100
     assert cat.select_training_config("A30x8", 1).name == "A30_1x2x224x14"
     with pytest.raises(Exception, match=r"no training config for A2x2 on 1 node\(s\); the catalog has: none"):
         cat.select_training_config("A2x2", 1)

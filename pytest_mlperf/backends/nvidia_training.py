@@ -1,30 +1,35 @@
 """NVIDIA's MLPerf Training v2.1 BERT (mlcommons/training_results_v2.1, NVIDIA/benchmarks/bert/implementations/
 pytorch-22.09), run the way its own scripts run it.
 
-Single node (docker): one container per session started as run_with_docker.sh starts it (ipc host, unlimited
-memlock, 64 MiB stack, the phase-2 data, phase-1 checkpoint, eval and results mounts); each trial is an exec of
-`python -m torch.distributed.run --standalone --no_python --nproc_per_node=<gpus> ./run_and_time.sh` with the
-config file's exported variables in its environment, logged to <DATESTAMP>_<trial>.log.
+Single node (docker): the container run_with_docker.sh starts (the image's own user and working directory, init,
+host network, UTS and IPC, no seccomp filter, unlimited memlock, a 64 MiB stack, the config's GPUs, and the mounts
+mounts.txt lists), one per session. Each trial drops the host's page cache (root, or sudo without a password) and
+logs NVIDIA's cache_clear event from the container, then execs `python -m torch.distributed.run --standalone
+--no_python --nproc_per_node=<gpus> ./run_and_time.sh` (a30-run_and_time.sh for the A30 config) with the config
+file's variables and a SEED, its output written to <LOGDIR>/<DATESTAMP>_<trial>.log as run_with_docker.sh tees it.
 
-Multi-node (slurm): `sbatch -N <nodes> --ntasks-per-node=<gpus> --time=<walltime> run.sub` per trial, with the
-config's variables and the data paths exported; the job is followed until it ends and cancelled on interrupt.
+Multi-node (slurm): `sbatch -N <nodes> --ntasks-per-node=<gpus> --time=<WALLTIME> run.sub` (a30.sub for the A30
+config) per trial, with the config's variables, the data folders, UNITTESTDIR, CONT and LOGDIR exported. Before the
+first job: every variable the job script and mounts.txt read is set, the image is one pyxis can pull, and a short
+srun over as many nodes as the job sees every mount source and the log folder. Jobs are followed until they end and
+cancelled on interrupt.
 """
 
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import random
 import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from ..catalog import Catalog, CatalogError, System, TrainingCase, TrainingConfig
-from ..logs import last_lines
-from ..logs.mllog import MARKER
+from ..catalog import Catalog, CatalogError, System, TrainingCase, TrainingConfig, nvidia_bert
+from ..logs import ParseError, last_lines
+from ..logs.mllog import MARKER, iter_events
 from ..machine.containers import (
     ContainerError,
     SessionContainer,
@@ -33,13 +38,21 @@ from ..machine.containers import (
     ensure_image,
 )
 from ..machine.datasets import STATE, BertData, file_lock
-from ..machine.slurm import SlurmError, SlurmLauncher, available, explain
+from ..machine.slurm import SlurmError, SlurmLauncher, available, explain, probe_paths
 from ..options import Options, flag
 from . import Artifacts, BackendUnavailable, BuildContext, Case, NvidiaCodeBackend, RunFailed
+from .bert_job import (
+    CACHE_CLEAR_CODE,
+    DEFAULT_IMAGE,
+    drop_host_caches,
+    image_problem,
+    missing_variables,
+    walltime_minutes,
+)
 
 # What bash exports on its own, and what the backend sets per trial: not config variables.
 NOT_CONFIG = {"PWD", "OLDPWD", "SHLVL", "_", "PATH", "NEXP"}
-IMAGE_WORKDIR = "/workspace/bert"
+TORCH_RUN = ["python", "-m", "torch.distributed.run", "--standalone", "--no_python"]  # torchrun, as a module
 
 
 class TrialFailed(RunFailed):
@@ -81,16 +94,14 @@ class TrialProgress:
         lines = (self.pending + text).split("\n")
         self.pending = lines.pop()
         for line in lines:
-            at = line.find(MARKER)
-            if at < 0 or '"eval_accuracy"' not in line:
+            if MARKER not in line or '"eval_accuracy"' not in line:
                 continue
             try:
-                record = json.loads(line[at + len(MARKER) :])
-                self.accuracy = float(record["value"])
-                self.samples = (record.get("metadata") or {}).get("epoch_num")
-                self.fresh = True
-            except (ValueError, KeyError, TypeError):
-                continue
+                events = [e for e in iter_events("<output>", line) if e.key == "eval_accuracy"]
+            except ParseError:
+                continue  # the log is judged whole at the end; progress notes skip what they cannot read
+            for event in events:
+                self.accuracy, self.samples, self.fresh = float(event.value), event.metadata.get("epoch_num"), True
         return self.news()
 
     def news(self) -> str | None:
@@ -101,15 +112,17 @@ class TrialProgress:
 
 
 class FileFollower:
-    """Feeds a growing log file (a Slurm job's, on shared storage) to a TrialProgress."""
+    """Feeds a growing log file (a Slurm job's, on shared storage) to a TrialProgress; the file is found by a
+    callable, as its name is known only once the job script has made it."""
 
-    def __init__(self, path: Path, progress: TrialProgress):
-        self.path, self.progress, self.offset = path, progress, 0
+    def __init__(self, find: Callable[[], Path | None], progress: TrialProgress):
+        self.find, self.progress, self.offset = find, progress, 0
 
     def __call__(self) -> str | None:
-        if not self.path.exists():
+        path = self.find()
+        if path is None or not path.exists():
             return None
-        with self.path.open("rb") as fh:
+        with path.open("rb") as fh:
             fh.seek(self.offset)
             data = fh.read()
         self.offset += len(data)
@@ -122,7 +135,7 @@ def _validate_code(code_dir: Path | str | None, config: TrainingConfig, launcher
     code = Path(code_dir).expanduser().resolve()
     if not code.is_dir():
         raise BackendUnavailable(f"{flag('training_code')} {code}: not a directory")
-    needed = [config.file, "run.sub" if launcher == "slurm" else "run_and_time.sh"]
+    needed = [config.file, config.job_script if launcher == "slurm" else config.run_and_time, nvidia_bert.MOUNTS_FILE]
     missing = [name for name in needed if not (code / name).is_file()]
     if missing:
         raise BackendUnavailable(
@@ -164,6 +177,8 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
         timeout: float | None = None,
         docker_host: str | None = None,
         echo: Callable[[str], None] | None = None,
+        gpus: tuple[int, ...] | None = None,
+        logdir: Path | str | None = None,
     ):
         super().__init__(output)
         self.catalog, self.config, self.sku = catalog, config, sku
@@ -184,13 +199,27 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
             raise BackendUnavailable(f"{flag('launcher')} slurm: {why}")
         self.launcher = launcher
         self.needs_gpu = launcher == "docker"  # under Slurm the GPUs are on the compute nodes, not here
-        self.image = image or f"mlperf-nvidia:language_model-{getpass.getuser()}"
-        self.profile, self.nexp, self.timeout = profile, nexp, timeout
-        self.docker_host, self.echo = docker_host, echo
+        self.image = image or DEFAULT_IMAGE
+        self.profile, self.nexp, self.docker_host, self.echo = profile, nexp, docker_host, echo
         self.env = config_environment(self.code, config, 1)
+        self.walltime_min = self._walltime()
+        self.timeout = timeout or self.walltime_min * 60  # a trial's limit: the option's, else the config's WALLTIME
+        self.job_timeout = timeout or self.walltime_min * 60 + 120  # a job's: Slurm enforces WALLTIME itself first
+        self.gpus = gpus if gpus is not None else _visible(self.env.get("CUDA_VISIBLE_DEVICES"))
+        self._logdir_option = Path(logdir).expanduser().resolve() if logdir else None
         self.slurm = SlurmLauncher(partition, echo=echo) if launcher == "slurm" else None
+        if launcher == "slurm" and (why := image_problem(self.image, config.job_script)):
+            raise BackendUnavailable(f"{flag('image')} {self.image}: {why}")
         self._session: SessionContainer | None = None
+        self._checked = False
         self.datestamp = time.strftime("%y%m%d%H%M%S") + f"{os.getpid() % 1000:03d}"
+
+    def _walltime(self) -> int:
+        try:
+            minutes = walltime_minutes(self.env.get("WALLTIME"))
+        except ValueError as exc:
+            raise BackendUnavailable(f"{self.code / self.config.file}: {exc}") from None
+        return minutes or self.config.walltime_min
 
     @classmethod
     def build(cls, options: Options, context: BuildContext) -> NvidiaTrainingBackend:
@@ -204,6 +233,8 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
             nexp=options.nexp,
             partition=options.slurm_partition,
             timeout=options.step_timeout,
+            gpus=options.gpus,
+            logdir=options.training_logdir,
             **cls.container_options(options, context),
         )
 
@@ -216,120 +247,174 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
             return []
         return self.catalog.training_trials(self.config, self.sku, self.nexp)
 
-    # ---- the container (single node) --------------------------------------------------------------------
-    def _logdir(self) -> Path:
-        base = self.output or (self.code / STATE / "logs")
-        path = base / "training" / self.config.name
-        path.mkdir(parents=True, exist_ok=True)
+    # ---- where things are -------------------------------------------------------------------------------
+    def logdir(self) -> Path:
+        """LOGDIR: the option's folder; under Slurm NVIDIA's ./results of the implementation (checked from the
+        nodes before the first job); with docker the session's output folder."""
+        if self._logdir_option is not None:
+            path = self._logdir_option
+        elif self.launcher == "slurm":
+            path = self.code / "results"
+        else:
+            path = (self.output or (self.code / STATE / "logs")) / "training" / self.config.name
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrialFailed(f"LOGDIR {path}: {exc.strerror}; name a folder with {flag('training_logdir')}") from None
         return path
+
+    def data_environment(self) -> dict[str, str]:
+        """The data folders mounts.txt mounts, as NVIDIA's README passes them (DATADIR, DATADIR_PHASE2, EVALDIR,
+        CHECKPOINTDIR_PHASE1), and UNITTESTDIR: the caller's, or an empty folder beside the data (mounts.txt mounts
+        it at /workspace/unit_test_data; the unit tests read it only with UNITTEST=1)."""
+        unit = os.environ.get("UNITTESTDIR") or str(self.data.root / "unit_test")
+        if not os.environ.get("UNITTESTDIR"):
+            Path(unit).mkdir(parents=True, exist_ok=True)
+        return {
+            "DATADIR": str(self.data.train_dir),
+            "DATADIR_PHASE2": str(self.data.packed_dir if self.config.packed else self.data.train_dir),
+            "EVALDIR": str(self.data.eval_dir),
+            "CHECKPOINTDIR_PHASE1": str(self.data.phase1_dir),
+            "UNITTESTDIR": unit,
+        }
+
+    def mounts(self) -> dict[str, Path]:
+        """run_with_docker.sh's mounts, container path -> host path (DATADIR and DATADIR_PHASE2 are one folder
+        for the unpacked configs, mounted twice): mounts.txt's lines with the data environment substituted."""
+        env = {**os.environ, **self.env, **self.data_environment()}
+        out: dict[str, Path] = {}
+        for mount in nvidia_bert.mounts(self.code, "run_with_docker.sh"):
+            source = mount.expand(env)
+            if not source.startswith("/"):
+                raise BackendUnavailable(
+                    f"{mount.origin} mounts {mount.source} at {mount.target}, and {mount.variable} is not set"
+                )
+            out[mount.target] = Path(source)
+        return out
+
+    # ---- the container (single node) --------------------------------------------------------------------
+    def launch_spec(self) -> TrainingLaunchSpec:
+        """The container run_with_docker.sh starts (see TrainingLaunchSpec), under a name of this session's."""
+        return TrainingLaunchSpec(
+            image=self.image,
+            name=f"mlperf-training-{getpass.getuser()}-{os.getpid()}",
+            code_dir=self.code,
+            scratch_dir=self.data.root,
+            profile=self.profile,
+            volumes=self.mounts(),
+            gpus=self.gpus,
+        )
+
+    def _client(self):
+        try:
+            client = engine(self.docker_host, self.echo)
+            ensure_image(client, self.image, self.code / "Dockerfile", f"name one with {flag('image')}")
+        except ContainerError as exc:
+            raise BackendUnavailable(str(exc)) from None
+        return client
 
     def session(self) -> SessionContainer:
         if self._session is None:
-            try:
-                client = engine(self.docker_host, self.echo)
-                ensure_image(client, self.image, self.code / "Dockerfile", f"name one with {flag('image')}")
-            except ContainerError as exc:
-                raise BackendUnavailable(str(exc)) from None
-            phase2 = self.data.packed_dir if self.config.packed else self.data.train_dir
-            volumes = {
-                self.data.train_dir: "/workspace/data",
-                phase2: "/workspace/data_phase2",
-                self.data.phase1_dir: "/workspace/phase1",
-                self.data.eval_dir: "/workspace/evaldata",
-                self._logdir(): "/results",
-                self.data.root: "/workspace/bert_data",  # where prepare_data.sh writes, when data is missing
-            }
-            for host in volumes:
+            spec = self.launch_spec()
+            for host in spec.volumes.values():
                 host.mkdir(parents=True, exist_ok=True)
-            spec = TrainingLaunchSpec(
-                image=self.image,
-                name=f"mlperf-training-{getpass.getuser()}-{os.getpid()}",
-                code_dir=self.code,
-                scratch_dir=self.data.root,
-                profile=self.profile,
-                volumes=volumes,
-            )
-            self._session = SessionContainer(
-                client, spec, image_hint=f"build it from NVIDIA's Dockerfile or name one with {flag('image')}"
-            )
+            hint = f"build it from NVIDIA's Dockerfile (docker build --pull -t {DEFAULT_IMAGE} .) or name one with"
+            self._session = SessionContainer(self._client(), spec, image_hint=f"{hint} {flag('image')}")
         return self._session
+
+    def trial_command(self, seed: int) -> tuple[list[str], dict[str, str]]:
+        """The exec of one trial: torchrun over the config's GPUs, and run_with_docker.sh's --env list (the
+        config's variables and SEED)."""
+        argv = [*TORCH_RUN, f"--nproc_per_node={self.env['DGXNGPU']}", f"./{self.config.run_and_time}"]
+        # a config that exports data folders of NVIDIA's cluster (4gpu_common's /raid/...) passes the ones mounted,
+        # as `CONT=... DATADIR=... ./run_with_docker.sh` does after sourcing it
+        data = {name: value for name, value in self.data_environment().items() if name in self.env}
+        return argv, {**self.env, **data, "SEED": str(seed)}
+
+    @staticmethod
+    def cache_clear_command() -> list[str]:
+        return ["python", "-c", CACHE_CLEAR_CODE]
 
     # ---- prepared data ----------------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        """Check the layout; run the implementation's preparation in the container only when something is
-        missing. Under a lock, so xdist workers wait for one preparation; the stamp is written after a
-        preparation that left nothing missing."""
+        """Check the layout; run the implementation's preparation when something it makes is missing (as NVIDIA's
+        README does: the image with the data folder at /workspace/bert_data, prepare_data.sh --outputdir there).
+        Under a lock, so xdist workers wait for one preparation; the stamp is written after a preparation that
+        left nothing missing. Packed data is never prepared here: it is a separate, large-memory procedure."""
         if not self.data.problems(self.config.packed):
             return
         state = self.data.root / STATE
         with file_lock(state / "prepare_data.lock"):
-            if not (problems := self.data.problems(self.config.packed)):
-                return
-            if self.launcher != "docker":
-                raise TrialFailed(
-                    "the BERT data is not ready (prepare it with the docker launcher or by hand):\n  "
-                    + "\n  ".join(problems)
-                )
-            log = self._logdir() / "prepare_data.log"
-            argv = ["./input_preprocessing/prepare_data.sh", "--outputdir", "/workspace/bert_data"]
-            code = self.session().exec(argv, log, timeout=self.timeout, echo=self.echo, step="prepare_data")
-            left = self.data.problems(self.config.packed)
-            if code != 0 or left:
-                raise TrialFailed(
-                    f"prepare_data.sh ended with exit status {code}"
-                    + ("; still missing:\n  " + "\n  ".join(left) if left else "")
-                    + f"\nlast lines of {log}:\n{last_lines(log, 10)}"
-                )
-            (state / "prepare_data.stamp").write_text(f"prepare_data ok {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            if self.launcher == "docker" and self.data.preparation_would_help():
+                self._run_prepare_data()
+            if problems := self.data.problems(self.config.packed):
+                how = "" if self.launcher == "docker" else " (prepare it with the docker launcher or by hand)"
+                raise TrialFailed(f"the BERT data is not ready{how}:\n  " + "\n  ".join(problems))
+
+    def _run_prepare_data(self) -> None:
+        log = self.logdir() / "prepare_data.log"
+        spec = replace(
+            self.launch_spec(),
+            name=f"mlperf-prepare-{getpass.getuser()}-{os.getpid()}",
+            gpus=None,
+            volumes={"/workspace/bert_data": self.data.root},
+        )
+        container = SessionContainer(self._client(), spec, image_hint=f"name one with {flag('image')}")
+        argv = ["./input_preprocessing/prepare_data.sh", "--outputdir", "/workspace/bert_data"]
+        try:
+            code = container.exec(argv, log, timeout=self.timeout, echo=self.echo, step="prepare_data")
+        finally:
+            container.stop()
+        left = self.data.base_problems()
+        if code != 0 or self.data.preparation_would_help():
+            raise TrialFailed(
+                f"prepare_data.sh ended with exit status {code}"
+                + ("; still missing:\n  " + "\n  ".join(left) if left else "")
+                + f"\nlast lines of {log}:\n{last_lines(log, 10)}"
+            )
+        state = self.data.root / STATE
+        (state / "prepare_data.stamp").write_text(f"prepare_data ok {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
 
     # ---- one trial --------------------------------------------------------------------------------------
-    def _trial_env(self) -> dict[str, str]:
-        return {**self.env, "SEED": str(random.randint(1, 32767)), "DATESTAMP": self.datestamp, "NEXP": "1"}
-
     def run(self, case: Case, workdir: Path) -> Artifacts:
         assert isinstance(case, TrainingCase) and case.trial
         index = int(case.trial.rpartition("_")[2])
         if self.slurm is not None:
             self._check_nodes(case)
         self.prepare_data()
-        log = self._logdir() / f"{self.datestamp}_{index}.log"
-        if log.exists():
-            log.unlink()
-        env = self._trial_env()
+        seed = random.randint(1, 32767)
         progress = TrialProgress(case.target)
-        info = {"config": self.config.name, "seed": env["SEED"], "launcher": self.launcher, "image": self.image}
+        info = {"config": self.config.name, "seed": seed, "launcher": self.launcher, "image": self.image}
         if self.launcher == "docker":
-            self._clear_caches(info)
-            argv = [
-                "python",
-                "-m",
-                "torch.distributed.run",
-                "--standalone",
-                "--no_python",
-                f"--nproc_per_node={env['DGXNGPU']}",
-                "./run_and_time.sh",
-            ]
-            timeout = self.timeout or self.config.walltime_min * 60
-            status = self.session().exec(
-                argv, log, env=env, timeout=timeout, echo=self.echo, step=case.id, watch=progress.feed
-            )
-            how = f"exit status {status}"
+            log, how = self._run_docker(case, index, seed, progress, info)
         else:
-            log, how = self._run_slurm(case, index, env, progress, info)
+            log, how = self._run_slurm(case, index, seed, progress, info)
         text = log.read_text(errors="replace") if log.exists() else ""
         if '"run_stop"' not in text:
             tail = last_lines(text, 15)
-            raise TrialFailed(f"{case.id}: the trial ended ({how}) without a run_stop; last lines of {log}:\n{tail}")
+            more = info.pop("_job_output", "")
+            raise TrialFailed(
+                f"{case.id}: the trial ended ({how}) without a run_stop; last lines of {log}:\n{tail}" + more
+            )
         return Artifacts(log, files=[log], info={**info, "ended": how})
 
-    def _clear_caches(self, info: dict) -> None:
-        # run_with_docker.sh drops the page cache before each trial (sync; vm.drop_caches=3); that needs root.
-        try:
-            os.sync()
-            Path("/proc/sys/vm/drop_caches").write_text("3\n")
-            info["caches_cleared"] = True
-        except OSError as exc:
-            info["caches_cleared"] = f"no ({exc.strerror})"
+    def _run_docker(self, case: TrainingCase, index: int, seed: int, progress: TrialProgress, info: dict):
+        log = self.logdir() / f"{self.datestamp}_{index}.log"
+        log.unlink(missing_ok=True)
+        session = self.session()
+        why = drop_host_caches()
+        info["caches_cleared"] = why is None
+        if why is None:  # the event says the caches were dropped: logged only when they were
+            status = session.exec(self.cache_clear_command(), log, echo=self.echo, step=f"{case.id} cache_clear")
+            if status != 0:
+                raise TrialFailed(f"{case.id}: logging cache_clear failed (exit {status}):\n{last_lines(log, 10)}")
+        else:
+            info["caches_not_cleared"] = why
+        argv, env = self.trial_command(seed)
+        status = session.exec(
+            argv, log, env=env, timeout=self.timeout, echo=self.echo, step=case.id, watch=progress.feed
+        )
+        return log, f"exit status {status}"
 
     def _check_nodes(self, case: TrainingCase) -> None:
         """A job the cluster can never run fails here, before anything else is done for it."""
@@ -339,47 +424,98 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
         except SlurmError as exc:
             raise TrialFailed(f"{case.id}: {exc}") from None
 
-    def _run_slurm(self, case: TrainingCase, index: int, env: dict, progress: TrialProgress, info: dict):
-        assert self.slurm is not None
-        logdir = self._logdir()
-        data_phase2 = self.data.packed_dir if self.config.packed else self.data.train_dir
-        env = {
-            **env,
+    def job_environment(self, datestamp: str) -> dict[str, str]:
+        """What a job script is given, beside the caller's environment: NVIDIA's README's variables."""
+        return {
+            **self.env,
+            **self.data_environment(),
             "CONT": self.image,
-            "DATADIR": str(self.data.train_dir),
-            "DATADIR_PHASE2": str(data_phase2),
-            "EVALDIR": str(self.data.eval_dir),
-            "CHECKPOINTDIR_PHASE1": str(self.data.phase1_dir),
-            "LOGDIR": str(logdir),
+            "LOGDIR": str(self.logdir()),
+            "NEXP": "1",
+            "DATESTAMP": datestamp,
         }
-        walltime = env.get("WALLTIME") or str(self.config.walltime_min)
-        # run.sub writes <LOGDIR>/<DATESTAMP>_<n>.log for its n-th experiment (here always 1: one job a trial)
-        env["DATESTAMP"] = f"{self.datestamp}-t{index}"
-        trial_log = logdir / f"{env['DATESTAMP']}_1.log"
+
+    def check_submission(self, env: dict[str, str]) -> None:
+        """Once a session, before the first job: every variable the job script, mounts.txt and the run-and-time
+        script read is set; every mount source (and the preload folder of CONTAINER_PRELOAD_LUSTRE) exists on as
+        many nodes as the job uses, and the log folder is the submit host's."""
+        if self._checked:
+            return
+        script = self.config.job_script
+        required = nvidia_bert.requirements(self.code, script, self.config.run_and_time)
+        full = {**os.environ, **env}
+        if missing := missing_variables(required, full):
+            raise TrialFailed(f"not submitted: {script} needs " + "; ".join(missing))
+        paths = [m.expand(full) for m in nvidia_bert.mounts(self.code, script)]
+        if full.get("CONTAINER_PRELOAD_LUSTRE", "0") not in ("", "0"):
+            folder = nvidia_bert.preload_folder(self.code, script)
+            paths += [folder] if folder else []
+        if self.image.startswith("/"):
+            paths.append(self.image)
+        assert self.slurm is not None
+        try:
+            found = probe_paths(self.config.nodes, Path(full["LOGDIR"]), paths, partition=self.slurm.partition)
+        except SlurmError as exc:
+            raise TrialFailed(f"not submitted: {exc}") from None
+        if found.problems:
+            raise TrialFailed(
+                f"not submitted: {script} mounts and logs to folders every node must see:\n  "
+                + "\n  ".join(found.problems)
+                + f"\n(LOGDIR is {full['LOGDIR']}; name a shared folder with {flag('training_logdir')})"
+            )
+        self._checked = True
+
+    def _run_slurm(self, case: TrainingCase, index: int, seed: int, progress: TrialProgress, info: dict):
+        assert self.slurm is not None
+        datestamp = f"{self.datestamp}t{index}"  # one job a trial: its only experiment writes <LOG_BASE>_1.log
+        env = {**self.job_environment(datestamp), "SEED": str(seed)}
+        self.check_submission(env)
+        logdir = Path(env["LOGDIR"])
+
+        def trial_log() -> Path | None:
+            found = [p for p in logdir.glob(nvidia_bert.trial_log_glob(datestamp, 1)) if "_nccl" not in p.name]
+            return found[0] if found else None
+
+        output = logdir / f"slurm-{datestamp}-%j.out"
         try:
             job = self.slurm.submit(
-                self.code / "run.sub",
+                self.code / self.config.job_script,
                 nodes=self.config.nodes,
-                tasks_per_node=int(env["DGXNGPU"]),
-                walltime=walltime,
-                job_name=f"mlperf-bert-{self.config.name}-{case.trial}",
-                output=logdir / f"slurm-{self.datestamp}-t{index}-%j.out",
+                tasks_per_node=int(self.env["DGXNGPU"]),
+                walltime=str(self.walltime_min),
+                job_name=f"mlperf-bert-{self.config.name}-{case.trial}-{datestamp}",  # unique: cancelled by name
+                output=output,
                 env=env,
                 cwd=self.code,
             )
             info["slurm_job"] = job
-            timeout = self.timeout or self.config.walltime_min * 60 + 120
-            end = self.slurm.follow(job, timeout=timeout, progress=FileFollower(trial_log, progress))
+            end = self.slurm.follow(job, timeout=self.job_timeout, progress=FileFollower(trial_log, progress))
         except SlurmError as exc:
             raise TrialFailed(f"{case.id}: {exc}") from None
         info["slurm_state"] = end.state
+        log = trial_log() or logdir / f"{datestamp}_1.log"
+        job_output = Path(str(output).replace("%j", job))
+        info["_job_output"] = f"\nlast lines of the job's output {job_output}:\n{last_lines(job_output, 10)}"
         if end.state != "COMPLETED":
-            tail = last_lines(trial_log, 10)
-            raise TrialFailed(f"{case.id}: {explain(end)}; last lines of {trial_log}:\n{tail}")
-        return trial_log, explain(end)
+            raise TrialFailed(
+                f"{case.id}: {explain(end)}; last lines of {log}:\n{last_lines(log, 10)}" + info.pop("_job_output")
+            )
+        return log, explain(end)
 
     def close(self) -> None:
         if self.slurm is not None:
             self.slurm.close()
         if self._session is not None:
             self._session.stop()
+
+
+def _visible(devices: str | None) -> tuple[int, ...] | None:
+    """A config's CUDA_VISIBLE_DEVICES (1x4x56x2: 0,1,2,3) as the GPUs the container gets; None: all of them."""
+    if not devices:
+        return None
+    try:
+        return tuple(int(d) for d in devices.split(","))
+    except ValueError:
+        raise BackendUnavailable(
+            f"CUDA_VISIBLE_DEVICES={devices!r} in the config is not a list of GPU indices"
+        ) from None

@@ -107,13 +107,18 @@ class TrainingConfig:
     gradient_steps: int
     learning_rate: float
     max_steps: int
-    walltime_min: int
+    walltime_min: int  # the config file's WALLTIME for one experiment (NEXP=1)
     packed: bool
+    job_script: str = "run.sub"  # what sbatch submits (the A30 config has its own, docker-based a30.sub)
+    run_and_time: str = "run_and_time.sh"  # what each rank runs
+    visible_devices: str | None = None  # the config's CUDA_VISIBLE_DEVICES (1x4x56x2: four GPUs of a DGX A100)
+    average_packing_rate: int = 1  # run_pretraining.py's --average_packing_rate, 2 unless set, for packed data
 
     @property
     def global_batch_size(self) -> int:
-        # NVIDIA's BATCHSIZE already includes the accumulation steps (1x4x56x2 sets BATCHSIZE=112).
-        return self.nodes * self.gpus_per_node * self.batch_size
+        # NVIDIA's BATCHSIZE already includes the accumulation steps (1x4x56x2 sets BATCHSIZE=112); a packed sample
+        # holds average_packing_rate sequences on average, and run_pretraining.py counts sequences.
+        return self.nodes * self.gpus_per_node * self.batch_size * self.average_packing_rate
 
 
 def system_name(system_id: str, harness: str, power: str = "MaxP") -> str:
@@ -287,6 +292,7 @@ class Catalog:
     matrix: dict[str, dict[str, dict]]
     training_configs: dict[str, TrainingConfig]
     training_systems: dict[str, tuple[str, ...]]
+    training_system_notes: dict[str, str]
     training_target: float
     published: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # system name -> bench -> scen
     nvidia_matrix: dict[str, dict[str, dict[str, list]]] = field(default_factory=dict)  # known system -> cases
@@ -392,7 +398,11 @@ class Catalog:
             if self.training_configs[name].nodes == nodes:
                 return self.training_configs[name]
         offered = ", ".join(f"{n} ({self.training_configs[n].nodes} nodes)" for n in names) or "none"
-        raise CatalogError(f"no training config for {sku} on {nodes} node(s); the catalog has: {offered}")
+        note = self.training_system_notes.get(self.system(sku).sku)
+        raise CatalogError(
+            f"no training config for {sku} on {nodes} node(s); the catalog has: {offered}"
+            + (f" ({note})" if note else "")
+        )
 
     def training_trials(self, config: TrainingConfig, sku: str | None, nexp: int) -> list[TrainingCase]:
         """One case per trial of a run: trial_1 .. trial_<nexp>, scored together as the config's group."""
@@ -469,6 +479,7 @@ def load() -> Catalog:
         matrix=inf["matrix"],
         training_configs=configs,
         training_systems={k: tuple(v) for k, v in tra["systems"].items()},
+        training_system_notes=dict(tra.get("system_notes", {})),
         training_target=tra["target"]["value"],
         published=nvidia["published"],
         nvidia_matrix=nvidia["matrix"],

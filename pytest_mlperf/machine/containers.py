@@ -96,32 +96,45 @@ class LaunchSpec:
 
 @dataclass
 class TrainingLaunchSpec(LaunchSpec):
-    """NVIDIA's BERT training container as run_with_docker.sh starts it: the image's own working directory
-    (/workspace/bert), ipc host, unlimited memlock and a 64 MiB stack, and the data, phase-2 data, phase-1
-    checkpoint, eval and results mounts."""
+    """NVIDIA's BERT training container as run_with_docker.sh starts it (`nvidia-docker run --rm --init --detach
+    --gpus=device=<NV_GPU> --net=host --uts=host --ipc=host --security-opt=seccomp=unconfined --ulimit=stack=67108864
+    --ulimit=memlock=-1 <mounts.txt's volumes> <image> sleep infinity`): the image's own user (root in NVIDIA's
+    image, which its scripts assume: the container writes the data folders and /results, and nothing in the image
+    is prepared for another uid) and its own working directory (/workspace/bert). The "minimal" profile keeps the
+    mounts, init, host network and IPC, for a stand-in image on an engine without GPUs."""
 
-    volumes: dict[Path, str] = field(default_factory=dict)  # host path -> container path
+    volumes: dict[str, Path] = field(default_factory=dict)  # container path -> host path (one host folder may be
+    # mounted twice: DATADIR and DATADIR_PHASE2 are the same shards for the unpacked configs)
 
-    working_dir = "/workspace/bert"
-
-    def mounts(self) -> dict[Path, str]:
-        return dict(self.volumes)
-
-    def base_environment(self) -> dict[str, str]:
-        return dict(self.environment)
+    working_dir = None  # the image's WORKDIR
 
     def run_kwargs(self, session_id: str) -> dict:
         import docker
 
-        kwargs = super().run_kwargs(session_id)
-        kwargs.pop("shm_size")  # ipc host: the host's /dev/shm
-        kwargs["ipc_mode"] = "host"
+        kwargs = dict(
+            image=self.image,
+            command=["sleep", "infinity"],
+            name=self.name,
+            detach=True,
+            init=True,
+            auto_remove=True,
+            network_mode="host",
+            ipc_mode="host",
+            volumes=[f"{host}:{inside}:rw" for inside, host in self.volumes.items()],
+            environment=dict(self.environment),
+            labels={LABEL_SESSION: session_id, LABEL_PID: str(os.getpid()), LABEL_HOST: socket.gethostname()},
+        )
         if self.profile == "nvidia":
-            kwargs["ulimits"] = [
-                docker.types.Ulimit(name="memlock", soft=-1, hard=-1),
-                docker.types.Ulimit(name="stack", soft=67108864, hard=67108864),
-            ]
-            kwargs["uts_mode"] = "host"
+            gpus = dict(count=-1) if self.gpus is None else dict(device_ids=[str(index) for index in self.gpus])
+            kwargs.update(
+                device_requests=[docker.types.DeviceRequest(capabilities=[["gpu"]], **gpus)],
+                uts_mode="host",
+                security_opt=["seccomp=unconfined"],
+                ulimits=[
+                    docker.types.Ulimit(name="stack", soft=67108864, hard=67108864),
+                    docker.types.Ulimit(name="memlock", soft=-1, hard=-1),
+                ],
+            )
         return kwargs
 
 

@@ -3,6 +3,7 @@ sacct (or scontrol where accounting is off), scancel on interrupt or timeout; ne
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import subprocess
@@ -117,7 +118,11 @@ class SlurmLauncher:
             argv.append(f"--partition={self.partition}")
         argv.append(str(script))
         output.parent.mkdir(parents=True, exist_ok=True)
-        proc = _run(argv, env={**os.environ, **env}, cwd=cwd)
+        try:
+            proc = _run(argv, env={**os.environ, **env}, cwd=cwd)
+        except BaseException:  # interrupted while sbatch ran: it may have queued the job before we read its id
+            _run(["scancel", f"--name={job_name}", f"--user={getpass.getuser()}"])
+            raise
         if proc.returncode != 0:
             raise SlurmError(f"sbatch refused {job_name}: {proc.stderr.strip() or proc.stdout.strip()}")
         job_id = proc.stdout.strip().split(";")[0]
@@ -185,6 +190,70 @@ class SlurmLauncher:
     def close(self) -> None:
         for job_id in list(self.active):
             self.cancel(job_id)
+
+
+# Runs on every node of a probe step: which of the paths it cannot see, and whether the submit host's probe file in
+# the log folder is there and a file can be written beside it. Paths come as arguments, never pasted in.
+PROBE = r"""
+token=$1 logdir=$2; shift 2
+node=${SLURMD_NODENAME:-$(hostname)}
+missing=""
+for p in "$@"; do [ -e "$p" ] || missing="$missing|$p"; done
+[ -r "$logdir/$token" ] || missing="$missing|$logdir (the submit host's file $token is not there)"
+if ! ( : > "$logdir/$token.$SLURM_NODEID" ) 2>/dev/null; then missing="$missing|$logdir (not writable here)"; fi
+echo "probe|$SLURM_NODEID|$node$missing"
+"""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    nodes: int  # nodes that answered
+    problems: list[str]  # "<path> is not visible on n3, n4", one per path
+
+
+def probe_paths(
+    nodes: int, logdir: Path, paths: list[str], *, partition: str | None = None, timeout: float = 600
+) -> ProbeResult:
+    """A short srun over `nodes` nodes (one task each): every path must exist on every node, and the log folder
+    must be the submit host's (a file written here is read there, a file written there is seen here)."""
+    token = f".pytest-mlperf-probe-{os.getpid()}-{time.monotonic_ns()}"
+    marker = logdir / token
+    marker.write_text("written by pytest-mlperf on the submit host; removed after the probe\n")
+    argv = ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1", "--time=5"]
+    argv += ["--job-name=pytest-mlperf-probe", "--quiet"] + ([f"--partition={partition}"] if partition else [])
+    argv += ["bash", "-c", PROBE, "probe", token, str(logdir), *paths]
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.terminate()  # srun cancels its step and allocation on SIGTERM
+            proc.communicate(timeout=60)
+            raise SlurmError(
+                f"the srun probe of {nodes} node(s) did not run within {timeout:.0f} s; cancelled it"
+            ) from None
+        return _probe_result(nodes, logdir, token, out, err, proc.returncode)
+    finally:
+        for path in logdir.glob(f"{token}*"):
+            path.unlink(missing_ok=True)
+
+
+def _probe_result(nodes: int, logdir: Path, token: str, out: str, err: str, code: int) -> ProbeResult:
+    answered: dict[str, str] = {}
+    missing: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) >= 3 and parts[0] == "probe":
+            answered[parts[1]] = parts[2]
+            for path in parts[3:]:
+                missing.setdefault(path, []).append(parts[2])
+    if code != 0 or len(answered) < nodes:
+        raise SlurmError(f"the srun probe of {nodes} node(s) failed (exit {code}): {err.strip() or out.strip()}")
+    unseen = [name for nodeid, name in answered.items() if not (logdir / f"{token}.{nodeid}").exists()]
+    if unseen:
+        missing.setdefault(f"{logdir} (files written there do not appear on the submit host)", []).extend(unseen)
+    problems = [f"{path} is not visible on {', '.join(sorted(names))}" for path, names in missing.items()]
+    return ProbeResult(len(answered), problems)
 
 
 def explain(end: JobEnd) -> str:

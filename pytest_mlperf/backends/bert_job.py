@@ -1,0 +1,92 @@
+"""What a run of NVIDIA's BERT needs from the machine and the cluster, checked before anything is started: the image
+reference a job script can use, the walltime a config file sets, the variables a job script reads, and the host's
+page cache dropped the way NVIDIA's scripts drop it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+# NVIDIA's README tags the image it builds from the implementation's Dockerfile this way.
+DEFAULT_IMAGE = "mlperf-nvidia:language_model"
+# What run_with_docker.sh runs in the container after dropping the host's caches; its MLLOG line goes into the
+# trial's log, where MLPerf Training's compliance rules want a cache_clear event before the run starts.
+CACHE_CLEAR_CODE = (  # byte for byte the script's `python -c "..."` argument
+    "\nfrom mlperf_logging.mllog import constants \n"
+    "from mlperf_logger import mllogger\n"
+    "mllogger.event(key=mllogger.constants.CACHE_CLEAR, value=True)"
+)
+_REGISTRY_HOST = re.compile(r"^(localhost|[\w-]+(\.[\w-]+)+|[\w.-]+:\d+)$")
+
+
+def image_problem(image: str, script: str) -> str | None:
+    """Why a job script cannot start `image` on the nodes, or None. run.sub hands it to pyxis
+    (`srun --container-image`), which imports a squashfs file or pulls a registry reference; a30.sub runs
+    `docker run --pull=always` on the node, which pulls. Neither sees the submit host's Docker engine, so a bare
+    local tag (mlperf-nvidia:language_model) would be looked for on Docker Hub."""
+    if image.startswith("/"):
+        if script != "run.sub":
+            return f"{script} runs `docker run --pull=always` on the node: it needs a registry reference, not {image}"
+        if not image.endswith((".sqsh", ".squashfs")):
+            return f"{image}: pyxis takes a squashfs file (.sqsh or .squashfs) or a registry reference"
+        return None if Path(image).is_file() else f"{image}: no such squashfs file here"
+    if "#" in image and script == "run.sub":  # enroot's own form: registry#repository:tag
+        return None
+    first, slash, _ = image.partition("/")
+    if slash and _REGISTRY_HOST.match(first):
+        return None
+    how = "pyxis (srun --container-image)" if script == "run.sub" else "docker run --pull=always on the node"
+    squash = (
+        " or a squashfs file every node can read (enroot import -o /shared/bert.sqsh dockerd://" + image + ")"
+        if script == "run.sub"
+        else ""
+    )
+    return (
+        f"{how} would pull {image!r} from Docker Hub, not from this machine's Docker engine: push the image built "
+        f"from NVIDIA's Dockerfile to your registry and name it with its registry (<registry>/mlperf-nvidia:"
+        f"language_model, docker.io/<user>/... for Docker Hub){squash}"
+    )
+
+
+def walltime_minutes(text: str | None) -> int | None:
+    """A config file's WALLTIME in minutes: `01:15:00`, `75`, `1-00:00:00`, as sbatch --time reads them."""
+    if not text:
+        return None
+    days, _, rest = text.strip().rpartition("-")
+    parts = rest.split(":")
+    if not all(p.isdigit() for p in parts) or not (1 <= len(parts) <= 3) or (days and not days.isdigit()):
+        raise ValueError(f"WALLTIME {text!r} is not a Slurm time (minutes, HH:MM:SS, D-HH:MM:SS)")
+    numbers = [int(p) for p in parts]
+    if len(parts) == 1:
+        minutes = numbers[0]
+    else:
+        hours, mins = (numbers[0], numbers[1]) if len(parts) == 3 else (0, numbers[0])
+        minutes = hours * 60 + mins + (1 if len(parts) == 3 and numbers[2] else 0)
+    return minutes + int(days or 0) * 1440
+
+
+def missing_variables(required: dict[str, str], env: dict[str, str]) -> list[str]:
+    """Each variable a job script reads without a default that is unset or empty, with where it is read."""
+    return [f"{name} (read at {where})" for name, where in required.items() if not env.get(name)]
+
+
+def drop_host_caches() -> str | None:
+    """`sync && sudo /sbin/sysctl vm.drop_caches=3`, as NVIDIA's scripts do before each trial: written directly as
+    root, else through sudo without a password prompt. Returns why it could not be done, or None."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return None
+    except OSError as exc:
+        direct = exc.strerror or str(exc)
+    try:
+        proc = subprocess.run(
+            ["sudo", "-n", "/sbin/sysctl", "vm.drop_caches=3"], capture_output=True, text=True, timeout=120
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"writing /proc/sys/vm/drop_caches: {direct}; sudo: {exc}"
+    if proc.returncode == 0:
+        return None
+    return f"writing /proc/sys/vm/drop_caches: {direct}; sudo -n /sbin/sysctl: {proc.stderr.strip() or proc.returncode}"
