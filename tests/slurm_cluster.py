@@ -187,3 +187,20 @@ class SlurmCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def module_cluster(root: Path, private_dir: Path, base_port: int | None = None):
+    """A module's cluster: started (stopped again if starting fails), yielded, stopped and removed; fails the
+    module if it left jobs behind."""
+    cluster = SlurmCluster(root, nodes=8, base_port=base_port, private_dir=private_dir)
+    try:
+        cluster.start()
+    except Exception:
+        cluster.stop()
+        raise
+    yield cluster
+    left = cluster.jobs()
+    cluster.stop()
+    shutil.rmtree(cluster.root, ignore_errors=True)
+    shutil.rmtree(private_dir, ignore_errors=True)
+    assert left == [], f"Slurm jobs left behind by this module: {left}"

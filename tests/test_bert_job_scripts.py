@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from slurm_cluster import SlurmCluster, missing_tools
+from slurm_cluster import SlurmCluster, missing_tools, module_cluster
 
 from conftest import ROOT
 from pytest_mlperf.logs import ParseError
@@ -174,23 +174,11 @@ def slurm():
             f"{missing or 'root'}"
         )
     pid = os.getpid()
-    cluster = SlurmCluster(
+    yield from module_cluster(
         Path(f"/tmp/mlperf-slurm-bert-{pid}"),
-        nodes=8,
+        Path(f"/tmp/mlperf-nodetmp-{pid}"),
         base_port=17000 + (pid % 400) * 20 + 10,  # beside the ports of test_nvidia_training's cluster
-        private_dir=Path(f"/tmp/mlperf-nodetmp-{pid}"),
     )
-    try:
-        cluster.start()
-    except Exception:
-        cluster.stop()
-        raise
-    yield cluster
-    left = cluster.jobs()
-    cluster.stop()
-    shutil.rmtree(cluster.root, ignore_errors=True)
-    shutil.rmtree(cluster.private_dir, ignore_errors=True)
-    assert left == [], f"Slurm jobs left behind by this module: {left}"
 
 
 @dataclass

@@ -219,8 +219,15 @@ def test_container_equals_run_with_docker(dgx: Launch):
 def test_mounts_equal_mounts_txt(dgx: Launch):
     """The mounts: mounts.txt's five volumes with the README's data folders and UNITTESTDIR, and nothing else. The
     unpacked configs mount one folder twice (DATADIR and DATADIR_PHASE2 are both the 4320 training shards)."""
-    script, plugin = dgx.script.container(), dgx.engine.created()
-    data = dgx.backend.data_environment()
+    _assert_the_five_volumes(dgx)
+
+
+def _assert_the_five_volumes(launch: Launch) -> None:
+    """The script's mounts are mounts.txt's five with the data folders, and the plugin's the same, keyed by
+    container path: DATADIR and DATADIR_PHASE2 are one folder, mounted twice (a dict keyed by host path would have
+    made them one mount)."""
+    script, plugin = launch.script.container(), launch.engine.created()
+    data = launch.backend.data_environment()
     assert script.mounts == {
         "/workspace/data": data["DATADIR"],
         "/workspace/data_phase2": data["DATADIR_PHASE2"],
@@ -228,8 +235,6 @@ def test_mounts_equal_mounts_txt(dgx: Launch):
         "/workspace/evaldata": data["EVALDIR"],
         "/workspace/unit_test_data": data["UNITTESTDIR"],
     }
-    # keyed by container path: DATADIR and DATADIR_PHASE2 are one folder, mounted twice (a dict keyed by host path
-    # would have made them one mount)
     assert plugin.mounts == script.mounts
 
 
@@ -317,16 +322,7 @@ def test_a30_container_equals_a30_sub(a30: Launch):
 
 def test_a30_mounts_equal_a30_sub(a30: Launch):
     """a30.sub's own _cont_mounts list (the same five volumes as mounts.txt) against the plugin's mounts."""
-    script, plugin = a30.script.container(), a30.engine.created()
-    data = a30.backend.data_environment()
-    assert script.mounts == {
-        "/workspace/data": data["DATADIR"],
-        "/workspace/data_phase2": data["DATADIR_PHASE2"],
-        "/workspace/phase1": data["CHECKPOINTDIR_PHASE1"],
-        "/workspace/evaldata": data["EVALDIR"],
-        "/workspace/unit_test_data": data["UNITTESTDIR"],
-    }
-    assert plugin.mounts == script.mounts, "the plugin's mounts differ from a30.sub's (as in test_mounts_equal_...)"
+    _assert_the_five_volumes(a30)
 
 
 def test_a30_trial_exec_equals_a30_sub(a30: Launch):

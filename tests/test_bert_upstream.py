@@ -18,7 +18,13 @@ import pytest
 
 from pytest_mlperf import catalog
 from pytest_mlperf.backends import BackendUnavailable
-from pytest_mlperf.backends.bert_job import DEFAULT_IMAGE, image_problem, missing_variables, walltime_minutes
+from pytest_mlperf.backends.bert_job import (
+    DEFAULT_IMAGE,
+    image_problem,
+    job_image,
+    missing_variables,
+    walltime_minutes,
+)
 from pytest_mlperf.backends.nvidia_training import NvidiaTrainingBackend, config_environment
 from pytest_mlperf.catalog import nvidia_bert
 
@@ -267,6 +273,7 @@ def test_run_sub_executed_by_bash_reads_exactly_what_the_backend_requires(bert_c
         ("nvidia/pytorch:22.09-py3", "run.sub", False),
         ("nvcr.io/nvidia/pytorch:22.09-py3", "run.sub", True),
         ("nvcr.io#nvidia/pytorch:22.09-py3", "run.sub", True),
+        ("nvcr.io#nvidia/pytorch:22.09-py3", "a30.sub", False),
         ("registry.example:5000/mlperf-nvidia:language_model", "run.sub", True),
         ("localhost/mlperf-nvidia:language_model", "a30.sub", True),
         ("docker.io/someone/mlperf-nvidia:language_model", "a30.sub", True),
@@ -278,6 +285,23 @@ def test_run_sub_executed_by_bash_reads_exactly_what_the_backend_requires(bert_c
 )
 def test_image_references_a_job_script_can_pull(image, script, ok):
     assert (image_problem(image, script) is None) is ok
+
+
+@pytest.mark.parametrize(
+    ("image", "script", "cont"),
+    [
+        ("nvcr.io/nvidia/pytorch:22.09-py3", "run.sub", "nvcr.io#nvidia/pytorch:22.09-py3"),
+        ("registry.example:5000/bert:lm", "run.sub", "registry.example:5000#bert:lm"),
+        ("docker.io/someone/mlperf-nvidia:language_model", "run.sub", "someone/mlperf-nvidia:language_model"),
+        ("nvcr.io#nvidia/pytorch:22.09-py3", "run.sub", "nvcr.io#nvidia/pytorch:22.09-py3"),
+        ("/shared/bert.sqsh", "run.sub", "/shared/bert.sqsh"),
+        ("nvcr.io/nvidia/pytorch:22.09-py3", "a30.sub", "nvcr.io/nvidia/pytorch:22.09-py3"),
+    ],
+)
+def test_cont_is_an_enroot_uri_for_run_sub_and_a_docker_reference_for_a30_sub(image, script, cont):
+    """enroot (pyxis's --container-image, run.sub's `enroot import docker://${CONT}`) reads `host/repo` as a Docker
+    Hub repository named host/repo: the registry is set off by '#'. a30.sub's `docker run` takes the usual form."""
+    assert job_image(image, script) == cont
 
 
 def test_a_squashfs_file_is_a_pyxis_image(tmp_path):

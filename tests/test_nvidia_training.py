@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from engine import busybox_image, module_dockerd
-from slurm_cluster import SlurmCluster, missing_tools
+from slurm_cluster import SlurmCluster, missing_tools, module_cluster
 from test_bert_job_scripts import read_record, standin_environment
 
 from conftest import A100X8, ROOT, fake_gpu_env, run_pytest_child
@@ -66,19 +66,8 @@ def slurm():
     if missing_tools() or os.geteuid() != 0:
         pytest.skip(f"a Slurm cluster is started as root from Debian's packages; missing: {missing_tools()}")
     pid = os.getpid()
-    # every node sees an empty tmpfs over this folder: a node-local folder the submit host sees as it is
-    cluster = SlurmCluster(Path(f"/tmp/mlperf-slurm-{pid}"), nodes=8, private_dir=Path(f"/tmp/mlperf-nodelocal-{pid}"))
-    try:
-        cluster.start()
-    except Exception:
-        cluster.stop()
-        raise
-    yield cluster
-    left = cluster.jobs()
-    cluster.stop()
-    shutil.rmtree(cluster.root, ignore_errors=True)
-    shutil.rmtree(cluster.private_dir, ignore_errors=True)
-    assert left == [], f"Slurm jobs left behind by this module: {left}"
+    # every node sees an empty tmpfs over private_dir: a node-local folder the submit host sees as it is
+    yield from module_cluster(Path(f"/tmp/mlperf-slurm-{pid}"), Path(f"/tmp/mlperf-nodelocal-{pid}"))
 
 
 def write_checkout(
@@ -119,6 +108,8 @@ def prepared(data: Path) -> Path:
 
 # What a cluster pulls: pyxis and a30.sub's `docker run --pull=always` need a registry reference, not a local tag.
 REGISTRY_IMAGE = "registry.example:5000/mlperf-nvidia:language_model"
+# ...as enroot names it (run.sub's CONT) and as Docker does (a30.sub's): what the stand-in registry holds
+REGISTRY = ("registry.example:5000#mlperf-nvidia:language_model", REGISTRY_IMAGE)
 
 
 def _pytest(cwd: Path, env: dict, *args: str, background: bool = False, image: str = IMAGE):
@@ -164,7 +155,7 @@ def slurm_run(slurm, tmp_path, training_fixtures):
         env = {
             **os.environ,
             "SLURM_CONF": str(slurm.conf),
-            **standin_environment(tmp_path / "pyxis", code, training_fixtures, replay, seconds, (REGISTRY_IMAGE,)),
+            **standin_environment(tmp_path / "pyxis", code, training_fixtures, replay, seconds, REGISTRY),
             **extra,
         }
         return _pytest(
@@ -368,6 +359,9 @@ def test_slurm_eight_node_trial_converges(slurm, slurm_run, tmp_path, training_f
     targets = {m["dst"]: m["src"] for c in mounts for m in c["mounts"]}
     assert targets["/workspace/unit_test_data"] == str(data / "unit_test")
     assert targets["/results"] == str(tmp_path / "logs")
+    # CONT as an enroot URI: `registry.example:5000/...` would be a Docker Hub repository to pyxis
+    pulled = {c["image"] for c in _pyxis_calls(tmp_path) if c.get("tool") == "pyxis" and c.get("image")}
+    assert pulled == {"registry.example:5000#mlperf-nvidia:language_model"}
     assert records["bert-8x8x48x1"]["verdict"] == "SCORED"
     assert slurm.jobs() == []
 

@@ -23,17 +23,20 @@ _REGISTRY_HOST = re.compile(r"^(localhost|[\w-]+(\.[\w-]+)+|[\w.-]+:\d+)$")
 
 def image_problem(image: str, script: str) -> str | None:
     """Why a job script cannot start `image` on the nodes, or None. run.sub hands it to pyxis
-    (`srun --container-image`), which imports a squashfs file or pulls a registry reference; a30.sub runs
-    `docker run --pull=always` on the node, which pulls. Neither sees the submit host's Docker engine, so a bare
-    local tag (mlperf-nvidia:language_model) would be looked for on Docker Hub."""
+    (`srun --container-image`) and, with CONTAINER_PRELOAD_LUSTRE, to `enroot import docker://`; both read an enroot
+    URI (`[USER@][REGISTRY#]IMAGE[:TAG]`, a bare path being a Docker Hub repository) or a squashfs file. a30.sub runs
+    `docker run --pull=always` on the node, which pulls a Docker reference. Neither sees the submit host's Docker
+    engine, so a bare local tag (mlperf-nvidia:language_model) would be looked for on Docker Hub."""
     if image.startswith("/"):
         if script != "run.sub":
             return f"{script} runs `docker run --pull=always` on the node: it needs a registry reference, not {image}"
         if not image.endswith((".sqsh", ".squashfs")):
             return f"{image}: pyxis takes a squashfs file (.sqsh or .squashfs) or a registry reference"
         return None if Path(image).is_file() else f"{image}: no such squashfs file here"
-    if "#" in image and script == "run.sub":  # enroot's own form: registry#repository:tag
-        return None
+    if "#" in image:
+        if script == "run.sub":
+            return None
+        return f"{image} is enroot's form; {script} runs `docker run`: name it registry/repository:tag"
     first, slash, _ = image.partition("/")
     if slash and _REGISTRY_HOST.match(first):
         return None
@@ -48,6 +51,17 @@ def image_problem(image: str, script: str) -> str | None:
         f"from NVIDIA's Dockerfile to your registry and name it with its registry (<registry>/mlperf-nvidia:"
         f"language_model, docker.io/<user>/... for Docker Hub){squash}"
     )
+
+
+def job_image(image: str, script: str) -> str:
+    """CONT as the job script needs it: for run.sub an enroot URI, where the registry is set off by '#'
+    (registry.example.com/mlperf-nvidia:language_model -> registry.example.com#mlperf-nvidia:language_model; enroot
+    would read the first form as a Docker Hub repository; docker.io/<user>/<repo> -> <user>/<repo>); for a30.sub the
+    Docker reference as given. Call after image_problem() found nothing."""
+    if script != "run.sub" or image.startswith("/") or "#" in image:
+        return image
+    registry, _, rest = image.partition("/")
+    return rest if registry in ("docker.io", "index.docker.io", "registry-1.docker.io") else f"{registry}#{rest}"
 
 
 def walltime_minutes(text: str | None) -> int | None:

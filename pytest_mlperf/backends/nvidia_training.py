@@ -46,6 +46,7 @@ from .bert_job import (
     DEFAULT_IMAGE,
     drop_host_caches,
     image_problem,
+    job_image,
     missing_variables,
     walltime_minutes,
 )
@@ -429,7 +430,7 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
         return {
             **self.env,
             **self.data_environment(),
-            "CONT": self.image,
+            "CONT": job_image(self.image, self.config.job_script),
             "LOGDIR": str(self.logdir()),
             "NEXP": "1",
             "DATESTAMP": datestamp,
