@@ -349,6 +349,7 @@ def test_slurm_eight_node_trial_converges(slurm, slurm_run, tmp_path, training_f
     trial = records["bert-8x8x48x1-trial_1"]
     assert _metrics(trial)["time_to_train"] == pytest.approx(145.289)
     assert trial["info"]["slurm_state"] == "COMPLETED" and trial["info"]["launcher"] == "slurm"
+    assert "_job_output" not in trial["info"] and Path(trial["info"]["slurm_output"]).exists()
     log = Path(trial["artifacts"][0])
     assert log.parent == tmp_path / "logs" and log.name.endswith("_1.log")
     text = log.read_text()

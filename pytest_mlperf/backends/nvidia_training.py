@@ -391,13 +391,14 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
         else:
             log, how = self._run_slurm(case, index, seed, progress, info)
         text = log.read_text(errors="replace") if log.exists() else ""
+        more = info.pop("_job_output", "")  # the job output's last lines, for a failure message only
         if '"run_stop"' not in text:
             tail = last_lines(text, 15)
-            more = info.pop("_job_output", "")
             raise TrialFailed(
                 f"{case.id}: the trial ended ({how}) without a run_stop; last lines of {log}:\n{tail}" + more
             )
-        return Artifacts(log, files=[log], info={**info, "ended": how})
+        extra = [Path(info["slurm_output"])] if "slurm_output" in info else []
+        return Artifacts(log, files=[log, *(p for p in extra if p.exists())], info={**info, "ended": how})
 
     def _run_docker(self, case: TrainingCase, index: int, seed: int, progress: TrialProgress, info: dict):
         log = self.logdir() / f"{self.datestamp}_{index}.log"
@@ -496,6 +497,7 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
         info["slurm_state"] = end.state
         log = trial_log() or logdir / f"{datestamp}_1.log"
         job_output = Path(str(output).replace("%j", job))
+        info["slurm_output"] = str(job_output)  # run.sub's own trace (set -x), srun's and pyxis's errors
         info["_job_output"] = f"\nlast lines of the job's output {job_output}:\n{last_lines(job_output, 10)}"
         if end.state != "COMPLETED":
             raise TrialFailed(
