@@ -125,6 +125,9 @@ def _params(metafunc: pytest.Metafunc, argname: str) -> list:
         where = f"system {session.system.sku}" if session.system else "this run"
         what = "training scores" if argname == "mlperf_score_case" else f"{kind} cases"
         reason = f"no {what} for {where} on the {session.backends[kind].name} backend ({session.reasons[kind]})"
+        note = session.catalog.training_system_notes.get(session.system.sku) if session.system else None
+        if kind == "training" and note:
+            reason += f": {note}"
         skip = [getattr(pytest.mark, kind), pytest.mark.skip(reason=reason)]
         params.append(pytest.param(None, marks=skip, id=f"no-{kind}-cases"))
     return params

@@ -299,6 +299,17 @@ def test_training_replay_for_a_sku_matches_configs_by_recipe(suites, training_fi
     result.stdout.fnmatch_lines(["*no trial log in * with config 512x8x2x1_pack's recipe (global_batch_size=16384,*"])
 
 
+def test_a_sku_nvidia_published_no_training_config_for_says_so(suites, training_fixtures):
+    """The DGX Station A100 (A100-SXM-80GBx4) has no v2.1 BERT config of NVIDIA's: 1x4x56x2 is four GPUs of a DGX
+    A100. The skip says so, and the run fails for want of a verdict."""
+    result = suites.runpytest(
+        "-m", "training", "--sku", "A100-SXM-80GBx4", f"--mlperf-results={training_fixtures}", "-rs"
+    )
+    assert result.ret == 1
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*no training cases for system A100-SXM-80GBx4*: NVIDIA published no v2.1 BERT*"])
+
+
 def test_corrupt_log_fails_naming_file_and_line(suites, inference_fixtures, tmp_path):
     tree = tmp_path / "tree"
     src = inference_fixtures / "DGX-A100_A100-SXM-80GBx8_TRT/rnnt/Offline/performance/run_1"
