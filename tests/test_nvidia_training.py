@@ -222,6 +222,14 @@ def test_progress_says_eval_accuracy_against_the_target(training_fixtures):
     last = run.evals[-1]
     assert said[-1] == f"; eval_accuracy {last.accuracy:.4f} / target 0.720 after {last.samples} samples"
     assert len(said) <= len(run.evals)  # at most one piece of news per chunk
+    # two ranks' records on one line: the later one is the news; a value that is no number is passed over
+    fresh = TrialProgress(0.720)
+    joined = (
+        ':::MLLOG {"key": "eval_accuracy", "value": 0.5, "metadata": {"epoch_num": 5}}'
+        ':::MLLOG {"key": "eval_accuracy", "value": 0.71, "metadata": {"epoch_num": 9}}\n'
+    )
+    assert fresh.feed(joined) == "; eval_accuracy 0.7100 / target 0.720 after 9 samples"
+    assert fresh.feed(':::MLLOG {"key": "eval_accuracy", "value": "high"}\n') is None
 
 
 # ---- one node, Docker ---------------------------------------------------------------------------------------

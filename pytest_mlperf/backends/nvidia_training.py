@@ -102,7 +102,11 @@ class TrialProgress:
             except ParseError:
                 continue  # the log is judged whole at the end; progress notes skip what they cannot read
             for event in events:
-                self.accuracy, self.samples, self.fresh = float(event.value), event.metadata.get("epoch_num"), True
+                try:
+                    self.accuracy = float(event.value)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    continue  # the verdict reads the log whole and names such a value; a note just skips it
+                self.samples, self.fresh = event.metadata.get("epoch_num"), True
         return self.news()
 
     def news(self) -> str | None:
