@@ -402,6 +402,15 @@ def test_a_variable_the_job_script_reads_unset_is_refused_by_name(
     assert _pyxis_calls(tmp_path) == [] and slurm.jobs() == []
 
 
+def test_a_relative_mount_source_is_refused_by_name(slurm, slurm_run, tmp_path, training_fixtures, bert_code):
+    """pyxis mounts absolute paths only; a caller's UNITTESTDIR=unit (relative) is named, nothing submitted."""
+    code = _slurm_checkout(tmp_path, training_fixtures, bert_code)
+    result = slurm_run(code, prepared(tmp_path / "data"), "--mlperf-nodes=8", UNITTESTDIR="unit")
+    assert result.returncode == 1
+    assert "run.sub's mount sources must be absolute paths: UNITTESTDIR='unit' (mounts.txt:5)" in result.stdout
+    assert _pyxis_calls(tmp_path) == [] and slurm.jobs() == []
+
+
 def test_a_log_folder_the_nodes_do_not_see_is_refused_before_submission(
     slurm, slurm_run, tmp_path, training_fixtures, bert_code
 ):

@@ -452,7 +452,13 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
         full = {**os.environ, **env}
         if missing := missing_variables(required, full):
             raise TrialFailed(f"not submitted: {script} needs " + "; ".join(missing))
-        paths = [m.expand(full) for m in nvidia_bert.mounts(self.code, script)]
+        mounts = nvidia_bert.mounts(self.code, script)
+        relative = [
+            f"{m.variable}={m.expand(full)!r} ({m.origin})" for m in mounts if not m.expand(full).startswith("/")
+        ]
+        if relative:
+            raise TrialFailed(f"not submitted: {script}'s mount sources must be absolute paths: " + "; ".join(relative))
+        paths = [m.expand(full) for m in mounts]
         if full.get("CONTAINER_PRELOAD_LUSTRE", "0") not in ("", "0"):
             folder = nvidia_bert.preload_folder(self.code, script)
             paths += [folder] if folder else []
