@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -147,6 +148,13 @@ def _validate_code(code_dir: Path | str | None, config: TrainingConfig, launcher
             f"{flag('training_code')} {code}: expected NVIDIA's pytorch-22.09 BERT implementation there, but "
             f"{', '.join(missing)} is missing"
         )
+    script = config.job_script if launcher == "slurm" else "run_with_docker.sh"
+    try:  # a mounts.txt or job script this version cannot read is said before anything starts
+        nvidia_bert.mounts(code, script if (code / script).is_file() else config.job_script)
+        if launcher == "slurm":
+            nvidia_bert.requirements(code, config.job_script, config.run_and_time)
+    except nvidia_bert.ScriptError as exc:
+        raise BackendUnavailable(str(exc)) from None
     return code
 
 
@@ -208,8 +216,9 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
         self.profile, self.nexp, self.docker_host, self.echo = profile, nexp, docker_host, echo
         self.env = config_environment(self.code, config, 1)
         self.walltime_min = self._walltime()
-        self.timeout = timeout or self.walltime_min * 60  # a trial's limit: the option's, else the config's WALLTIME
-        self.job_timeout = timeout or self.walltime_min * 60 + 120  # a job's: Slurm enforces WALLTIME itself first
+        limit = min(self.walltime_min * 60, threading.TIMEOUT_MAX - 120)  # a timer longer than this never fires
+        self.timeout = timeout or limit  # a trial's limit: the option's, else the config's WALLTIME
+        self.job_timeout = timeout or limit + 120  # a job's: Slurm enforces WALLTIME itself first
         self.gpus = gpus if gpus is not None else _visible(self.env.get("CUDA_VISIBLE_DEVICES"))
         self._logdir_option = Path(logdir).expanduser().resolve() if logdir else None
         self.slurm = SlurmLauncher(partition, echo=echo) if launcher == "slurm" else None
@@ -288,12 +297,17 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
         for the unpacked configs, mounted twice): mounts.txt's lines with the data environment substituted."""
         env = {**os.environ, **self.env, **self.data_environment()}
         out: dict[str, Path] = {}
-        for mount in nvidia_bert.mounts(self.code, "run_with_docker.sh"):
+        try:
+            found = nvidia_bert.mounts(self.code, "run_with_docker.sh")
+        except nvidia_bert.ScriptError as exc:
+            raise BackendUnavailable(str(exc)) from None
+        for mount in found:
             source = mount.expand(env)
             if not source.startswith("/"):
-                raise BackendUnavailable(
-                    f"{mount.origin} mounts {mount.source} at {mount.target}, and {mount.variable} is not set"
+                how = (
+                    f"{mount.variable}={source!r} is not an absolute path" if source else f"{mount.variable} is not set"
                 )
+                raise BackendUnavailable(f"{mount.origin} mounts {mount.source} at {mount.target}, and {how}")
             out[mount.target] = Path(source)
         return out
 
@@ -448,11 +462,14 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
         if self._checked:
             return
         script = self.config.job_script
-        required = nvidia_bert.requirements(self.code, script, self.config.run_and_time)
+        try:
+            required = nvidia_bert.requirements(self.code, script, self.config.run_and_time)
+            mounts = nvidia_bert.mounts(self.code, script)
+        except nvidia_bert.ScriptError as exc:
+            raise TrialFailed(f"not submitted: {exc}") from None
         full = {**os.environ, **env}
         if missing := missing_variables(required, full):
             raise TrialFailed(f"not submitted: {script} needs " + "; ".join(missing))
-        mounts = nvidia_bert.mounts(self.code, script)
         relative = [
             f"{m.variable}={m.expand(full)!r} ({m.origin})" for m in mounts if not m.expand(full).startswith("/")
         ]

@@ -34,7 +34,9 @@ def iter_events(path: Path | str, text: str | None = None) -> Iterator[Event]:
     a record and the next marker, is an error naming the line."""
     if text is None:
         text = read_text(path)
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # lines end at "\n" only: str.splitlines() would also break inside a record at U+2028, U+0085 or \x1c-\x1e
+    for number, raw in enumerate(text.split("\n"), start=1):
+        raw = raw.removesuffix("\r")
         at = raw.find(MARKER)
         while at >= 0:
             record, end = _record_at(path, raw, at + len(MARKER), number)

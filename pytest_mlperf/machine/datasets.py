@@ -146,7 +146,8 @@ class BertData:
         whose folder exists, else 4320 (prepare_data.sh's default)."""
         folders = [(count, self.shards_dir(count)) for count in SHARD_COUNTS]
         for count, folder in folders:
-            if folder.is_dir() and any(shard_index(p.name, count) is not None for p in folder.iterdir()):
+            files = _files(folder) or []  # run_pretraining.py reads regular files only: a folder named so is none
+            if any(shard_index(p.name, count) is not None for p in files):
                 return count
         return next((count for count, folder in folders if folder.is_dir()), BERT_SHARDS)
 
@@ -178,15 +179,20 @@ class BertData:
         out += _file_problems(config, "the BERT model config")
         if config.is_file() and config.stat().st_size:
             try:
-                json.loads(config.read_text())
+                parsed = json.loads(config.read_text())
             except ValueError as exc:
                 out.append(f"{config}: not valid JSON ({exc})")
+            else:
+                if not isinstance(parsed, dict):  # BertConfig.from_json_file reads an object's keys
+                    out.append(f"{config}: not a JSON object (the BERT model config is one)")
         return out
 
     def preparation_would_help(self) -> bool:
         """Whether something prepare_data.sh makes is absent or empty (so running it again can fix it); duplicate
         or stray shard files and extra eval files are the user's to sort out, and a rerun would cost hours."""
         folder = self.train_dir
+        if _unlistable(folder) is not None:
+            return False  # a folder this user cannot read is not missing: preparing again would not help
         if not folder.is_dir() or ShardScan.of(folder, self.shard_count).missing("", "hdf"):
             return True
         scan = ShardScan.of(folder, self.shard_count)
@@ -203,6 +209,8 @@ class BertData:
                 f"{folder}: no training shards folder (prepare_data.sh writes {count} "
                 f"part_NNNNN_of_{count:05d}.hdf there; with --shards {SHARD_COUNTS[1]}, into {other})"
             ]
+        if (unreadable := _unlistable(folder)) is not None:
+            return [unreadable]
         scan = ShardScan.of(folder, count)
         return scan.missing("training shards", "hdf") + scan.wrong()
 
@@ -210,6 +218,8 @@ class BertData:
         """run_pretraining.py evaluates on the first 10000 samples of the files in EVALDIR whose names contain
         'part', sorted: any such file but the eval set changes what is evaluated."""
         out = _file_problems(self.eval_dir / EVAL_FILE, "the 10k-sample eval set")
+        if (unreadable := _unlistable(self.eval_dir)) is not None:
+            return [*out, unreadable]
         if self.eval_dir.is_dir():
             others = sorted(
                 p.name for p in self.eval_dir.iterdir() if p.is_file() and "part" in p.name and p.name != EVAL_FILE
@@ -224,6 +234,8 @@ class BertData:
     def packed_problems(self) -> list[str]:
         """The packed configs' training shards: a complete set in packed_dir, named as the training shards are."""
         folder = self.packed_dir
+        if (unreadable := _unlistable(folder)) is not None:
+            return [unreadable]
         names = sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
         if not names:
             return [f"{folder}: no packed data (the packed configs need input_preprocessing/packed_data)"]
@@ -281,3 +293,21 @@ def _file_problems(path: Path, what: str) -> list[str]:
     if path.stat().st_size == 0:
         return [f"{path}: empty ({what})"]
     return []
+
+
+def _files(folder: Path) -> list[Path] | None:
+    """The regular files of a folder; None when it is missing or cannot be listed."""
+    try:
+        return [p for p in folder.iterdir() if p.is_file()]
+    except OSError:
+        return None
+
+
+def _unlistable(folder: Path) -> str | None:
+    """A problem line for a folder that exists but cannot be listed (permissions), else None."""
+    try:
+        if folder.is_dir():
+            list(os.scandir(folder))
+    except OSError as exc:
+        return f"{folder}: cannot list it ({exc.strerror or exc})"
+    return None

@@ -197,11 +197,10 @@ class SlurmLauncher:
 PROBE = r"""
 token=$1 logdir=$2; shift 2
 node=${SLURMD_NODENAME:-$(hostname)}
-missing=""
-for p in "$@"; do [ -e "$p" ] || missing="$missing|$p"; done
-[ -r "$logdir/$token" ] || missing="$missing|$logdir (the submit host's file $token is not there)"
-if ! ( : > "$logdir/$token.$SLURM_NODEID" ) 2>/dev/null; then missing="$missing|$logdir (not writable here)"; fi
-echo "probe|$SLURM_NODEID|$node$missing"
+echo "probe|$SLURM_NODEID|$node"
+for p in "$@"; do [ -e "$p" ] || echo "missing|$node|$p"; done
+[ -r "$logdir/$token" ] || echo "missing|$node|$logdir (the submit host's file $token is not there)"
+if ! ( : > "$logdir/$token.$SLURM_NODEID" ) 2>/dev/null; then echo "missing|$node|$logdir (not writable here)"; fi
 """
 
 
@@ -242,11 +241,12 @@ def _probe_result(nodes: int, logdir: Path, token: str, out: str, err: str, code
     answered: dict[str, str] = {}
     missing: dict[str, list[str]] = {}
     for line in out.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) >= 3 and parts[0] == "probe":
-            answered[parts[1]] = parts[2]
-            for path in parts[3:]:
-                missing.setdefault(path, []).append(parts[2])
+        kind, _, rest = line.rstrip("\r").partition("|")
+        first, _, last = rest.partition("|")  # a node's id and name, or a node's name and a path ('|' and all)
+        if kind == "probe" and last:
+            answered[first] = last
+        elif kind == "missing" and last:
+            missing.setdefault(last, []).append(first)
     if code != 0 or len(answered) < nodes:
         raise SlurmError(f"the srun probe of {nodes} node(s) failed (exit {code}): {err.strip() or out.strip()}")
     unseen = [name for nodeid, name in answered.items() if not (logdir / f"{token}.{nodeid}").exists()]
