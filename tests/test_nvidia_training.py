@@ -392,12 +392,12 @@ def test_a_variable_the_job_script_reads_unset_is_refused_by_name(
     """A mounts.txt line whose variable nobody sets would hand pyxis an empty mount source, and run.sub (no
     pipefail) would end COMPLETED without a run: nothing is submitted, and the refusal names it and its line."""
     code = _slurm_checkout(tmp_path, training_fixtures, bert_code)
-    with (code / "mounts.txt").open("a") as fh:
-        fh.write("${SCRATCHDIR}:/workspace/scratch\n")
-    lines = (code / "mounts.txt").read_text().splitlines()
+    lines = (code / "mounts.txt").read_text().split("\n")
+    lines.insert(5, "${SCRATCHDIR}:/workspace/scratch")  # after the five mounts (a blank line before it would be
+    (code / "mounts.txt").write_text("\n".join(lines))  # refused too: run.sub would hand pyxis an empty entry)
     result = slurm_run(code, prepared(tmp_path / "data"), "--mlperf-nodes=8")
     assert result.returncode == 1
-    where = f"mounts.txt:{len(lines)} (mount source ${{SCRATCHDIR}}:/workspace/scratch)"
+    where = "mounts.txt:6 (mount source ${SCRATCHDIR}:/workspace/scratch)"
     assert f"not submitted: run.sub needs SCRATCHDIR (read at {where})" in result.stdout, result.stdout[-3000:]
     assert _pyxis_calls(tmp_path) == [] and slurm.jobs() == []
 

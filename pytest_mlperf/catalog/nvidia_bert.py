@@ -6,8 +6,9 @@ a variable they read that is unset kills them, and one left empty in a mount sou
 the mount. run.sub has no pipefail, so such a failure inside its experiment loop still ends the job COMPLETED.
 
 - `requirements(code, script)`: the variables a job script (run.sub, a30.sub) and the run-and-time script it starts
-  read without a default, each with where it is read: `: "${X:?...}"`, any `${X}`/`$X` outside if-blocks and
-  functions that the script never assigns, and the sources of its mounts.
+  read without a default, each with where it is read: what bash reads on every run under `set -u` (bash_reads:
+  quotes, here-documents, if/else branches, functions called at top level, the order of assignments), every
+  variable of a mount source, and the run-and-time script's `${X:?}` guards.
 - `mounts(code, script)`: the mounts a script makes, as templates (`${DATADIR}` -> /workspace/data), read from
   mounts.txt the way run.sub reads it (lines not starting with '#', joined by commas, then envsubst) plus the
   script's own (`${LOGDIR}:/results`), or from a30.sub's `--volume=` list.
@@ -20,21 +21,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .bash_reads import analyze
+
 MOUNTS_FILE = "mounts.txt"
-# Set by Slurm in every job, by bash, or by the login environment: never the submitter's business.
-PROVIDED = re.compile(r"^(SLURM_\w+|PWD|OLDPWD|HOME|USER|HOSTNAME|RANDOM|BASH_SOURCE|BASHPID|PPID|UID|IFS)$")
-_REF = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_]\w*)(?P<op>:?[-=?+]|\[|#|%|/|:|\})?|(?P<bare>[A-Za-z_]\w*))")
-_ASSIGN = re.compile(
-    r"(?:^|[;&|(\s])(?:export\s+|readonly\s+|local\s+|declare(?:\s+-\w+)*\s+)?([A-Za-z_]\w*)(?:\+)?=|"
-    r"\$\{([A-Za-z_]\w*):?=|"
-    r"\bfor\s+([A-Za-z_]\w*)\s+in\b|"
-    r"\b(?:readarray|mapfile)\s+(?:-\w+\s+)*([A-Za-z_]\w*)\s*(?:[<;]|$)|"
-    r"\b(?:local|declare(?:\s+-\w+)*)\s+([A-Za-z_]\w*)\s*$"
-)
-_REQUIRED = re.compile(r"\$\{([A-Za-z_]\w*):\?")
-_SCRIPT_MOUNT = re.compile(r"\$\{([A-Za-z_]\w*)\}:(/[\w/.-]*)")
-_FUNCTION = re.compile(r"^\s*(?:function\s+)?[A-Za-z_]\w*\s*\(\)")
-_MOUNT_LINE = re.compile(r"^\$\{([A-Za-z_]\w*)\}(/[^:]*)?:(/[^:,\s]*)")
+_VAR = r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))"
+# a mounts.txt line: a source starting with a variable (a literal rest, more variables allowed), an absolute target,
+# optional flags
+_MOUNT_LINE = re.compile(rf"^({_VAR}[^:,\s]*):(/[^:,\s]*)(?::[\w+]+)?$")
+# a script's own mount: ${VAR}[/rest]:/target in a line that builds its mount list
+_SCRIPT_MOUNT = re.compile(rf"({_VAR}(?:/[^:\"'\s,]*)?):(/[\w/.-]*)")
+_NAMES = re.compile(_VAR)
 
 
 class ScriptError(ValueError):
@@ -47,6 +43,11 @@ class Mount:
     target: str  # the path inside the container
     variable: str  # the variable the source starts with
     origin: str  # "mounts.txt:5", "run.sub:162"
+
+    @property
+    def variables(self) -> list[str]:
+        """Every variable of the source (envsubst empties each one that is unset)."""
+        return [a or b for a, b in _NAMES.findall(self.source)]
 
     def expand(self, env: dict[str, str]) -> str:
         return expand(self.source, env)
@@ -65,114 +66,62 @@ def _read(code: Path, name: str) -> list[str]:
 
 
 def mounts(code: Path, script: str) -> list[Mount]:
-    """The mounts the job script gives the training step."""
+    """The mounts the job script gives the training step: mounts.txt's (when the script reads it) and its own."""
     lines = _read(code, script)
     found: list[Mount] = []
     text = "\n".join(lines)
     if MOUNTS_FILE in text and "func_get_container_mounts" in text:
-        for number, line in enumerate(_read(code, MOUNTS_FILE), start=1):
-            if not line.strip() or line.startswith("#"):
-                continue
-            match = _MOUNT_LINE.match(line.strip())
-            if not match:
-                raise ScriptError(f"{code / MOUNTS_FILE}:{number}: not a ${{VAR}}:/path mount: {line.strip()!r}")
-            source = f"${{{match.group(1)}}}{match.group(2) or ''}"
-            found.append(Mount(source, match.group(3), match.group(1), f"{MOUNTS_FILE}:{number}"))
-    depths = _depths(lines)
-    for number, line in enumerate(lines, start=1):
-        code_part = _code_part(line)
-        if depths[number - 1] != (0, 0) or not any(w in code_part for w in ("CONT_MOUNTS", "--volume", "_cont_mounts")):
+        found += _mounts_txt(code, strict=script != "run_with_docker.sh")
+    for start, end in analyze(text).spans:  # the commands every run runs: a mount in an if-body is not always made
+        command = text[start:end]
+        if not any(w in command for w in ("CONT_MOUNTS", "--volume", "_cont_mounts")):
             continue
-        for match in _SCRIPT_MOUNT.finditer(code_part):
-            found.append(Mount(f"${{{match.group(1)}}}", match.group(2), match.group(1), f"{script}:{number}"))
+        for match in _SCRIPT_MOUNT.finditer(command):
+            variable = match.group(2) or match.group(3)
+            number = text.count("\n", 0, start + match.start()) + 1
+            found.append(Mount(match.group(1), match.group(4), variable, f"{script}:{number}"))
     return found
 
 
-def _depths(lines: list[str]) -> list[tuple[int, int]]:
-    """For each line, (if-depth, 1 inside a function body else 0) as it starts: lines inside an if-block or a
-    function run only sometimes, so what they read is not required of every submission."""
-    out: list[tuple[int, int]] = []
-    ifs, in_function, brace, opened = 0, False, 0, False
-    for line in lines:
-        out.append((ifs, int(in_function)))
-        code = _code_part(line)
-        words = re.findall(r"(?:^|[;\s(])(if|fi)\b", code)
-        ifs = max(0, ifs + words.count("if") - words.count("fi"))
-        net = code.count("{") - code.count("}")
-        if not in_function and _FUNCTION.match(code):
-            in_function, brace = True, net
-            opened = brace > 0
-        elif in_function:
-            brace += net
-            opened = opened or brace > 0
-        if in_function and opened and brace <= 0:
-            in_function = False
-    return out
-
-
-def _code_part(line: str) -> str:
-    """The line without its comment and without single-quoted text outside double quotes (no expansion there)."""
-    out, quote, index = [], "", 0
-    while index < len(line):
-        char = line[index]
-        if quote == "'":
-            if char == "'":
-                quote = ""
-            index += 1
+def _mounts_txt(code: Path, strict: bool) -> list[Mount]:
+    """mounts.txt's lines. run.sub hands them to pyxis as they are (lines starting with '#' dropped, the rest joined
+    with commas), so there a blank line between mounts, surrounding spaces or a carriage return break the mount
+    list: `strict` refuses them. run_with_docker.sh drops blank lines and leading spaces itself."""
+    path = code / MOUNTS_FILE
+    _read(code, MOUNTS_FILE)  # says so when it is missing
+    raw = path.read_bytes().decode(errors="replace").split("\n")  # a carriage return stays, as run.sub keeps it
+    last = max((n for n, line in enumerate(raw, start=1) if line.strip()), default=0)
+    found: list[Mount] = []
+    for number, line in enumerate(raw, start=1):
+        if line.startswith("#") or (not line.strip() and (not strict or number > last)):
             continue
-        if char == "\\":
-            out.append(line[index : index + 2])
-            index += 2
-            continue
-        if char == '"':
-            quote = "" if quote == '"' else '"'
-        elif char == "'" and not quote:
-            quote = "'"
-            index += 1
-            continue
-        elif char == "#" and not quote and (index == 0 or line[index - 1].isspace()):
-            break
-        out.append(char)
-        index += 1
-    return "".join(out)
+        if strict and (line != line.strip() or "\r" in line or not line):
+            why = "a blank line" if not line.strip() else "spaces or a carriage return around the mount"
+            raise ScriptError(f"{path}:{number}: {why}; run.sub hands every line but '#' ones to pyxis as it is")
+        match = _MOUNT_LINE.match(line.strip())
+        if not match:
+            raise ScriptError(f"{path}:{number}: not a ${{VAR}}[/path]:/target mount: {line.strip()!r}")
+        variable = match.group(2) or match.group(3)
+        found.append(Mount(match.group(1), match.group(4), variable, f"{MOUNTS_FILE}:{number}"))
+    return found
 
 
 def requirements(code: Path, script: str, run_and_time: str | None = None) -> dict[str, str]:
-    """Variable -> where the job reads it without a default (file:line, and why)."""
-    lines = _read(code, script)
-    assigned = _assigned(lines)
+    """Variable -> where the job reads it without a default (file:line, and why): what the job script reads under
+    set -u on every run, every variable of its mount sources, and what the run-and-time script guards with `:?`
+    (it runs without set -u)."""
     need: dict[str, str] = {}
-    depths = _depths(lines)
-    for number, line in enumerate(lines, start=1):
-        code_part = _code_part(line)
-        for name in _REQUIRED.findall(code_part):
-            if name not in assigned:  # `${CONT_FILE:?...}` in run.sub guards a variable it gave a default
-                need.setdefault(name, f"{script}:{number} (${{{name}:?}})")
-        if depths[number - 1] != (0, 0):
-            continue
-        for match in _REF.finditer(code_part.replace("\\$", "")):
-            name = match.group("braced") or match.group("bare")
-            op = match.group("op") or ""
-            if op[:2] in (":-", ":=", ":+", ":?") or op[:1] in ("-", "=", "+", "?") or op == ":":
-                continue
-            if name in assigned or PROVIDED.match(name):
-                continue
-            need.setdefault(name, f"{script}:{number} (read under set -u)")
+    for name, ref in analyze("\n".join(_read(code, script))).required.items():
+        how = f"${{{name}{ref.op}}}" if "?" in ref.op else "read under set -u"
+        need[name] = f"{script}:{ref.line} ({how})"
     for mount in mounts(code, script):
-        need.setdefault(mount.variable, f"{mount.origin} (mount source {mount.source}:{mount.target})")
+        for variable in mount.variables:
+            need.setdefault(variable, f"{mount.origin} (mount source {mount.source}:{mount.target})")
     if run_and_time:
-        for number, line in enumerate(_read(code, run_and_time), start=1):
-            for name in _REQUIRED.findall(_code_part(line)):
-                need.setdefault(name, f"{run_and_time}:{number} (${{{name}:?}})")
+        for name, ref in analyze("\n".join(_read(code, run_and_time))).required.items():
+            if "?" in ref.op:
+                need.setdefault(name, f"{run_and_time}:{ref.line} (${{{name}{ref.op}}})")
     return need
-
-
-def _assigned(lines: list[str]) -> set[str]:
-    names: set[str] = set()
-    for line in lines:
-        for match in _ASSIGN.finditer(_code_part(line)):
-            names.update(g for g in match.groups() if g)
-    return names
 
 
 def preload_folder(code: Path, script: str) -> str | None:
