@@ -147,12 +147,7 @@ class _Lexer:
         elif c == "$":
             self.dollar()
         elif c == "`":
-            self.i += 1
-            start = self.i
-            while self.i < len(self.text) and self.peek() != "`":
-                self.i += 2 if self.peek() == "\\" else 1
-            self.nested(self.text[start : self.i])
-            self.i += 1
+            self.backticks()
             self.word.append("``")
         elif c == "\\":
             self.word.append(self.peek(1))
@@ -161,6 +156,15 @@ class _Lexer:
         else:
             self.word.append(c)
             self.i += 1
+
+    def backticks(self) -> None:
+        """`command`: the old form of a command substitution."""
+        self.i += 1
+        start = self.i
+        while self.i < len(self.text) and self.peek() != "`":
+            self.i += 2 if self.peek() == "\\" else 1
+        self.nested(self.text[start : self.i])
+        self.i += 1
 
     def count_newline(self, c: str) -> None:
         if c == "\n":
@@ -175,12 +179,7 @@ class _Lexer:
             elif c == "$":
                 self.dollar(inside_word=False)
             elif c == "`":
-                self.i += 1
-                start = self.i
-                while self.i < len(self.text) and self.peek() != "`":
-                    self.i += 2 if self.peek() == "\\" else 1
-                self.nested(self.text[start : self.i])
-                self.i += 1
+                self.backticks()
             else:
                 self.count_newline(c)
                 self.i += 1
@@ -272,7 +271,7 @@ class _Lexer:
         self.i += 2
         strip = self.peek() == "-"
         self.i += 1 if strip else 0
-        while self.peek() in " \t":
+        while self.i < len(self.text) and self.peek() in " \t":
             self.i += 1
         start = self.i
         while self.i < len(self.text) and self.peek() not in " \t\n;&|<>()":
@@ -510,5 +509,9 @@ def _assignments(words: list[str], unquoted: list[bool]) -> set[str]:
 
 
 def analyze(text: str) -> Analysis:
-    """What a run of the script reads without a default, and which lines run on every run."""
-    return _Walker(_Lexer(text).run()).walk()
+    """What a run of the script reads without a default, and which lines run on every run. ValueError for a script
+    nested too deeply to read (command substitutions hundreds deep)."""
+    try:
+        return _Walker(_Lexer(text).run()).walk()
+    except RecursionError:
+        raise ValueError("command substitutions nested too deeply to read") from None

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bash_reads import analyze
+from . import bash_reads
 
 MOUNTS_FILE = "mounts.txt"
 _VAR = r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))"
@@ -58,6 +58,13 @@ def expand(template: str, env: dict[str, str]) -> str:
     return re.sub(r"\$\{([A-Za-z_]\w*)\}|\$([A-Za-z_]\w*)", lambda m: env.get(m.group(1) or m.group(2), ""), template)
 
 
+def _analyze(code: Path, name: str, text: str) -> bash_reads.Analysis:
+    try:
+        return bash_reads.analyze(text)
+    except ValueError as exc:
+        raise ScriptError(f"{code / name}: {exc}") from None
+
+
 def _read(code: Path, name: str) -> list[str]:
     path = code / name
     if not path.is_file():
@@ -72,7 +79,8 @@ def mounts(code: Path, script: str) -> list[Mount]:
     text = "\n".join(lines)
     if MOUNTS_FILE in text and "func_get_container_mounts" in text:
         found += _mounts_txt(code, strict=script != "run_with_docker.sh")
-    for start, end in analyze(text).spans:  # the commands every run runs: a mount in an if-body is not always made
+    # the commands every run runs: a mount in an if-body is not always made
+    for start, end in _analyze(code, script, text).spans:
         command = text[start:end]
         if not any(w in command for w in ("CONT_MOUNTS", "--volume", "_cont_mounts")):
             continue
@@ -111,14 +119,14 @@ def requirements(code: Path, script: str, run_and_time: str | None = None) -> di
     set -u on every run, every variable of its mount sources, and what the run-and-time script guards with `:?`
     (it runs without set -u)."""
     need: dict[str, str] = {}
-    for name, ref in analyze("\n".join(_read(code, script))).required.items():
+    for name, ref in _analyze(code, script, "\n".join(_read(code, script))).required.items():
         how = f"${{{name}{ref.op}}}" if "?" in ref.op else "read under set -u"
         need[name] = f"{script}:{ref.line} ({how})"
     for mount in mounts(code, script):
         for variable in mount.variables:
             need.setdefault(variable, f"{mount.origin} (mount source {mount.source}:{mount.target})")
     if run_and_time:
-        for name, ref in analyze("\n".join(_read(code, run_and_time))).required.items():
+        for name, ref in _analyze(code, run_and_time, "\n".join(_read(code, run_and_time))).required.items():
             if "?" in ref.op:
                 need.setdefault(name, f"{run_and_time}:{ref.line} (${{{name}{ref.op}}})")
     return need
