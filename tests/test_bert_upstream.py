@@ -138,6 +138,23 @@ def test_the_backend_takes_walltime_and_gpus_from_the_config_file(bert_code, tmp
     assert argv[-2:] == ["--nproc_per_node=2", "./a30-run_and_time.sh"] and env["SEED"] == "7"
 
 
+def test_the_docker_launch_needs_mounts_txt_not_the_job_scripts(bert_code, tmp_path):
+    """The docker launcher reads mounts.txt as run_with_docker.sh does; a checkout without run_with_docker.sh and
+    run.sub (a site's trimmed copy) launches the same container."""
+    code = _copy_of(bert_code, tmp_path / "code")
+    (code / "run_with_docker.sh").unlink()
+    (code / "run.sub").unlink()
+    trimmed = _backend(code, tmp_path / "a", "1x8x56x1").mounts()
+    full = _backend(bert_code, tmp_path / "a", "1x8x56x1").mounts()
+    assert trimmed == full and set(full) == {
+        "/workspace/data",
+        "/workspace/data_phase2",
+        "/workspace/phase1",
+        "/workspace/evaldata",
+        "/workspace/unit_test_data",
+    }
+
+
 def test_the_default_image_is_the_one_nvidias_readme_builds(bert_code, tmp_path):
     """`docker build --pull -t <registry>/mlperf-nvidia:language_model .` and `CONT=mlperf-nvidia:language_model`:
     the default is that tag, so an image the user built by the README is used, not rebuilt under another name."""

@@ -148,11 +148,11 @@ def _validate_code(code_dir: Path | str | None, config: TrainingConfig, launcher
             f"{flag('training_code')} {code}: expected NVIDIA's pytorch-22.09 BERT implementation there, but "
             f"{', '.join(missing)} is missing"
         )
-    script = config.job_script if launcher == "slurm" else "run_with_docker.sh"
     try:  # a mounts.txt or job script this version cannot read is said before anything starts
-        nvidia_bert.mounts(code, script if (code / script).is_file() else config.job_script)
         if launcher == "slurm":
             nvidia_bert.requirements(code, config.job_script, config.run_and_time)
+        else:
+            nvidia_bert.docker_mounts(code)
     except nvidia_bert.ScriptError as exc:
         raise BackendUnavailable(str(exc)) from None
     return code
@@ -298,7 +298,7 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
         env = {**os.environ, **self.env, **self.data_environment()}
         out: dict[str, Path] = {}
         try:
-            found = nvidia_bert.mounts(self.code, "run_with_docker.sh")
+            found = nvidia_bert.docker_mounts(self.code)
         except nvidia_bert.ScriptError as exc:
             raise BackendUnavailable(str(exc)) from None
         for mount in found:

@@ -91,6 +91,11 @@ def mounts(code: Path, script: str) -> list[Mount]:
     return found
 
 
+def docker_mounts(code: Path) -> list[Mount]:
+    """The mounts run_with_docker.sh makes: mounts.txt's lines (it drops blank lines and leading spaces itself)."""
+    return _mounts_txt(code, strict=False)
+
+
 def _mounts_txt(code: Path, strict: bool) -> list[Mount]:
     """mounts.txt's lines. run.sub hands them to pyxis as they are (lines starting with '#' dropped, the rest joined
     with commas), so there a blank line between mounts, surrounding spaces or a carriage return break the mount
