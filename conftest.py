@@ -93,6 +93,44 @@ def training_fixtures(mlperf_shared: Path) -> Path:
 BERT_CODE = Path("upstream/training_results_v2.1/NVIDIA/benchmarks/bert/implementations/pytorch-22.09")
 
 
+def bert_copy(bert_code: Path, folder: Path) -> Path:
+    """The implementation's top-level files (scripts, configs, mounts.txt) copied into folder, writable by their
+    owner: tests change copies, and NVIDIA's scripts write beside themselves (run.sub's ./results), never into the
+    shared checkout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in bert_code.iterdir():
+        if path.is_file():
+            shutil.copy(path, folder / path.name)
+            (folder / path.name).chmod(path.stat().st_mode & 0o777 | 0o200)
+    return folder
+
+
+def bert_data_root(tmp_path: Path) -> Path:
+    """Empty folders where prepare_data.sh puts the BERT data (and the packed set), under tmp_path/data."""
+    root = tmp_path / "data"
+    for sub in ("hdf5/training-4320/hdf5_4320_shards_varlength", "hdf5/eval_varlength", "phase1", "packed_data"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def training_backend(code: Path, tmp_path: Path, name: str, **kw):
+    """NVIDIA's training backend for config `name` on a DGX A100, over `code` and an empty data tree in tmp_path."""
+    from pytest_mlperf import catalog
+    from pytest_mlperf.backends.nvidia_training import NvidiaTrainingBackend
+
+    cat = catalog.load()
+    return NvidiaTrainingBackend(
+        cat,
+        config=cat.training_config(name),
+        sku="A100-SXM-80GBx8",
+        code_dir=code,
+        data_dir=bert_data_root(tmp_path),
+        image=kw.pop("image", None),
+        output=tmp_path / "out",
+        **kw,
+    )
+
+
 @pytest.fixture(scope="session")
 def bert_code(mlperf_shared: Path) -> Path:
     """NVIDIA's MLPerf Training v2.1 BERT implementation (run_with_docker.sh, run.sub, a30.sub, mounts.txt, the

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,10 +19,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from conftest import bert_copy, training_backend
 from pytest_mlperf import catalog
 from pytest_mlperf.backends import BackendUnavailable, RunFailed
 from pytest_mlperf.backends.bert_job import image_problem, job_image, walltime_minutes
-from pytest_mlperf.backends.nvidia_training import NvidiaTrainingBackend, config_environment
+from pytest_mlperf.backends.nvidia_training import config_environment
 from pytest_mlperf.catalog import nvidia_bert
 from pytest_mlperf.logs import ParseError
 from pytest_mlperf.logs.mllog import iter_events
@@ -376,29 +376,7 @@ def test_a_one_line_function_hides_no_mount(bert_code, tmp_path):
 
 # ---- the backend: a mounts.txt it cannot read is a clear refusal, not a traceback ------------------------------------
 def _full_copy(bert_code: Path, folder: Path, **texts: str | bytes) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in bert_code.iterdir():
-        if path.is_file():
-            shutil.copy(path, folder / path.name)
-            (folder / path.name).chmod(0o644)
-    return _scripts(bert_code, folder, **texts)
-
-
-def _backend(code: Path, tmp_path: Path, name: str, **kw) -> NvidiaTrainingBackend:
-    root = tmp_path / "data"
-    for sub in ("hdf5/training-4320/hdf5_4320_shards_varlength", "hdf5/eval_varlength", "phase1", "packed_data"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    cat = catalog.load()
-    return NvidiaTrainingBackend(
-        cat,
-        config=cat.training_config(name),
-        sku="A100-SXM-80GBx8",
-        code_dir=code,
-        data_dir=root,
-        image=kw.pop("image", None),
-        output=tmp_path / "out",
-        **kw,
-    )
+    return _scripts(bert_code, bert_copy(bert_code, folder), **texts)
 
 
 def test_docker_backend_refuses_an_unreadable_mounts_txt_clearly(bert_code, tmp_path, monkeypatch):
@@ -406,7 +384,7 @@ def test_docker_backend_refuses_an_unreadable_mounts_txt_clearly(bert_code, tmp_
     bad = _mounts_txt(bert_code, "${EVALDIR}", "EVALDIR")  # pyxis: a source must start with '.' or '/'
     code = _full_copy(bert_code, tmp_path / "code", mounts_txt=bad)
     with pytest.raises((BackendUnavailable, RunFailed), match=r"mounts\.txt:4"):
-        _backend(code, tmp_path, "1x8x56x1").mounts()
+        training_backend(code, tmp_path, "1x8x56x1").mounts()
 
 
 def test_slurm_backend_refuses_an_unreadable_mounts_txt_clearly(bert_code, tmp_path, monkeypatch):
@@ -416,13 +394,15 @@ def test_slurm_backend_refuses_an_unreadable_mounts_txt_clearly(bert_code, tmp_p
     bad = _mounts_txt(bert_code, "${EVALDIR}", "EVALDIR")
     code = _full_copy(bert_code, tmp_path / "code", mounts_txt=bad)
     with pytest.raises((BackendUnavailable, RunFailed), match=r"mounts\.txt:4"):  # at construction, before any job
-        backend = _backend(code, tmp_path, "8x8x48x1", launcher="slurm", image="nvcr.io/nvidia/pytorch:22.09-py3")
+        backend = training_backend(
+            code, tmp_path, "8x8x48x1", launcher="slurm", image="nvcr.io/nvidia/pytorch:22.09-py3"
+        )
         backend.check_submission(backend.job_environment("t1"))
 
 
 def test_a_relative_unittestdir_is_named_as_relative(bert_code, tmp_path, monkeypatch):
     monkeypatch.setenv("UNITTESTDIR", "relative/unit")
-    backend = _backend(bert_code, tmp_path, "1x8x56x1")
+    backend = training_backend(bert_code, tmp_path, "1x8x56x1")
     try:
         volumes = backend.mounts()
     except BackendUnavailable as exc:

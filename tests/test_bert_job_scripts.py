@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from docker_cli import config_exports
 from slurm_cluster import SlurmCluster, missing_tools, module_cluster
 
 from conftest import ROOT
@@ -79,21 +80,6 @@ def read_record(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def config_exports(code: Path, config: str) -> dict[str, str]:
-    """What `source config_X.sh` exports, sourced in a clean bash in the implementation folder (as the README's
-    `source ./config_*.sh` in a shell there), without the shell's own variables."""
-    out = subprocess.run(
-        ["env", "-i", "PATH=/usr/bin:/bin", "bash", "-c", 'source "./$1" >/dev/null && env -0', "bash", config],
-        cwd=code,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    env = dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
-    for name in ("PATH", "PWD", "OLDPWD", "SHLVL", "_"):
-        env.pop(name, None)
-    return env
 
 
 def bert_data(root: Path) -> dict[str, str]:

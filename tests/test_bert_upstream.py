@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import ast
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from conftest import bert_copy, bert_data_root, training_backend
 from pytest_mlperf import catalog
 from pytest_mlperf.backends import BackendUnavailable
 from pytest_mlperf.backends.bert_job import (
@@ -25,7 +25,7 @@ from pytest_mlperf.backends.bert_job import (
     missing_variables,
     walltime_minutes,
 )
-from pytest_mlperf.backends.nvidia_training import NvidiaTrainingBackend, config_environment
+from pytest_mlperf.backends.nvidia_training import config_environment
 from pytest_mlperf.catalog import nvidia_bert
 
 RUN_SUB_NEEDS = {
@@ -46,27 +46,6 @@ RUN_SUB_NEEDS = {
     "UNITTESTDIR",
     "LOGDIR",
 }
-
-
-def _data_root(tmp_path: Path) -> Path:
-    root = tmp_path / "data"
-    for sub in ("hdf5/training-4320/hdf5_4320_shards_varlength", "hdf5/eval_varlength", "phase1", "packed_data"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def _backend(bert_code: Path, tmp_path: Path, name: str, **kw) -> NvidiaTrainingBackend:
-    cat = catalog.load()
-    return NvidiaTrainingBackend(
-        cat,
-        config=cat.training_config(name),
-        sku="A100-SXM-80GBx8",
-        code_dir=bert_code,
-        data_dir=_data_root(tmp_path),
-        image=kw.pop("image", None),
-        output=tmp_path / "out",
-        **kw,
-    )
 
 
 # ---- the catalog against the config files -------------------------------------------------------------------
@@ -128,12 +107,12 @@ def test_skus_map_to_configs_as_nvidias_files_say(bert_code):
 
 def test_the_backend_takes_walltime_and_gpus_from_the_config_file(bert_code, tmp_path):
     """A trial of 1x4x56x2 may run 75 minutes (its WALLTIME); it runs on GPUs 0-3 of the node."""
-    four = _backend(bert_code, tmp_path, "1x4x56x2")
+    four = training_backend(bert_code, tmp_path, "1x4x56x2")
     assert four.walltime_min == 75 and four.timeout == 75 * 60 and four.gpus == (0, 1, 2, 3)
-    eight = _backend(bert_code, tmp_path, "1x8x56x1")
+    eight = training_backend(bert_code, tmp_path, "1x8x56x1")
     assert eight.walltime_min == 28 and eight.gpus is None
-    assert _backend(bert_code, tmp_path, "1x8x56x1", gpus=(4, 5)).gpus == (4, 5)
-    a30 = _backend(bert_code, tmp_path, "A30_1x2x224x14")
+    assert training_backend(bert_code, tmp_path, "1x8x56x1", gpus=(4, 5)).gpus == (4, 5)
+    a30 = training_backend(bert_code, tmp_path, "A30_1x2x224x14")
     argv, env = a30.trial_command(7)
     assert argv[-2:] == ["--nproc_per_node=2", "./a30-run_and_time.sh"] and env["SEED"] == "7"
 
@@ -141,11 +120,11 @@ def test_the_backend_takes_walltime_and_gpus_from_the_config_file(bert_code, tmp
 def test_the_docker_launch_needs_mounts_txt_not_the_job_scripts(bert_code, tmp_path):
     """The docker launcher reads mounts.txt as run_with_docker.sh does; a checkout without run_with_docker.sh and
     run.sub (a site's trimmed copy) launches the same container."""
-    code = _copy_of(bert_code, tmp_path / "code")
+    code = bert_copy(bert_code, tmp_path / "code")
     (code / "run_with_docker.sh").unlink()
     (code / "run.sub").unlink()
-    trimmed = _backend(code, tmp_path / "a", "1x8x56x1").mounts()
-    full = _backend(bert_code, tmp_path / "a", "1x8x56x1").mounts()
+    trimmed = training_backend(code, tmp_path / "a", "1x8x56x1").mounts()
+    full = training_backend(bert_code, tmp_path / "a", "1x8x56x1").mounts()
     assert trimmed == full and set(full) == {
         "/workspace/data",
         "/workspace/data_phase2",
@@ -160,7 +139,7 @@ def test_the_default_image_is_the_one_nvidias_readme_builds(bert_code, tmp_path)
     the default is that tag, so an image the user built by the README is used, not rebuilt under another name."""
     readme = (bert_code / "README.md").read_text()
     assert f"CONT={DEFAULT_IMAGE} " in readme and f"/{DEFAULT_IMAGE} ." in readme
-    assert _backend(bert_code, tmp_path, "1x8x56x1").image == DEFAULT_IMAGE
+    assert training_backend(bert_code, tmp_path, "1x8x56x1").image == DEFAULT_IMAGE
 
 
 # ---- what the job scripts read ----------------------------------------------------------------------------
@@ -206,7 +185,7 @@ def _run_sub_env(bert_code: Path, tmp_path: Path) -> dict[str, str]:
     (bin_dir / "srun").write_text(RECORDING_SRUN)
     (bin_dir / "srun").chmod(0o755)
     env = config_environment(bert_code, catalog.load().training_config("8x8x48x1"), 1)
-    data = _data_root(tmp_path)
+    data = bert_data_root(tmp_path)
     env.update(
         PATH=f"{bin_dir}:/usr/bin:/bin",
         RECORD=str(tmp_path / "record"),
@@ -224,16 +203,6 @@ def _run_sub_env(bert_code: Path, tmp_path: Path) -> dict[str, str]:
         SLURM_JOB_NODELIST="n[1-8]",
     )
     return env
-
-
-def _copy_of(bert_code: Path, folder: Path) -> Path:
-    """The implementation's top-level files (run.sub writes ./results beside them when LOGDIR is unset: never into
-    the shared checkout)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in bert_code.iterdir():
-        if path.is_file():
-            shutil.copy(path, folder / path.name)
-    return folder
 
 
 def _run_sub(code: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
@@ -260,7 +229,7 @@ def test_run_sub_executed_by_bash_reads_exactly_what_the_backend_requires(bert_c
     variables, which envsubst turns into nothing — hands pyxis an empty mount source while the job goes on (no
     pipefail: the job would end COMPLETED without a run)."""
     env = _run_sub_env(bert_code, tmp_path)
-    code = _copy_of(bert_code, tmp_path / "code")
+    code = bert_copy(bert_code, tmp_path / "code")
     proc, calls = _run_sub(code, env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     sources = _mount_sources(calls)
@@ -333,7 +302,7 @@ def test_slurm_refuses_a_local_tag_before_anything_is_submitted(bert_code, tmp_p
     if nvidia_bert_slurm_missing():
         pytest.skip("the Slurm client commands are not installed")
     with pytest.raises(BackendUnavailable, match=r"--mlperf-image mlperf-nvidia:language_model: pyxis"):
-        _backend(bert_code, tmp_path, "8x8x48x1", launcher="slurm")
+        training_backend(bert_code, tmp_path, "8x8x48x1", launcher="slurm")
 
 
 def nvidia_bert_slurm_missing() -> bool:

@@ -26,7 +26,7 @@ from engine import busybox_image, module_dockerd
 from slurm_cluster import SlurmCluster, missing_tools, module_cluster
 from test_bert_job_scripts import read_record, standin_environment
 
-from conftest import A100X8, ROOT, fake_gpu_env, run_pytest_child
+from conftest import A100X8, ROOT, bert_copy, fake_gpu_env, run_pytest_child
 from pytest_mlperf import catalog
 from pytest_mlperf.backends import BackendUnavailable
 from pytest_mlperf.backends.nvidia_training import TrialProgress, config_environment
@@ -83,11 +83,7 @@ def write_checkout(
     """A copy of NVIDIA's implementation's top-level files (config files, mounts.txt, run.sub, a30.sub, the
     run-and-time scripts) with the stand-ins' controls appended to each config file, which exports them to the
     trial as run_with_docker.sh exports the config's variables; run.sub replaced by the stand-in unless told."""
-    code.mkdir(parents=True, exist_ok=True)
-    for path in bert_code.iterdir():
-        if path.is_file() and path.suffix in (".sh", ".sub", ".txt", ".py"):
-            shutil.copy(path, code / path.name)
-            (code / path.name).chmod(0o755)
+    bert_copy(bert_code, code)
     controls = [f"export STANDIN_REPLAY={replay}", f"export STANDIN_SECONDS={seconds}", "NOT_EXPORTED=1"]
     if fail:
         controls.append(f"export STANDIN_FAIL='{fail}'")

@@ -284,9 +284,10 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
         unit = os.environ.get("UNITTESTDIR") or str(self.data.root / "unit_test")
         if not os.environ.get("UNITTESTDIR"):
             Path(unit).mkdir(parents=True, exist_ok=True)
+        train = self.data.train_dir  # found by listing the shards folders: once
         return {
-            "DATADIR": str(self.data.train_dir),
-            "DATADIR_PHASE2": str(self.data.packed_dir if self.config.packed else self.data.train_dir),
+            "DATADIR": str(train),
+            "DATADIR_PHASE2": str(self.data.packed_dir if self.config.packed else train),
             "EVALDIR": str(self.data.eval_dir),
             "CHECKPOINTDIR_PHASE1": str(self.data.phase1_dir),
             "UNITTESTDIR": unit,

@@ -13,7 +13,7 @@ arms, uncalled functions), and what is assigned by then (`X=`, export/readonly/l
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # bash's own, Slurm's in every job, the login environment's: never the submitter's business
@@ -37,9 +37,6 @@ class Ref:
 class Command:
     words: list[tuple[str, bool, int]] = field(default_factory=list)  # (text, fully unquoted, line)
     refs: list[Ref] = field(default_factory=list)
-    end: str = "\n"  # the operator that ended it
-    first_line: int = 0
-    last_line: int = 0
     span: tuple[int, int] = (0, 0)  # its text: from its first word to the operator that ended it
 
 
@@ -63,7 +60,7 @@ class _Lexer:
     def run(self) -> list[Command]:
         while self.i < len(self.text):
             self.step()
-        self.end_command("\n")
+        self.end_command()
         return self.commands
 
     def step(self) -> None:  # noqa: C901 (one branch a character class, as a lexer reads)
@@ -86,7 +83,7 @@ class _Lexer:
             self.word.append(c)  # a redirection (&>, 2>&1), not the end of a command
             self.i += 1
         elif c == "\n":
-            self.end_command("\n")
+            self.end_command()
             self.i += 1
             self.line += 1
             self.read_heredocs()
@@ -98,7 +95,7 @@ class _Lexer:
                 self.i += 1
         elif c in ";&|":
             op = c + (self.peek(1) if self.peek(1) in "&|;" and self.peek(1) else "")
-            self.end_command(op)
+            self.end_command()
             self.i += len(op)
         elif c in "()" and not self.word:
             self.end_word()
@@ -320,12 +317,9 @@ class _Lexer:
             self.current.words.append(("".join(self.word), not self.word_quoted, self.word_line))
         self.word, self.word_quoted = [], False
 
-    def end_command(self, op: str) -> None:
+    def end_command(self) -> None:
         self.end_word()
         if self.current.words or self.current.refs:
-            self.current.end = op
-            self.current.first_line = self.current.words[0][2] if self.current.words else self.line
-            self.current.last_line = self.line
             self.current.span = (self.start if self.start is not None else self.i, self.i)
             self.commands.append(self.current)
         self.current = Command()
@@ -335,8 +329,7 @@ class _Lexer:
 @dataclass
 class Analysis:
     required: dict[str, Ref]  # variable -> where a run first reads it with no default (and how)
-    unconditional: set[int]  # lines of commands that run on every run
-    spans: list[tuple[int, int]] = field(default_factory=list)  # the text of those commands (offsets)
+    spans: list[tuple[int, int]] = field(default_factory=list)  # the text of the commands every run runs (offsets)
 
 
 class _Walker:
@@ -346,12 +339,11 @@ class _Walker:
         self.commands = commands
         self.functions: dict[str, list[Command]] = {}
         self.required: dict[str, Ref] = {}
-        self.unconditional: set[int] = set()
         self.spans: list[tuple[int, int]] = []
 
     def walk(self) -> Analysis:
         self.block(self.commands, 0, set(), conditional=False, stop=())
-        return Analysis(self.required, self.unconditional, self.spans)
+        return Analysis(self.required, self.spans)
 
     def block(self, cmds: list[Command], i: int, assigned: set[str], *, conditional: bool, stop: tuple) -> int:
         """Walk commands from i until a command starting with a word in `stop`; returns its index."""
@@ -439,7 +431,6 @@ class _Walker:
     def reads(self, cmd: Command, assigned: set[str], conditional: bool) -> None:
         words = cmd.words
         if not conditional:
-            self.unconditional.update(range(cmd.first_line, cmd.last_line + 1))
             self.spans.append(cmd.span)
         for ref in cmd.refs:
             if ref.op in DEFAULTING or ref.name in assigned or PROVIDED.match(ref.name):
@@ -456,11 +447,11 @@ def _body(definition: list[Command]) -> list[Command]:
     header = definition[0]
     words = [w for w, _, _ in header.words]
     cut = words.index("{") + 1 if "{" in words else len(words)
-    first = Command(header.words[cut:], header.refs, header.end, header.first_line, header.last_line, header.span)
+    first = replace(header, words=header.words[cut:])
     out = [first, *definition[1:]]
     last = out[-1]
     if last.words and last.words[-1][0] == "}":
-        out[-1] = Command(last.words[:-1], last.refs, last.end, last.first_line, last.last_line, last.span)
+        out[-1] = replace(last, words=last.words[:-1])
     return [c for c in out if c.words or c.refs]
 
 
@@ -471,7 +462,7 @@ def _first(cmd: Command) -> str:
 
 
 def _without_first(cmd: Command) -> Command:
-    return Command(cmd.words[1:], cmd.refs, cmd.end, cmd.first_line, cmd.last_line, cmd.span)
+    return replace(cmd, words=cmd.words[1:])
 
 
 def _function_name(words: list[str]) -> str | None:

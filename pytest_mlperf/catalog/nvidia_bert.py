@@ -65,22 +65,30 @@ def _analyze(code: Path, name: str, text: str) -> bash_reads.Analysis:
         raise ScriptError(f"{code / name}: {exc}") from None
 
 
-def _read(code: Path, name: str) -> list[str]:
+def _existing(code: Path, name: str) -> Path:
     path = code / name
     if not path.is_file():
         raise ScriptError(f"{path}: missing (is {code} NVIDIA's pytorch-22.09 BERT implementation?)")
-    return path.read_text(errors="replace").splitlines()
+    return path
+
+
+def _script(code: Path, name: str) -> tuple[str, bash_reads.Analysis]:
+    """A script's text (lines joined by newlines) and what bash reads of it."""
+    text = "\n".join(_existing(code, name).read_text(errors="replace").splitlines())
+    return text, _analyze(code, name, text)
 
 
 def mounts(code: Path, script: str) -> list[Mount]:
     """The mounts the job script gives the training step: mounts.txt's (when the script reads it) and its own."""
-    lines = _read(code, script)
+    return _mounts_of(code, script, *_script(code, script))
+
+
+def _mounts_of(code: Path, script: str, text: str, analysis: bash_reads.Analysis) -> list[Mount]:
     found: list[Mount] = []
-    text = "\n".join(lines)
     if MOUNTS_FILE in text and "func_get_container_mounts" in text:
         found += _mounts_txt(code, strict=script != "run_with_docker.sh")
     # the commands every run runs: a mount in an if-body is not always made
-    for start, end in _analyze(code, script, text).spans:
+    for start, end in analysis.spans:
         command = text[start:end]
         if not any(w in command for w in ("CONT_MOUNTS", "--volume", "_cont_mounts")):
             continue
@@ -100,8 +108,7 @@ def _mounts_txt(code: Path, strict: bool) -> list[Mount]:
     """mounts.txt's lines. run.sub hands them to pyxis as they are (lines starting with '#' dropped, the rest joined
     with commas), so there a blank line between mounts, surrounding spaces or a carriage return break the mount
     list: `strict` refuses them. run_with_docker.sh drops blank lines and leading spaces itself."""
-    path = code / MOUNTS_FILE
-    _read(code, MOUNTS_FILE)  # says so when it is missing
+    path = _existing(code, MOUNTS_FILE)
     raw = path.read_bytes().decode(errors="replace").split("\n")  # a carriage return stays, as run.sub keeps it
     last = max((n for n, line in enumerate(raw, start=1) if line.strip()), default=0)
     found: list[Mount] = []
@@ -124,14 +131,15 @@ def requirements(code: Path, script: str, run_and_time: str | None = None) -> di
     set -u on every run, every variable of its mount sources, and what the run-and-time script guards with `:?`
     (it runs without set -u)."""
     need: dict[str, str] = {}
-    for name, ref in _analyze(code, script, "\n".join(_read(code, script))).required.items():
+    text, analysis = _script(code, script)
+    for name, ref in analysis.required.items():
         how = f"${{{name}{ref.op}}}" if "?" in ref.op else "read under set -u"
         need[name] = f"{script}:{ref.line} ({how})"
-    for mount in mounts(code, script):
+    for mount in _mounts_of(code, script, text, analysis):
         for variable in mount.variables:
             need.setdefault(variable, f"{mount.origin} (mount source {mount.source}:{mount.target})")
     if run_and_time:
-        for name, ref in _analyze(code, run_and_time, "\n".join(_read(code, run_and_time))).required.items():
+        for name, ref in _script(code, run_and_time)[1].required.items():
             if "?" in ref.op:
                 need.setdefault(name, f"{run_and_time}:{ref.line} (${{{name}{ref.op}}})")
     return need
@@ -140,7 +148,7 @@ def requirements(code: Path, script: str, run_and_time: str | None = None) -> di
 def preload_folder(code: Path, script: str) -> str | None:
     """Where run.sub imports the image to when CONTAINER_PRELOAD_LUSTRE is on (`enroot import --output` into a
     fixed cluster path): the folder, or None when the script has no such step."""
-    for line in _read(code, script):
+    for line in _existing(code, script).read_text(errors="replace").splitlines():
         match = re.search(r'CONT_FILE="(/[^"$]+)/\$\{SLURM_JOBID\}', line)
         if match and "enroot" not in line:
             return match.group(1)

@@ -54,11 +54,7 @@ class LaunchSpec:
         import docker
 
         kwargs = dict(
-            image=self.image,
-            command=["sleep", "infinity"],
-            name=self.name,
-            detach=True,
-            init=True,  # stop() then does not wait for a shell that ignores SIGTERM
+            **self.session_kwargs(session_id),
             working_dir=self.working_dir,
             volumes={
                 **{str(host): {"bind": inside, "mode": "rw"} for host, inside in self.mounts().items()},
@@ -66,19 +62,36 @@ class LaunchSpec:
             },
             environment=self.base_environment(),
             shm_size="32g",
-            network_mode=self.network_mode,
             user=self.user or f"{os.getuid()}:{os.getgid()}",
-            labels={LABEL_SESSION: session_id, LABEL_PID: str(os.getpid()), LABEL_HOST: socket.gethostname()},
         )
         if self.profile == "nvidia":
-            gpus = dict(count=-1) if self.gpus is None else dict(device_ids=[str(index) for index in self.gpus])
             kwargs.update(
-                device_requests=[docker.types.DeviceRequest(capabilities=[["gpu"]], **gpus)],
+                device_requests=self.gpu_request(),
                 ulimits=[docker.types.Ulimit(name="memlock", soft=-1, hard=-1)],
                 cap_add=["SYS_ADMIN", "SYS_TIME"],
                 security_opt=["seccomp=unconfined"],
             )
         return kwargs
+
+    def session_kwargs(self, session_id: str) -> dict:
+        """What every container of a session is: the image idling under init (stop() then does not wait for a
+        shell that ignores SIGTERM), on the host's network, labelled with the session, its process and host."""
+        return dict(
+            image=self.image,
+            command=["sleep", "infinity"],
+            name=self.name,
+            detach=True,
+            init=True,
+            network_mode=self.network_mode,
+            labels={LABEL_SESSION: session_id, LABEL_PID: str(os.getpid()), LABEL_HOST: socket.gethostname()},
+        )
+
+    def gpu_request(self) -> list:
+        """The selected GPUs (all of them when none were selected), as Docker's --gpus asks for them."""
+        import docker
+
+        gpus = dict(count=-1) if self.gpus is None else dict(device_ids=[str(index) for index in self.gpus])
+        return [docker.types.DeviceRequest(capabilities=[["gpu"]], **gpus)]
 
     # NVIDIA's inference container: the code at /work, the scratch folder at its own path.
     working_dir = "/work"
@@ -99,8 +112,8 @@ class TrainingLaunchSpec(LaunchSpec):
     """NVIDIA's BERT training container as run_with_docker.sh starts it (`nvidia-docker run --rm --init --detach
     --gpus=device=<NV_GPU> --net=host --uts=host --ipc=host --security-opt=seccomp=unconfined --ulimit=stack=67108864
     --ulimit=memlock=-1 <mounts.txt's volumes> <image> sleep infinity`): the image's own user (root in NVIDIA's
-    image, which its scripts assume: the container writes the data folders and /results, and nothing in the image
-    is prepared for another uid) and its own working directory (/workspace/bert). The "minimal" profile keeps the
+    image, which its scripts assume: prepare_data.sh writes the data folder from inside it, and nothing in the
+    image is prepared for another uid) and its own working directory (/workspace/bert). The "minimal" profile keeps the
     mounts, init, host network and IPC, for a stand-in image on an engine without GPUs."""
 
     volumes: dict[str, Path] = field(default_factory=dict)  # container path -> host path (one host folder may be
@@ -112,22 +125,15 @@ class TrainingLaunchSpec(LaunchSpec):
         import docker
 
         kwargs = dict(
-            image=self.image,
-            command=["sleep", "infinity"],
-            name=self.name,
-            detach=True,
-            init=True,
+            **self.session_kwargs(session_id),
             auto_remove=True,
-            network_mode="host",
             ipc_mode="host",
             volumes=[f"{host}:{inside}:rw" for inside, host in self.volumes.items()],
             environment=dict(self.environment),
-            labels={LABEL_SESSION: session_id, LABEL_PID: str(os.getpid()), LABEL_HOST: socket.gethostname()},
         )
         if self.profile == "nvidia":
-            gpus = dict(count=-1) if self.gpus is None else dict(device_ids=[str(index) for index in self.gpus])
             kwargs.update(
-                device_requests=[docker.types.DeviceRequest(capabilities=[["gpu"]], **gpus)],
+                device_requests=self.gpu_request(),
                 uts_mode="host",
                 security_opt=["seccomp=unconfined"],
                 ulimits=[

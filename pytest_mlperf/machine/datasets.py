@@ -190,19 +190,21 @@ class BertData:
     def preparation_would_help(self) -> bool:
         """Whether something prepare_data.sh makes is absent or empty (so running it again can fix it); duplicate
         or stray shard files and extra eval files are the user's to sort out, and a rerun would cost hours."""
-        folder = self.train_dir
+        count = self.shard_count
+        folder = self.shards_dir(count)
         if _unlistable(folder) is not None:
             return False  # a folder this user cannot read is not missing: preparing again would not help
-        if not folder.is_dir() or ShardScan.of(folder, self.shard_count).missing("", "hdf"):
+        if not folder.is_dir():
             return True
-        scan = ShardScan.of(folder, self.shard_count)
-        if any(p.stat().st_size == 0 for files in scan.shards.values() for p in files.values()):
+        scan = ShardScan.of(folder, count)
+        if scan.missing("", "hdf") or any(p.stat().st_size == 0 for fs in scan.shards.values() for p in fs.values()):
             return True
         needed = (self.eval_dir / EVAL_FILE, self.phase1_dir / CHECKPOINT, self.phase1_dir / BERT_CONFIG)
         return any(not path.is_file() or path.stat().st_size == 0 for path in needed)
 
     def _train_problems(self) -> list[str]:
-        count, folder = self.shard_count, self.train_dir
+        count = self.shard_count
+        folder = self.shards_dir(count)
         if not folder.is_dir():
             other = self.shards_dir(SHARD_COUNTS[1])
             return [
