@@ -24,7 +24,7 @@ from .gate import baseline
 from .judge.evaluate import evaluate
 from .judge.metrics import training_metrics
 from .judge.verdict import training_verdict
-from .logs import LOG_KINDS, ParseError, finite, kind_by_content, kind_by_name
+from .logs import LOG_KINDS, ParseError, kind_by_content, kind_by_name
 from .logs.accuracy import parse_accuracy
 from .logs.harness import parse_stdout, parse_summary_json
 from .logs.loadgen import parse_detail, parse_summary
@@ -254,22 +254,11 @@ def cmd_compare(args) -> int:
 def cmd_merge(args) -> int:
     from .gate import fleet
 
-    nodes, rows, bad = fleet.merge([Path(p) for p in args.runs], args.spread)
-    lines, slow = fleet.format_fleet(nodes, rows, args.spread) if rows or not bad else ([], [])
+    nodes, rows, bad = fleet.merge([Path(p) for p in args.runs], args.mlperf_spread)
+    lines, slow = fleet.format_fleet(nodes, rows, args.mlperf_spread) if rows or not bad else ([], [])
     for line in lines + bad:
         print(line)
     return 1 if slow or bad else 0
-
-
-def spread(text: str) -> float:
-    """--spread: how far behind the fleet median a node may be, a fraction between 0 and 1."""
-    try:
-        value = finite(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a fraction above 0 and below 1 (0.05 is 5%)")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     compare.set_defaults(func=cmd_compare)
     merge = sub.add_parser("merge", help="join several nodes' results JSON files into a fleet table")
     merge.add_argument("runs", nargs="+", metavar="RUN.json")
-    merge.add_argument("--spread", type=spread, default=0.05, help="mark nodes this fraction behind the median")
+    add_gate_options(merge.add_argument, prefix="--", only=("spread",))
     merge.set_defaults(func=cmd_merge)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `pytest-mlperf metrics ... | head` ends quietly

@@ -74,6 +74,30 @@ def path(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def fraction(text: str) -> float:
+    """A share between 0 and 1 (0.05 is 5%); '5%' is read as 0.05 too."""
+    words = text.strip()
+    scale = 100.0 if words.endswith("%") else 1.0
+    try:
+        value = float(words.removesuffix("%")) / scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a fraction such as 0.05 (or 5%)") from None
+    if not math.isfinite(value) or not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a fraction above 0 and below 1 (0.05 is 5%)")
+    return value
+
+
+FLEET_SCHEDULERS = ("off", "slurm")
+
+
+def node_list(text: str) -> str:
+    """--mlperf-fleet-nodes: a Slurm host list (gpu[001-064],dgx7); Slurm itself expands it."""
+    words = text.strip()
+    if not words or any(c.isspace() for c in words) or words.startswith("-"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a Slurm host list such as gpu[001-064] or n1,n2")
+    return words
+
+
 POWER_SETTINGS = ("MaxP", "MaxQ")
 
 
@@ -108,6 +132,7 @@ class Spec:
     type: Callable | None = None
     choices: tuple | None = None
     alias: str | None = None  # a second full flag, kept for the documented command
+    action: str | None = None  # "store_true" for a switch (no value)
 
 
 SELECTION = (
@@ -148,6 +173,55 @@ SELECTION = (
         "Where runs write their results tree (default: mlperf-results inside pytest's basetemp)",
         metavar="DIR",
         type=path,
+    ),
+    Spec(
+        "cases",
+        "cases",
+        "Run only the cases whose ids this file lists, one per line (what a fleet controller hands each node); "
+        "an id no test has fails the run",
+        metavar="FILE",
+        type=path,
+    ),
+    Spec(
+        "each_gpu",
+        "each-gpu",
+        "Run a one-GPU system's inference cases on every GPU of the machine (or of --mlperf-gpus) as their own "
+        "tests (ids end @gpuN): each test leases its GPU exclusively, and GPUs more than --mlperf-spread behind "
+        "the others on a case are flagged and fail the run; use with -n N",
+        default=False,
+        action="store_true",
+    ),
+    Spec(
+        "fleet",
+        "fleet",
+        "Run the suites on many nodes: slurm submits one exclusive job per node of --mlperf-fleet-nodes running "
+        "these same tests there, and turns each node's results into tests here (ids end @NODE), with one fleet "
+        "test per case (@fleet) against the nodes' median; off (default) runs here",
+        default="off",
+        choices=FLEET_SCHEDULERS,
+    ),
+    Spec(
+        "fleet_nodes",
+        "fleet-nodes",
+        "The fleet's nodes, as a Slurm host list: gpu[001-064] or n1,n2",
+        metavar="HOSTLIST",
+        type=node_list,
+    ),
+    Spec(
+        "fleet_dir",
+        "fleet-dir",
+        "A folder every node sees, where each node writes its JSON, JUnit and logs (<DIR>/<run>/<node>); checked "
+        "from the nodes with srun before any job is submitted. Default: mlperf-fleet in the current folder",
+        default=Path("mlperf-fleet"),
+        metavar="DIR",
+        type=path,
+    ),
+    Spec(
+        "fleet_walltime",
+        "fleet-walltime",
+        "Time limit of each node's job (sbatch --time), in minutes (default: the partition's)",
+        metavar="MINUTES",
+        type=count,
     ),
 )
 LOCAL = (
@@ -334,6 +408,15 @@ GATE = (
         type=positive,
     ),
     Spec(
+        "spread",
+        "spread",
+        "How far behind the median of its peers (the fleet's nodes, the node's GPUs) a node or GPU may be on a "
+        "case before it is flagged, as a fraction (default 0.05, i.e. 5%%)",
+        default=0.05,
+        metavar="FRACTION",
+        type=fraction,
+    ),
+    Spec(
         "telemetry_interval",
         "telemetry-interval",
         "NVML sampling period during each test (0 turns telemetry off; no NVML, no telemetry)",
@@ -358,7 +441,11 @@ def _add(addoption: Callable, specs: tuple[Spec, ...], prefix: str, only, defaul
         if only is not None and spec.field not in only:
             continue
         names = [prefix + spec.flag] + ([spec.alias] if spec.alias and prefix == PREFIX else [])
-        extra = {key: getattr(spec, key) for key in ("metavar", "type", "choices") if getattr(spec, key) is not None}
+        extra = {
+            key: getattr(spec, key)
+            for key in ("metavar", "type", "choices", "action")
+            if getattr(spec, key) is not None
+        }
         default, help_text = spec.default, spec.help
         if defaults and spec.field in defaults:  # another face's own default (the CLI's compare gate)
             default = defaults[spec.field]
@@ -398,6 +485,12 @@ class Options:
     results: Path | None = None
     json: Path | None = None
     output: Path | None = None
+    cases: Path | None = None
+    each_gpu: bool = False
+    fleet: str = "off"
+    fleet_nodes: str | None = None
+    fleet_dir: Path = Path("mlperf-fleet")
+    fleet_walltime: int | None = None
     duration: Duration = Duration("smoke", SMOKE_SECONDS)
     server_target_qps: float | None = None
     train_max_steps: int | None = None
@@ -422,6 +515,7 @@ class Options:
     baseline_dir: Path = Path(".mlperf-baselines")
     expect_change: tuple[str, ...] = EXPECTED_CHANGES
     min_published: float | None = None
+    spread: float = 0.05
     telemetry_interval: float = 1.0
     live_output: bool = False  # pytest runs with -s: stream what NVIDIA's steps print
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from . import catalog, options
+from .fleet import fleet_params, fleet_selection
 from .machine import gpu, native
 from .report.junit import suite_properties
 from .runner import Runner, case_of, record_for_report, settle_trial
@@ -34,6 +35,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         options.add_gate_options,
     ):
         add(group.addoption)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config):
+    """A fleet controller runs its tests in one process: -n N goes to the nodes, whose pytest gets the same
+    command line, and not to the controller (its tests wait for jobs; two workers would submit them twice)."""
+    if config.getoption("mlperf_fleet", "off") != "off" and getattr(config.option, "numprocesses", None):
+        config.option.numprocesses = 0
+        config.option.dist = "no"
+    return (yield)
 
 
 @pytest.hookimpl(trylast=True)  # after the tmp_path and junitxml plugins have configured
@@ -114,11 +125,13 @@ def _params(metafunc: pytest.Metafunc, argname: str) -> list:
     cases = session.cases(kind)
     if argname == "mlperf_score_case":
         cases = catalog.score_cases(cases)
+    if session.fleet is not None:
+        cases = fleet_params(cases, session.fleet.nodes)
     params = []
     for case in cases:
         marks = [getattr(pytest.mark, name) for name in case.markers]
         group = case.id if isinstance(case, catalog.ScoreCase) else getattr(case, "score_id", None)
-        if group and (isinstance(case, catalog.ScoreCase) or case.trial is not None):
+        if group and session.fleet is None and (isinstance(case, catalog.ScoreCase) or case.trial is not None):
             marks.append(pytest.mark.xdist_group(group))  # --dist loadgroup: a config's trials and score together
         params.append(pytest.param(case, marks=marks, id=case.id))
     if not params:
@@ -136,8 +149,33 @@ def _params(metafunc: pytest.Metafunc, argname: str) -> list:
 @pytest.hookimpl(trylast=True)  # after -m and -k have deselected
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     mlperf = _session(config)
-    if mlperf is not None:
-        mlperf.selected_trials = {case.id for case in map(case_of, items) if getattr(case, "trial", None)}
+    if mlperf is None:
+        return
+    if mlperf.options.cases is not None:
+        _only_listed_cases(mlperf.options.cases, config, items)
+    mlperf.selected_trials = {case.id for case in map(case_of, items) if getattr(case, "trial", None)}
+    if mlperf.fleet is not None:
+        mlperf.fleet_selection = fleet_selection(map(case_of, items))
+
+
+def _only_listed_cases(path, config: pytest.Config, items: list) -> None:
+    """--mlperf-cases FILE: only the tests of the cases it lists; an id that no test has is an error."""
+    try:
+        wanted = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise pytest.UsageError(f"{options.flag('cases')} {path}: cannot read it ({exc})") from None
+    found = {getattr(case_of(item), "id", None) for item in items}
+    unknown = [case for case in wanted if case not in found]
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise pytest.UsageError(
+            f"{options.flag('cases')} {path}: {len(unknown)} of its case ids match no test here: {shown}"
+        )
+    keep = set(wanted)
+    dropped = [item for item in items if getattr(case_of(item), "id", None) not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if getattr(case_of(item), "id", None) in keep]
 
 
 @pytest.fixture
@@ -176,6 +214,8 @@ def mlperf_system(mlperf_session: MlperfSession, request: pytest.FixtureRequest)
         problem = native.jetson_mismatch(system.gpu.names)
         if problem:
             pytest.fail(f"{options.flag('sku')} {system.sku}: {problem}", pytrace=False)
+        return system
+    if mlperf_session.pinned_gpus:  # --mlperf-each-gpu: each GPU was checked against the system at the start
         return system
     mlperf_gpus = request.getfixturevalue("mlperf_gpus")
     system = system or gpu.match_sku(mlperf_gpus, mlperf_session.catalog)
@@ -225,6 +265,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+@pytest.hookimpl(tryfirst=True)  # before junitxml writes its file: the peers' verdict is a suite property
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     mlperf = _session(session.config)
     if mlperf is None:
@@ -232,6 +273,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     mlperf.close_backends()  # runs on a normal end, after failures and after Ctrl-C
     if hasattr(session.config, "workerinput"):
         return
+    if mlperf.compare_peers():
+        from _pytest.junitxml import xml_key
+
+        slow = sorted(next(r for r in mlperf.reporter.peers if r.kind == "GPU").slow.items())
+        xml = session.config.stash.get(xml_key, None)
+        if xml is not None:
+            xml.add_global_property("mlperf:slow_gpus", "; ".join(f"{g}: {', '.join(w)}" for g, w in slow))
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     stopped = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
     complete = not (stopped or session.shouldstop or session.shouldfail)
     save = mlperf.baseline_path_of(mlperf.options.save) if mlperf.options.save else None

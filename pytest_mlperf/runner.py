@@ -4,22 +4,30 @@ hold it to the gate, and record it for every report."""
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
+from pathlib import Path
 
 import pytest
 
 from . import catalog
 from .backends import BackendUnavailable, ResultMissing, RunFailed
+from .fleet import FleetCase, NodeCase
 from .gate import compliance
+from .gate.fleet import compare_peers
 from .judge.evaluate import CaseResult, evaluate, evaluate_score, trial_outcome
-from .judge.verdict import TrialOutcome
+from .judge.metrics import Metric, headline
+from .judge.verdict import TrialOutcome, Verdict
 from .logs import ParseError, clean
 from .machine import telemetry
 from .machine.containers import ContainerError
-from .report.junit import case_properties
+from .machine.native import gpu_locks
+from .report.junit import case_properties, peer_properties
 from .report.records import TEXT_LIMIT, CaseRecord
 from .session import MlperfSession
 
 RECORD_KEY = pytest.StashKey[CaseRecord]()
+PEER_KEY = pytest.StashKey[dict]()  # a node test's node and job, for its record when it fails without one
+REFERENCES = ("published_pct", "tuned_target_pct")  # a node's references to NVIDIA's figures, recomputed here
 FAILURE_LIMIT = 4000  # characters of a failure message (a step's last lines, say) a test report carries
 
 
@@ -31,17 +39,28 @@ class Runner:
     # ---- a trial or inference test ---------------------------------------------------------------------
     def judge(self, case) -> CaseResult:
         """Run (or replay) a case, judge it, attach its metrics to the reports, and return the CaseResult."""
+        if isinstance(case, NodeCase | FleetCase):
+            return self.from_fleet(case)
         session = self.session
         interval = session.options.telemetry_interval
-        sampler = telemetry.Sampler(interval).start() if session.telemetry_on else None
-        try:
-            artifacts, failure = self.execute(case)
-        except Exception as exc:  # pytest's skip and fail are not Exceptions: they pass through unrecorded
-            self.trial(case, None, f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            watched = sampler.stop().summary() if sampler is not None else None
+        pinned = getattr(case, "gpu", None)
+        # A case pinned to one GPU leases it for the whole test: no other worker's case runs on it meanwhile (a
+        # lock the operating system drops if this process dies), and only it is sampled.
+        lease = gpu_locks(session.gpu_keys((pinned,)), exclusive=True) if pinned is not None else nullcontext()
+        with lease:
+            indices = (pinned,) if pinned is not None else None
+            sampler = telemetry.Sampler(interval, indices=indices).start() if session.telemetry_on else None
+            try:
+                artifacts, failure = self.execute(case)
+            except Exception as exc:  # pytest's skip and fail are not Exceptions: they pass through unrecorded
+                self.trial(case, None, f"{type(exc).__name__}: {exc}")
+                raise
+            finally:
+                watched = sampler.stop().summary() if sampler is not None else None
         result, why = self._settle(case, artifacts, failure)
+        if result is not None and pinned is not None:
+            device = session.pinned_gpu(pinned)
+            result.info["gpu"] = {"index": pinned, "name": device.name, "uuid": device.uuid, "serial": device.serial}
         if why is not None:  # said outside any except block: the message alone, no chained traceback
             pytest.fail(why, pytrace=False)
         extras = {}
@@ -92,6 +111,8 @@ class Runner:
     # ---- a score test -------------------------------------------------------------------------------------
     def score(self, case: catalog.ScoreCase) -> CaseResult:
         """Score a set of trials judged earlier in this session (MLPerf's olympic mean) and attach the metrics."""
+        if isinstance(case, NodeCase | FleetCase):
+            return self.from_fleet(case)
         session = self.session
         by_id = {c.id: c for c in session.cases("training")}
         for trial in (t for t in case.trials if t not in session.trials):
@@ -119,27 +140,134 @@ class Runner:
         self._settle(case, *self.execute(case))
         return session.trials[case.id]
 
+    # ---- a fleet's node test and fleet test --------------------------------------------------------------
+    def from_fleet(self, case: NodeCase | FleetCase) -> CaseResult:
+        """A node test: the node's own record of the case, held to this run's gate. A fleet test: the nodes'
+        headline figures against their median. The first one to ask submits the fleet's jobs."""
+        fleet = self.session.fleet
+        fleet.start(self.session.fleet_selection)
+        if isinstance(case, FleetCase):
+            return self._across_nodes(case)
+        run, data, why = fleet.record(case.node, case.case.id)
+        where = run.properties()
+        if data is None:
+            self._failed_without_record(where, f"{case.node}: {why}")
+        verdict, ok, reason = data.get("verdict"), data.get("ok"), clean(str(data.get("reason") or ""), 4000)
+        if verdict is None:
+            if data.get("outcome") == "skipped":
+                self.request.node.stash[PEER_KEY] = where
+                pytest.skip(f"on {case.node}: {reason}")
+            self._failed_without_record(where, f"on {case.node}: {reason or data.get('outcome')}")
+        if not isinstance(ok, bool) or not isinstance(verdict, str):
+            self._failed_without_record(
+                where, f"{case.node}'s record of {case.case.id}: verdict {verdict!r}, ok {ok!r}"
+            )
+        metrics = [
+            Metric(
+                m["name"],
+                float(m["value"]),
+                str(m.get("unit") or ""),
+                m.get("higher_is_better"),
+                m.get("metadata") or {},
+            )
+            for m in data.get("metrics") or []
+            if m["name"] not in REFERENCES
+        ]
+        info = dict(data.get("info") or {})
+        extras = {name: info.pop(name) for name in ("telemetry", "throttled", "compliance") if name in info}
+        for name in ("baseline", "gate", "notes"):  # the node's gate was off: this run's gate says these
+            info.pop(name, None)
+        info["fleet"] = where
+        kind = str(data.get("kind") or getattr(case.case, "kind", ""))
+        artifacts = [Path(str(path)) for path in data.get("artifacts") or []]
+        result = CaseResult(case.id, kind, Verdict(ok, reason, verdict), metrics, artifacts, info)
+        self.record(case.case, result, record_id=case.id, backend=str(data.get("backend") or ""), **extras)
+        if data.get("outcome") == "failed" and ok:
+            pytest.fail(f"on {case.node}: its test failed with a {verdict} verdict: {reason}", pytrace=False)
+        return result
+
+    def _failed_without_record(self, where: dict, why: str):
+        self.request.node.stash[PEER_KEY] = where
+        self.request.node.user_properties.extend(peer_properties(where))
+        pytest.fail(why, pytrace=False)
+
+    def _across_nodes(self, case: FleetCase) -> CaseResult:
+        fleet, spread = self.session.fleet, self.session.options.spread
+        fleet.wait()
+        by_node, missing = {}, []
+        for node in case.nodes:
+            _, data, why = fleet.record(node, case.case.id)
+            found = headline(data.get("metrics") or []) if data is not None and data.get("verdict") else None
+            if found is None:
+                said = why or (data or {}).get("reason") or "no figure"
+                missing.append(f"{node} ({said.splitlines()[0][:160]})")
+            else:
+                by_node[node] = found
+        row = compare_peers(case.case.id, by_node, spread)
+        unheard = f"; no figure from {', '.join(missing)}" if missing else ""
+        if row is None:
+            pytest.skip(f"fewer than two nodes have a figure for {case.case.id} to compare{unheard}")
+        self.session.fleet_rows[case.case.id] = row
+        unit = f" {row.unit}" if row.unit else ""
+        worst = max(row.values, key=lambda n: row.worse(n))
+        if row.behind:
+            slow = sorted(row.behind, key=row.behind.get, reverse=True)
+            reason = "SLOW NODES: " + "; ".join(
+                f"{node} {row.behind[node] * 100:.1f}% behind ({row.values[node]:.6g}{unit})" for node in slow
+            )
+            reason += f"; the median of {len(row.values)} nodes is {row.median:.6g}{unit}, spread {spread * 100:g}%"
+        else:
+            behind = max(row.worse(worst), 0.0)
+            furthest = f"furthest behind: {worst}, {behind * 100:.1f}%" if behind > 0 else "none behind it"
+            reason = (
+                f"FLEET OK: {len(row.values)} nodes within {spread * 100:g}% of the median {row.median:.6g}{unit} "
+                f"({furthest})"
+            )
+        reason += unheard
+        label = "SLOW NODES" if row.behind else "FLEET OK"
+        metrics = [
+            Metric(
+                row.metric, row.median, row.unit, row.higher_is_better, {"statistic": "median", "nodes": row.values}
+            ),
+            Metric("fleet_nodes", float(len(row.values)), "nodes", None),
+            Metric("fleet_slow_nodes", float(len(row.behind)), "nodes", None, {"nodes": sorted(row.behind)}),
+            Metric("fleet_worst_behind_pct", max(row.worse(worst), 0.0) * 100.0, "%", None, {"node": worst}),
+        ]
+        result = CaseResult(case.id, "fleet", Verdict(not row.behind, reason, label), metrics)
+        self.record(case.case, result, record_id=case.id, backend="fleet", with_references=False)
+        return result
+
     # ---- the record and the gate -----------------------------------------------------------------------
-    def record(self, case, result: CaseResult, **extras) -> None:
+    def record(
+        self,
+        case,
+        result: CaseResult,
+        record_id: str | None = None,
+        backend: str | None = None,
+        with_references: bool = True,
+        **extras,
+    ) -> None:
         """Hold the result to the gate, tell the users' hook, keep the record for the reports; a gate that
-        fails the case fails the test that shows it."""
+        fails the case fails the test that shows it. A fleet's node test records the node's result under its own
+        id (`case@node`); a fleet test has no reference figures of its own."""
         gate = self.session.reporter.gate
-        published = gate.published(case, result)
-        references = [m for m in (published, gate.tuned(case, result)) if m is not None]
+        case_id = record_id or case.id
+        published = gate.published(case, result) if with_references else None
+        references = [m for m in (published, gate.tuned(case, result) if with_references else None) if m is not None]
         metrics = [m.to_dict() for m in (*result.metrics, *references)]
-        check = gate.compare(case.id, result.verdict.label, metrics)
+        check = gate.compare(case_id, result.verdict.label, metrics)
         config = self.request.config
         config.hook.pytest_mlperf_result(config=config, case=case, result=result)
         bad = [m for m in result.metrics if not isinstance(m.value, int | float) or not math.isfinite(m.value)]
         if bad:  # a parser lets none through; a hook's or a backend's own figure is held to the same rule
             pytest.fail(f"{case.id}: metric {bad[0].name} is {bad[0].value!r}, not a finite number", pytrace=False)
-        backend = self.session.backend_for(case).name
-        record = CaseRecord.judged(case.id, result, backend, baseline=check.to_dict() if check else None, **extras)
+        backend = backend or self.session.backend_for(case).name
+        record = CaseRecord.judged(case_id, result, backend, baseline=check.to_dict() if check else None, **extras)
         record.metrics += [m.to_dict() for m in references]
-        record.notes = gate.reference_notes(case, published)
+        record.notes = gate.reference_notes(case, published) if result.kind != "fleet" else []
         self.request.node.stash[RECORD_KEY] = record
         self.request.node.user_properties.extend(case_properties(record))
-        record.gate = gate.problems(case.id, check, published)
+        record.gate = gate.problems(case_id, check, published)
         if record.gate:
             pytest.fail("\n".join(record.gate) + f"\n(verdict: {result.verdict.reason})", pytrace=False)
 
@@ -156,7 +284,11 @@ def record_for_report(item: pytest.Item, report: pytest.TestReport, session: Mlp
         return record.ended(item.nodeid, report.outcome)
     reason = why_ended(report)
     backend = session.backend_for(case) if case is not None else session.backends["inference"]
-    return CaseRecord(case.id if case is not None else item.name, item.nodeid, report.outcome, backend.name, reason)
+    record = CaseRecord(case.id if case is not None else item.name, item.nodeid, report.outcome, backend.name, reason)
+    where = item.stash.get(PEER_KEY, None)
+    if where is not None:
+        record.info["fleet"] = where
+    return record
 
 
 def case_of(item: pytest.Item):

@@ -36,6 +36,7 @@ class MlperfSession:
         self._nvml: gpu.Inventory | gpu.NvmlUnavailable | None = None
         self.detected: gpu.Inventory | None = None  # what --sku auto matched against
         self.system = self._resolve_system(controller_header)
+        self.pinned_gpus = self._each_gpu() if options.each_gpu else ()
         self._check_training_options()
         self._check_output_paths()
         self.compliance = self._compliance()
@@ -50,8 +51,11 @@ class MlperfSession:
         self.trial_store = TrialStore(Path(shared) if shared else self._trials_folder)
         self.selected_trials: set[str] = set()  # the trials some test of this run judges (after -m, -k)
         self._cases: dict[str, list] = {}
+        self.fleet = self._fleet(controller_header)
+        self.fleet_selection: dict[str, list[str]] = {}  # node -> the case ids its job runs (after -m, -k)
+        self.fleet_rows: dict[str, object] = {}  # case id -> its fleet comparison (gate.fleet.FleetRow)
         self._cleanup = Cleanup(self.close_backends)
-        if any(type(b).close is not BackendBase.close for b in self.backends.values()):
+        if self.fleet is not None or any(type(b).close is not BackendBase.close for b in self.backends.values()):
             self._cleanup.install()  # containers and jobs go on Ctrl-C, SIGTERM and interpreter exit alike
 
     # ---- the machine and the system -----------------------------------------------------------------------
@@ -95,6 +99,78 @@ class MlperfSession:
                 f"{flag('sku')} auto: this machine ({found}) matches no catalog SKU; known: {known}"
             )
         return system
+
+    def _each_gpu(self) -> tuple[gpu.GpuDevice, ...]:
+        """--mlperf-each-gpu: the GPUs a one-GPU system's cases each run on, every one of them that GPU."""
+        if self.options.fleet != "off":
+            raise pytest.UsageError(
+                f"{flag('each_gpu')} with {flag('fleet')}: the controller cannot see the nodes' GPUs to name their "
+                "tests; run the fleet without it, or each node's GPUs on that node"
+            )
+        system = self.system
+        if system is None or system.count != 1 or system.gpu.integrated:
+            what = f"{system.sku} has {system.count} GPUs" if system is not None else f"name one with {flag('sku')}"
+            raise pytest.UsageError(f"{flag('each_gpu')} runs a one-GPU system's cases on each GPU ({what})")
+        try:
+            devices = self.inventory().devices
+        except gpu.NvmlUnavailable as exc:
+            raise pytest.UsageError(f"{flag('each_gpu')} needs the machine's GPUs through NVML: {exc}") from None
+        for device in devices:
+            problems = gpu.system_mismatch(system, gpu.select(self.inventory(), (device.index,)))
+            if problems:
+                raise pytest.UsageError(
+                    f"{flag('each_gpu')} {flag('sku')} {system.sku}: GPU {device.index} ({device.name}) is not "
+                    f"this system's GPU: " + "; ".join(problems) + f" (choose the GPUs with {flag('gpus')})"
+                )
+        if not devices:
+            raise pytest.UsageError(f"{flag('each_gpu')}: NVML lists no GPU")
+        return devices
+
+    def pinned_gpu(self, index: int) -> gpu.GpuDevice:
+        return next(device for device in self.pinned_gpus if device.index == index)
+
+    def _fleet(self, controller_header: dict | None):
+        """--mlperf-fleet slurm on the controller: the nodes, expanded by Slurm, and the node's command line."""
+        opts = self.options
+        if opts.fleet == "off" or controller_header is not None:
+            return None
+        from . import fleet as fleet_mod
+        from .machine.slurm import SlurmError
+
+        if not opts.fleet_nodes:
+            raise pytest.UsageError(f"{flag('fleet')} slurm needs {flag('fleet_nodes')} HOSTLIST")
+        if opts.sku == "auto":
+            raise pytest.UsageError(
+                f"{flag('sku')} auto with {flag('fleet')}: this host's GPUs say nothing of the nodes'; name the "
+                f"system with {flag('sku')} NAME"
+            )
+        params = self.config.invocation_params
+        argv = fleet_mod.node_arguments(list(params.args), set(self.config.args))
+        try:
+            made = fleet_mod.Fleet.from_hostlist(
+                opts.fleet_nodes,
+                opts.fleet_dir if opts.fleet_dir.is_absolute() else params.dir / opts.fleet_dir,
+                argv,
+                params.dir,
+                walltime=opts.fleet_walltime,
+                partition=opts.slurm_partition,
+                echo=self._echo,
+            )
+        except SlurmError as exc:
+            raise pytest.UsageError(f"{flag('fleet_nodes')} {opts.fleet_nodes}: {exc}") from None
+        return made
+
+    def _echo(self, text: str) -> None:
+        """A progress line on the terminal, even while a test's output is captured."""
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is None:
+            return
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                terminal.write_line(text)
+        else:
+            terminal.write_line(text)
 
     def _check_training_options(self) -> None:
         name = self.options.training_config
@@ -146,7 +222,7 @@ class MlperfSession:
     def _choose_backends(self, controller_header: dict | None) -> None:
         opts, hook = self.options, self.config.hook.pytest_mlperf_make_backend
         context = BuildContext(
-            self.catalog, self._output, self.system, self._user_model, self._gpu_keys, self._host_facts
+            self.catalog, self._output, self.system, self._user_model, self.gpu_keys, self._host_facts
         )
         needs_gpus = opts.backend == "auto" and not opts.results and not opts.nvidia_code
         gpus, no_gpu = self._gpus_in_words() if needs_gpus and controller_header is None else (None, "")
@@ -171,21 +247,26 @@ class MlperfSession:
             self.reasons = {"inference": controller_header["backend_reason"]}
             self.reasons["training"] = controller_header["training_backend_reason"]
 
-    def _gpu_keys(self) -> list[str]:
-        """One name per GPU under test, the same in every process and session on this machine (its UUID)."""
+    def gpu_keys(self, indices: tuple[int, ...] | None = None) -> list[str]:
+        """One name per GPU under test (those NVML indices, when given), the same in every process and session on
+        this machine (its UUID)."""
         try:
             devices = self.inventory().devices
         except gpu.NvmlUnavailable:
             return ["all-gpus"]  # a Jetson's one integrated GPU, or a machine NVML cannot read
+        if indices is not None:
+            devices = tuple(d for d in devices if d.index in indices)
         return [f"gpu-{device.uuid or device.index}" for device in devices] or ["all-gpus"]
 
-    def _host_facts(self):
-        """This host as NVIDIA's system detection will see it: the selected GPUs (NVML), or a Jetson's device
-        tree where there is no NVML."""
+    def _host_facts(self, indices: tuple[int, ...] | None = None):
+        """This host as NVIDIA's system detection will see it: the selected GPUs (NVML; those indices alone for
+        a case pinned to one GPU, as its container sees them), or a Jetson's device tree where there is no NVML."""
         try:
             inventory = self.inventory()
         except gpu.NvmlUnavailable:
             inventory = None
+        if inventory is not None and indices is not None:
+            inventory = gpu.select(inventory, indices)
         return gpu.detection_facts(inventory, native.system_root())
 
     def _output(self) -> Path:
@@ -202,6 +283,7 @@ class MlperfSession:
         return self.config.hook.pytest_mlperf_make_sut(config=self.config, case=case)
 
     def backend_for(self, case) -> BackendBase:
+        case = getattr(case, "case", case)  # a fleet's node or fleet test: its case's kind
         kind = "training" if isinstance(case, catalog.TrainingCase | catalog.ScoreCase) else "inference"
         return self.backends[kind]
 
@@ -216,6 +298,8 @@ class MlperfSession:
             cases = self.backends[kind].cases(kind, base)
             if kind == "training":
                 cases = self._select_training(cases)
+            elif self.pinned_gpus:  # each case once per GPU, case by case (a case's GPUs run side by side)
+                cases = [c.with_(gpu=d.index) for c in cases for d in self.pinned_gpus]
             self.config.hook.pytest_mlperf_modify_cases(config=self.config, kind=kind, cases=cases)
             self._cases[kind] = cases
         return self._cases[kind]
@@ -250,7 +334,15 @@ class MlperfSession:
             "training_backend_reason": self.reasons["training"],
             "host": platform.node(),
             "fingerprint": fingerprint.fingerprint(inventory, why, identities),
+            **self._slurm_stamp(),
         }
+
+    @staticmethod
+    def _slurm_stamp() -> dict:
+        """Inside a Slurm job (a fleet node's), the job and node: the controller checks a node's results are the
+        job's it submitted, not an earlier run's."""
+        job, node = os.environ.get("SLURM_JOB_ID"), os.environ.get("SLURMD_NODENAME")
+        return {"slurm": {"job_id": job, "node": node}} if job and node else {}
 
     def _gate(self) -> Gate:
         opts = self.options
@@ -267,9 +359,28 @@ class MlperfSession:
             raise pytest.UsageError(f"{flag('fail_on')} needs {flag('baseline')} NAME|FILE to compare with")
         return gate
 
+    # ---- peers: a fleet's nodes, a node's GPUs -------------------------------------------------------------
+    def compare_peers(self) -> bool:
+        """At the run's end, on the controller: the fleet's nodes and this node's GPUs side by side in every
+        report. True when a GPU is flagged (the run then fails: no test of its own shows it)."""
+        spread, flagged = self.options.spread, False
+        if self.fleet is not None:
+            self.reporter.extra["fleet"] = self.fleet.summary()
+            info = {node: run.to_dict() for node, run in self.fleet.runs.items()}
+            problem = {"problem": self.fleet.problem} if self.fleet.problem else {}
+            nodes = [node for node in self.fleet.nodes if node in info or problem]
+            self.reporter.compare_peers("node", nodes, spread, {n: {**info.get(n, {}), **problem} for n in nodes})
+        if self.pinned_gpus:
+            info = {f"gpu{d.index}": {"uuid": d.uuid, "serial": d.serial, "name": d.name} for d in self.pinned_gpus}
+            report = self.reporter.compare_peers("GPU", list(info), spread, info)
+            flagged = bool(report.slow)
+        return flagged
+
     # ---- the end ----------------------------------------------------------------------------------------
     def close_backends(self) -> None:
         """Runs on a normal end, after failures, after Ctrl-C and SIGTERM, and at interpreter exit."""
+        if getattr(self, "fleet", None) is not None:
+            self.fleet.close()  # every node job still queued or running
         for backend in {id(b): b for b in self.backends.values()}.values():
             backend.close()
 

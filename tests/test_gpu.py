@@ -65,6 +65,7 @@ def test_inventory_fields(fake_nvml):
     assert dev["memory_bytes"] == 80 * 2**30 and dev["vbios"] == "92.00.45.00.03"
     assert dev["power_limit_w"] == 400.0 and dev["mig_mode"] == 1
     assert dev["pci_bus_id"] == "00000000:0E:00.0" and dev["uuid"].startswith("GPU-")
+    assert dev["serial"] == "1650121000007"
 
 
 def test_no_driver_is_a_clear_reason():
@@ -178,3 +179,59 @@ def _pytest(lib: Path, spec: str, cwd: Path, *args: str) -> subprocess.Completed
         cwd=cwd,
         timeout=120,
     )
+
+
+def _python(lib: Path, spec: str, code: str) -> subprocess.CompletedProcess:
+    """`code` in a fresh Python that loads the fake NVML library; what it prints."""
+    return subprocess.run(
+        [sys.executable, "-c", code], env=fake_gpu_env(lib, spec), capture_output=True, text=True, timeout=60
+    )
+
+
+def test_detect_reads_a_serial_and_a_uuid_per_gpu(fake_nvml):
+    code = (
+        "import json\nfrom pytest_mlperf.machine import gpu\n"
+        "print(json.dumps([[d.index, d.serial, d.uuid] for d in gpu.detect().devices]))"
+    )
+    proc = _python(fake_nvml, f"count=8;{A100}", code)
+    assert proc.returncode == 0, proc.stderr
+    devices = json.loads(proc.stdout)
+    assert [index for index, _, _ in devices] == list(range(8))
+    serials, uuids = [serial for _, serial, _ in devices], [uuid for _, _, uuid in devices]
+    assert serials[3] == "1650121000003" and uuids[3] == "GPU-fa4e0000-0000-0000-0000-000000000003"
+    assert len(set(serials)) == 8 and len(set(uuids)) == 8
+
+
+def _sampled(lib: Path, indices: tuple[int, ...] | None) -> dict:
+    """A Sampler over the fake count=8 machine, where GPU i reads 60 - i degrees and has 1 << i corrected ECC
+    errors (their sum is a mask of the GPUs read): its summary."""
+    code = (
+        "import json, time\nfrom pytest_mlperf.machine import telemetry\n"
+        f"sampler = telemetry.Sampler(0.01, indices={indices!r}).start()\ntime.sleep(0.05)\n"
+        "print(json.dumps(sampler.stop().summary()))"
+    )
+    proc = _python(lib, f"count=8;{A100};temp_c=60;ecc_errors=1", code)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_sampler_watches_only_the_gpus_named(fake_nvml):
+    watched = _sampled(fake_nvml, (3,))
+    assert "error" not in watched and watched["samples"] >= 2
+    assert watched["gpus"] == [3]
+    assert watched["ecc_errors"]["corrected"] == 1 << 3  # GPU 3's errors and no other GPU's
+    assert watched["stats"]["temperature_c"] == {"min": 57.0, "mean": 57.0, "max": 57.0}
+
+
+def test_sampler_watches_every_gpu_by_default(fake_nvml):
+    watched = _sampled(fake_nvml, None)
+    assert "error" not in watched and watched["samples"] >= 2
+    assert watched["gpus"] == list(range(8))
+    assert watched["ecc_errors"]["corrected"] == 0xFF
+    assert watched["stats"]["temperature_c"]["max"] == 60.0  # the hottest GPU, GPU 0
+
+
+def test_sampler_names_a_missing_gpu_in_its_summary(fake_nvml):
+    watched = _sampled(fake_nvml, (9,))
+    assert watched["samples"] == 0 and "gpus" not in watched
+    assert watched["error"].startswith("sampling stopped:")

@@ -49,7 +49,7 @@ class BuildContext:
     output: Callable[[], Path]  # the run's results folder, resolved when a backend first writes there
     system: System | None = None
     make_model: Callable[[Case], object] | None = None  # users' pytest_mlperf_make_sut, for the local backend
-    gpu_keys: Callable[[], list[str]] | None = None  # the selected GPUs' lock names (their UUIDs), read lazily
+    gpu_keys: Callable[..., list[str]] | None = None  # lock names (UUIDs) of the selected GPUs, or of the indices given
     host_facts: Callable[[], object] | None = None  # what NVIDIA's system detection will see here, read lazily
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -270,6 +271,23 @@ class _Worker:
 _RUN_LOCK = threading.Lock()  # LoadGen keeps process-wide state: one test at a time per process
 
 
+@contextmanager
+def visible_gpu(index: int | None) -> Iterator[None]:
+    """CUDA_VISIBLE_DEVICES names only the case's GPU while it runs (nothing changes for a case on all GPUs)."""
+    if index is None:
+        yield
+        return
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
+
+
 def run_loadgen(case: InferenceCase, model: LocalModel, folder: Path, conf_text: str) -> None:
     import mlperf_loadgen as lg
 
@@ -384,8 +402,13 @@ class LocalBackend(BackendBase):
         return out
 
     # ---- running one case -------------------------------------------------------------------------------
+    @staticmethod
+    def _key(case: InferenceCase) -> str:
+        """Models and their calibration are per benchmark, and per GPU for a case pinned to one."""
+        return case.benchmark.name if case.gpu is None else f"{case.benchmark.name}@gpu{case.gpu}"
+
     def model_for(self, case: InferenceCase) -> LocalModel:
-        key = case.benchmark.name
+        key = self._key(case)
         if key not in self._models:
             model = self.make_model(case) if self.make_model else None
             try:
@@ -397,13 +420,13 @@ class LocalBackend(BackendBase):
     def _calibration(self, case: InferenceCase, model: LocalModel) -> Calibration:
         """Probe the model alone; for Offline also through LoadGen's Offline path for about a second: the
         model alone can run at a different rate than under LoadGen, and an Offline run must not run short."""
-        key = case.benchmark.name
+        key = self._key(case)
         if key not in self._calibrations:
             self._calibrations[key] = calibrate(model)
         cal = self._calibrations[key]
         if case.scenario.name == "Offline" and cal.offline_throughput is None:
             probe_case = case.with_(scenario=self.catalog.scenario("Offline"), mode="PerformanceOnly")
-            folder = self.output / "_probes" / case.benchmark.name
+            folder = self.output / "_probes" / key
             if folder.exists():
                 shutil.rmtree(folder)
             conf = user_conf(probe_case, model, cal, 1, None).replace("# written", "# probe run, written")
@@ -424,7 +447,7 @@ class LocalBackend(BackendBase):
         return _positive(detail.get("result_scheduled_samples_per_sec"))
 
     def _keep_attempt(self, case: InferenceCase, folder: Path, name: str) -> Path:
-        kept = self.output / "_probes" / case.benchmark.name / name
+        kept = self.output / "_probes" / self._key(case) / name
         if kept.exists():
             shutil.rmtree(kept)
         kept.parent.mkdir(parents=True, exist_ok=True)
@@ -438,7 +461,7 @@ class LocalBackend(BackendBase):
         return parse_detail(folder / "mlperf_log_detail.txt") if case.mode == "PerformanceOnly" else None
 
     def folder_for(self, case: InferenceCase) -> Path:
-        return self.output / case.results_dir
+        return self.output / case.output_dir
 
     def run(self, case: Case, workdir: Path) -> Artifacts:
         if isinstance(case, TrainingCase):
@@ -446,9 +469,10 @@ class LocalBackend(BackendBase):
 
             folder = self.output / f"{LOCAL_SYSTEM_ID}_Local" / "bert"
             return run_training(case, folder, max_steps=self.train_max_steps or MAX_STEPS)
-        model = self.model_for(case)
-        with single_blas_thread(model):
-            return self._run_inference(case, model)
+        with visible_gpu(case.gpu):  # a user's model (pytest_mlperf_make_sut) is made and run on the case's GPU
+            model = self.model_for(case)
+            with single_blas_thread(model):
+                return self._run_inference(case, model)
 
     def _run_inference(self, case: InferenceCase, model: LocalModel) -> Artifacts:
         folder = self.folder_for(case)
@@ -464,7 +488,7 @@ class LocalBackend(BackendBase):
             # sized from what LoadGen just measured (later cases of this benchmark keep the new sizing).
             name = f"{case.scenario.name.lower()}-short-run-{len(sizing_reruns) + 1}"
             sizing_reruns.append(str(self._keep_attempt(case, folder, name)))
-            cal = self._calibrations[case.benchmark.name] = resized
+            cal = self._calibrations[self._key(case)] = resized
             detail = self._run(case, model, folder, user_conf(case, model, cal, self.seconds, server_qps))
         server_attempts: list[str] = []
         while (

@@ -17,7 +17,6 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from functools import cached_property
 from pathlib import Path
 
 from ..catalog import Catalog, InferenceCase, System, nvidia_tree
@@ -183,7 +182,9 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
         self._gpu_keys = gpu_keys
         self._host_facts = host_facts  # what NVIDIA's system detection will see (HostFacts), read when first needed
         self.native = bool(system and system.gpu.integrated)  # Jetson: SUPPORT_DOCKER=0 in NVIDIA's Makefile
-        self._session: SessionContainer | NativeRunner | None = None
+        self._sessions: dict[tuple[int, ...] | None, SessionContainer | NativeRunner] = {}
+        self._pinned: tuple[int, ...] | None = None  # the one GPU of the case running now (--mlperf-each-gpu)
+        self._all_keys: list[str] | None = None
         self._set_up = False
 
     @classmethod
@@ -209,10 +210,15 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
         )
         return f"NVIDIA's v2.0 code at {self.code} {where}"
 
-    @cached_property
+    @property
     def gpu_keys(self) -> list[str]:
-        """The lock names of the GPUs under test (read once, when a step first needs them: NVML's UUIDs)."""
-        return self._gpu_keys() if self._gpu_keys else ["all-gpus"]
+        """The lock names of the GPUs under test (NVML's UUIDs, read when a step first needs them): the case's
+        one GPU while a pinned case runs, every selected GPU otherwise."""
+        if self._pinned is not None:
+            return self._gpu_keys(self._pinned) if self._gpu_keys else [f"gpu-{i}" for i in self._pinned]
+        if self._all_keys is None:
+            self._all_keys = self._gpu_keys() if self._gpu_keys else ["all-gpus"]
+        return self._all_keys
 
     # ---- case lists -------------------------------------------------------------------------------------
     def cases(self, kind: str, catalog_cases: list[Case] | None) -> list[Case]:
@@ -227,27 +233,32 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
 
     # ---- where the steps run ----------------------------------------------------------------------------
     def session(self) -> SessionContainer | NativeRunner:
-        if self._session is None:
+        """Where steps run: one container for the session, and one per GPU that a pinned case ran on (it sees
+        that GPU alone: NVIDIA_VISIBLE_DEVICES)."""
+        pinned = self._pinned
+        if pinned not in self._sessions:
             self._check_detection()
             if self.native:
-                self._session = NativeRunner(self.code, {"MLPERF_SCRATCH_PATH": str(self.scratch)})
-                return self._session
+                self._sessions[pinned] = NativeRunner(self.code, {"MLPERF_SCRATCH_PATH": str(self.scratch)})
+                return self._sessions[pinned]
             try:
                 client = engine(self.docker_host, self.echo)
             except ContainerError as exc:
                 raise BackendUnavailable(str(exc)) from None
             name = f"mlperf-inference-{getpass.getuser()}-{os.getpid()}"
+            if pinned is not None:
+                name += "-gpu" + "-".join(map(str, pinned))
             spec = LaunchSpec(
                 image=self.image,
                 name=name,
                 code_dir=self.code,
                 scratch_dir=self.scratch,
                 profile=self.profile,
-                gpus=self.gpus,
+                gpus=pinned if pinned is not None else self.gpus,
                 clock=True,
             )
-            self._session = SessionContainer(client, spec, image_hint=image_hint(self.image))
-        return self._session
+            self._sessions[pinned] = SessionContainer(client, spec, image_hint=image_hint(self.image))
+        return self._sessions[pinned]
 
     def _check_detection(self) -> None:
         """Stop before anything runs when NVIDIA's own system detection, read from the checkout's system list,
@@ -259,7 +270,8 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
 
         try:
             rules = nvidia_detection.load_rules(self.code)
-            found = nvidia_detection.predict(rules, self._host_facts(), want=self.system.known_system)
+            facts = self._host_facts(self._pinned) if self._pinned is not None else self._host_facts()
+            found = nvidia_detection.predict(rules, facts, want=self.system.known_system)
         except ValueError as exc:  # DetectionRulesError, or a KnownSystem the checkout lacks
             raise BackendUnavailable(f"{flag('nvidia_code')}: cannot read NVIDIA's system list: {exc}") from None
         if not found.runs_as_wanted:
@@ -271,8 +283,8 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
             )
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.stop()
+        for where in list(self._sessions.values()):
+            where.stop()
 
     # ---- steps ------------------------------------------------------------------------------------------
     def _make(self, target: str, log: Path, *variables: str) -> int:
@@ -332,6 +344,15 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
     def run(self, case: Case, workdir: Path) -> Artifacts:
         if not isinstance(case, InferenceCase):
             raise ResultMissing("training on the nvidia backend is not in this version")
+        # A case pinned to one GPU runs every step it needs in that GPU's container, under that GPU's lock alone:
+        # a step that locked every GPU would wait for the other GPUs' measurements while holding this one.
+        self._pinned = (case.gpu,) if case.gpu is not None else None
+        try:
+            return self._run(case, workdir)
+        finally:
+            self._pinned = None
+
+    def _run(self, case: InferenceCase, workdir: Path) -> Artifacts:
         self.session()  # where the steps run, once NVIDIA's detection is known to find the system: before any step
         self.setup()
         self.prepare_data(case.benchmark.model)
@@ -375,7 +396,7 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
     def _keep(self, case: InferenceCase, folder: Path, produced: Path, log: Path) -> Path:
         """Copy the case's logs into the pytest run's output folder, in the results-tree layout."""
         base = self.output or (self.code / "build" / STATE / "kept")
-        dest = base / case.results_dir
+        dest = base / case.output_dir
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(folder, dest)

@@ -163,6 +163,7 @@ class InferenceCase:
     run: str = "run_1"  # the performance/<run> folder of a results tree
     source: Path | None = None  # set when the case was discovered in a results tree
     qualify: bool = False  # prefix the test id with the system (several systems in one session)
+    gpu: int | None = None  # the one GPU (NVML index) this case runs on, under --mlperf-each-gpu
 
     kind = "inference"
 
@@ -182,6 +183,12 @@ class InferenceCase:
         return Path(self.system_name) / self.benchmark.name / self.scenario.name / leaf
 
     @property
+    def output_dir(self) -> Path:
+        """Where a run keeps the case's logs in its output folder: the results-tree place, under gpuN/ for a
+        case pinned to one GPU (each GPU's run of a case keeps its own)."""
+        return Path(f"gpu{self.gpu}") / self.results_dir if self.gpu is not None else self.results_dir
+
+    @property
     def harness_implied_by_layout(self) -> bool:
         """A results tree's folder names tell Triton (_Triton) apart, and otherwise mean the default harness."""
         return self.harness in ("triton", self.benchmark.default_harness)
@@ -198,7 +205,8 @@ class InferenceCase:
         if self.mode == "PerformanceOnly" and self.run != "run_1":
             parts.append(self.run)
         base = "-".join(parts)
-        return safe_id(f"{self.system_name}/{base}" if self.qualify else base)
+        pinned = f"@gpu{self.gpu}" if self.gpu is not None else ""
+        return safe_id(f"{self.system_name}/{base}" if self.qualify else base) + pinned
 
     @property
     def markers(self) -> tuple[str, ...]:

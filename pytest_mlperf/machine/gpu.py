@@ -35,6 +35,7 @@ class GpuDevice:
     app_clock_mem_mhz: int | None = None
     max_power_limit_w: float | None = None  # the board's maximum (nvidia-smi power.max_limit)
     compute_sm: int | None = None  # compute capability as NVIDIA's code writes it: 8.0 -> 80
+    serial: str | None = None  # the board's serial number (nvidia-smi serial), None where NVML has none
 
     @property
     def memory_gib(self) -> float | None:
@@ -111,6 +112,7 @@ def detect() -> Inventory:
                     app_clock_mem_mhz=_optional(pynvml.nvmlDeviceGetApplicationsClock, handle, pynvml.NVML_CLOCK_MEM),
                     max_power_limit_w=limits[1] / 1000.0 if limits is not None else None,
                     compute_sm=capability[0] * 10 + capability[1] if capability is not None else None,
+                    serial=_text(_optional(pynvml.nvmlDeviceGetSerial, handle)),
                 )
             )
         return Inventory(

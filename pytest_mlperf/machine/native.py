@@ -136,18 +136,47 @@ def lock_dir() -> Path:
     return path
 
 
+_held = threading.local()  # this thread's locks: lock file -> [fd, exclusive, depth]
+
+
 @contextmanager
 def gpu_locks(keys: list[str], exclusive: bool, folder: Path | None = None) -> Iterator[None]:
     """Hold every GPU in keys: exclusively for a performance measurement, shared for anything else that uses
     them (data preparation, engine builds, accuracy runs), so nothing runs beside a measurement and a
     measurement waits for what is running. Taken in one sorted order, so two sessions never deadlock. The lock
-    files stay (a held lock cannot be removed safely): one empty file per GPU."""
+    files stay (a held lock cannot be removed safely): one empty file per GPU.
+
+    Re-entrant within a thread: a GPU this thread already holds (a test's lease of its GPU, say) is not locked
+    again, since a second flock of the same file from one process waits for itself. Asking exclusively for a
+    GPU held shared is a programming error, raised rather than deadlocked."""
     folder = folder or lock_dir()
+    held = getattr(_held, "locks", None)
+    if held is None:
+        held = _held.locks = {}
     with ExitStack() as stack:
         for key in sorted(set(keys)):
-            path = folder / f"{key}.lock"
+            path = str(folder / f"{key}.lock")
+            if path in held:
+                if exclusive and not held[path][1]:
+                    raise RuntimeError(f"GPU lock {key}: held shared by this thread, asked for exclusively")
+                held[path][2] += 1
+                stack.callback(_release, held, path)
+                continue
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-            stack.callback(os.close, fd)
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            stack.callback(fcntl.flock, fd, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            except BaseException:
+                os.close(fd)
+                raise
+            held[path] = [fd, exclusive, 1]
+            stack.callback(_release, held, path)
         yield
+
+
+def _release(held: dict, path: str) -> None:
+    entry = held[path]
+    entry[2] -= 1
+    if entry[2] == 0:
+        del held[path]
+        fcntl.flock(entry[0], fcntl.LOCK_UN)
+        os.close(entry[0])

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # Pending reasons that will never clear by waiting: fail at once instead of pending forever.
@@ -28,6 +28,20 @@ HOPELESS = {
     "NodeDown",
 }
 ENDED_WELL = "COMPLETED"
+# What squeue --states=all may still show of a job that has ended (until MinJobAge passes).
+ENDED_STATES = {
+    "COMPLETED",
+    "CANCELLED",
+    "FAILED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "OUT_OF_MEMORY",
+    "SPECIAL_EXIT",
+    "REVOKED",
+}
 WHY = {
     "NODE_FAIL": "a node of the job was lost",
     "CANCELLED": "the job was cancelled",
@@ -95,28 +109,37 @@ class SlurmLauncher:
         *,
         nodes: int,
         tasks_per_node: int,
-        walltime: str,
+        walltime: str | None,
         job_name: str,
         output: Path,
         env: dict[str, str],
         cwd: Path,
+        nodelist: list[str] | None = None,
+        exclusive: bool = False,
+        args: list[str] | None = None,
     ) -> str:
-        """sbatch -N nodes --ntasks-per-node=tasks --time=walltime script; returns the job id. (Callers check
-        require_nodes() first; sbatch's own refusal, e.g. under EnforcePartLimits, is reported as it says it.)"""
+        """sbatch -N nodes --ntasks-per-node=tasks --time=walltime script [args]; returns the job id. (Callers
+        check require_nodes() first; sbatch's own refusal, e.g. under EnforcePartLimits, is reported as it says
+        it.) The script's arguments go as sbatch's own trailing arguments, never through a shell."""
         argv = [
             "sbatch",
             "--parsable",
             f"--nodes={nodes}",
             f"--ntasks-per-node={tasks_per_node}",
-            f"--time={walltime}",
             f"--job-name={job_name}",
             f"--output={output}",
             "--no-requeue",
             "--export=ALL",
         ]
+        if walltime:
+            argv.append(f"--time={walltime}")
+        if nodelist:
+            argv.append(f"--nodelist={','.join(nodelist)}")
+        if exclusive:
+            argv.append("--exclusive")
         if self.partition:
             argv.append(f"--partition={self.partition}")
-        argv.append(str(script))
+        argv += [str(script), *(args or [])]
         output.parent.mkdir(parents=True, exist_ok=True)
         try:
             proc = _run(argv, env={**os.environ, **env}, cwd=cwd)
@@ -137,6 +160,22 @@ class SlurmLauncher:
             return None  # squeue says "Invalid job id" for a job that has left the queue
         state, _, reason = line.splitlines()[0].partition("|")
         return state, reason
+
+    def queue_states(self, job_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """(state, reason) of each of the jobs still in the queue, in one squeue call; a job that left it is
+        absent. None when squeue itself failed (the caller asks again rather than take every job as ended)."""
+        if not job_ids:
+            return {}
+        proc = _run(["squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%r"])
+        if proc.returncode != 0 and "Invalid job id" not in proc.stderr:
+            raise SlurmError(f"squeue failed (exit {proc.returncode}): {proc.stderr.strip()}")
+        found = {}
+        for line in proc.stdout.splitlines():
+            job, _, rest = line.strip().partition("|")
+            state, _, reason = rest.partition("|")
+            if job in job_ids and state not in ENDED_STATES:
+                found[job] = (state, reason)
+        return found
 
     def final_state(self, job_id: str) -> JobEnd:
         proc = _run(
@@ -192,6 +231,42 @@ class SlurmLauncher:
             self.cancel(job_id)
 
 
+# A node in one of these states (sinfo's long form, its flags removed) takes no new job: its tests fail at once.
+UNUSABLE = {"down", "drained", "draining", "drain", "fail", "failing", "future", "inval", "unknown", "maint"}
+
+
+def expand_hostlist(expression: str) -> list[str]:
+    """gpu[001-003],dgx7 -> [gpu001, gpu002, gpu003, dgx7], as Slurm expands it (scontrol show hostnames)."""
+    proc = _run(["scontrol", "show", "hostnames", expression])
+    names = proc.stdout.split()
+    if proc.returncode != 0 or not names:
+        raise SlurmError(f"Slurm cannot read the host list {expression!r}: {proc.stderr.strip() or 'no hosts'}")
+    return list(dict.fromkeys(names))
+
+
+def node_states(names: list[str]) -> dict[str, str]:
+    """Each node's state as sinfo reports it (idle, mixed, allocated, down*, drained, ...), from one call; a
+    node the cluster does not know is absent."""
+    proc = _run(["sinfo", "--Node", "--noheader", "--all", f"--nodes={','.join(names)}", "--format=%N|%T"])
+    if proc.returncode != 0:
+        raise SlurmError(f"sinfo failed (exit {proc.returncode}): {proc.stderr.strip()}")
+    states: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        name, _, state = line.strip().partition("|")
+        if name in names and state:
+            states.setdefault(name, state)
+    return states
+
+
+def unusable(state: str) -> str | None:
+    """Why a node in this sinfo state will not run a job now, or None. A trailing '*' means the controller has
+    lost touch with the node's slurmd."""
+    if state.endswith("*"):
+        return f"{state.rstrip('*')}, not responding"
+    base = state.rstrip("~#!%$@^-+").lower()
+    return state if base in UNUSABLE else None
+
+
 # Runs on every node of a probe step: which of the paths it cannot see, and whether the submit host's probe file in
 # the log folder is there and a file can be written beside it. Paths come as arguments, never pasted in.
 PROBE = r"""
@@ -208,18 +283,27 @@ if ! ( : > "$logdir/$token.$SLURM_NODEID" ) 2>/dev/null; then echo "missing|$nod
 class ProbeResult:
     nodes: int  # nodes that answered
     problems: list[str]  # "<path> is not visible on n3, n4", one per path
+    by_node: dict[str, list[str]] = field(default_factory=dict)  # node -> what it cannot see
 
 
 def probe_paths(
-    nodes: int, logdir: Path, paths: list[str], *, partition: str | None = None, timeout: float = 600
+    nodes: int,
+    logdir: Path,
+    paths: list[str],
+    *,
+    partition: str | None = None,
+    timeout: float = 600,
+    nodelist: list[str] | None = None,
 ) -> ProbeResult:
-    """A short srun over `nodes` nodes (one task each): every path must exist on every node, and the log folder
-    must be the submit host's (a file written here is read there, a file written there is seen here)."""
+    """A short srun over `nodes` nodes (one task each; those of nodelist when given): every path must exist on
+    every node, and the log folder must be the submit host's (a file written here is read there, a file written
+    there is seen here)."""
     token = f".pytest-mlperf-probe-{os.getpid()}-{time.monotonic_ns()}"
     marker = logdir / token
     marker.write_text("written by pytest-mlperf on the submit host; removed after the probe\n")
     argv = ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1", "--time=5"]
     argv += ["--job-name=pytest-mlperf-probe", "--quiet"] + ([f"--partition={partition}"] if partition else [])
+    argv += [f"--nodelist={','.join(nodelist)}"] if nodelist else []
     argv += ["bash", "-c", PROBE, "probe", token, str(logdir), *paths]
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -253,7 +337,11 @@ def _probe_result(nodes: int, logdir: Path, token: str, out: str, err: str, code
     if unseen:
         missing.setdefault(f"{logdir} (files written there do not appear on the submit host)", []).extend(unseen)
     problems = [f"{path} is not visible on {', '.join(sorted(names))}" for path, names in missing.items()]
-    return ProbeResult(len(answered), problems)
+    by_node: dict[str, list[str]] = {}
+    for path, names in missing.items():
+        for name in names:
+            by_node.setdefault(name, []).append(f"{path} is not visible there")
+    return ProbeResult(len(answered), problems, by_node)
 
 
 def explain(end: JobEnd) -> str:

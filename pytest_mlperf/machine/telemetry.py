@@ -33,9 +33,12 @@ class Sample:
 class Telemetry:
     samples: list[Sample] = field(default_factory=list)
     error: str | None = None
+    gpus: list[int] | None = None  # the NVML indices sampled; None until NVML has said which
 
     def summary(self) -> dict:
         out: dict = {"samples": len(self.samples)}
+        if self.gpus is not None:
+            out["gpus"] = list(self.gpus)
         if self.error:
             out["error"] = self.error
         if not self.samples:
@@ -108,10 +111,12 @@ def _read(pynvml, handles) -> Sample:
 
 
 class Sampler:
-    """Samples every `interval` seconds until stop(); never raises into the test (errors are recorded)."""
+    """Samples every `interval` seconds until stop(); never raises into the test (errors are recorded).
+    `indices`: the NVML indices of the GPUs to watch (a test's leased GPUs); None watches every GPU."""
 
-    def __init__(self, interval: float = 1.0):
+    def __init__(self, interval: float = 1.0, indices: tuple[int, ...] | None = None):
         self.interval = interval
+        self.indices = tuple(indices) if indices is not None else None
         self.telemetry = Telemetry()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mlperf-telemetry", daemon=True)
@@ -134,7 +139,9 @@ class Sampler:
             self.telemetry.error = f"NVML unavailable: {exc}"
             return
         try:
-            handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            indices = self.indices if self.indices is not None else tuple(range(pynvml.nvmlDeviceGetCount()))
+            handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in indices]
+            self.telemetry.gpus = list(indices)
             while True:
                 self.telemetry.samples.append(_read(pynvml, handles))
                 if self._stop.wait(self.interval):

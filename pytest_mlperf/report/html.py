@@ -201,4 +201,37 @@ class HtmlReport:
                 f"<p class='mlperf-warning' style='color:#b00'><b>{escape(line)}</b></p>"
                 for line in reporter.unmatched_lines()
             )
-        postfix.append(summary_table(reporter.records, reporter.header, extra))
+        peers = "".join(peer_table(report) for report in reporter.peers)
+        postfix.append(peers + summary_table(reporter.records, reporter.header, extra))
+
+
+def peer_table(report) -> str:
+    """A fleet's nodes (or a node's GPUs), outliers first: each one's tests, its problem, its slow cases, and
+    its headline figure on each case beside the median."""
+    slow = report.slow
+    cases = report.rows
+    head = "".join(f"<th>{escape(row.case)}<br>{escape(row.metric)}</th>" for row in cases)
+    body = []
+    for peer in report.order():
+        state = report.status[peer]
+        bad = bool(state.get("problem") or state["failed"])
+        mark = "FAILED" if bad else "SLOW" if peer in slow else "ok"
+        style = " style='color:#b00'" if mark != "ok" else ""
+        note = "; ".join([*(state.get("problem") or "").splitlines()[:1], *slow.get(peer, [])])
+        cells = "".join(
+            f"<td style='text-align:right'{' class=slow' if peer in row.behind else ''}>"
+            f"{_fmt(row.values[peer]) if peer in row.values else '-'}{' SLOW' if peer in row.behind else ''}</td>"
+            for row in cases
+        )
+        tally = f"{state['passed']} passed, {state['failed']} failed, {state['skipped']} skipped"
+        body.append(
+            f"<tr{style}><td>{escape(peer)}</td><td>{mark}</td><td>{tally}</td>{cells}<td>{escape(note)}</td></tr>"
+        )
+    medians = "".join(f"<td style='text-align:right'>{_fmt(row.median)}</td>" for row in cases)
+    title = "Fleet nodes" if report.kind == "node" else "GPUs of this node"
+    return (
+        f"<h2>MLPerf {title}, outliers first</h2><p>Flagged: more than {report.spread * 100:g}% behind the median.</p>"
+        f"<table class='mlperf-peers' border='1' cellpadding='3'><tr><th>{escape(report.kind)}</th><th>state</th>"
+        f"<th>tests</th>{head}<th>why</th></tr>{''.join(body)}"
+        f"<tr><td><i>median</i></td><td></td><td></td>{medians}<td></td></tr></table>"
+    )

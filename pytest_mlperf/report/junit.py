@@ -15,6 +15,8 @@ def case_properties(record: CaseRecord) -> list[tuple[str, str]]:
     props = [("mlperf:verdict", record.verdict), ("mlperf:reason", record.reason), ("mlperf:backend", record.backend)]
     if "config_name" in record.info:
         props.append(("mlperf:config_name", record.info["config_name"]))
+    for key in ("fleet", "gpu"):
+        props += peer_properties(record.info.get(key) or {}, key)
     if record.compliance:
         props.append(("mlperf:compliance", record.compliance["status"]))
     if record.throttled:
@@ -25,6 +27,12 @@ def case_properties(record: CaseRecord) -> list[tuple[str, str]]:
     props += [("mlperf:note", note) for note in record.notes]
     props += [(m["name"], _number(m["value"])) for m in record.metrics]
     return [_safe(name, value) for name, value in props]
+
+
+def peer_properties(where: dict, key: str = "fleet") -> list[tuple[str, str]]:
+    """Where a case ran: a fleet node's name, Slurm job and state; a pinned GPU's index, name, UUID and serial."""
+    prefix = "mlperf:" if key == "fleet" else "mlperf:gpu_"
+    return [_safe(f"{prefix}{name}", value) for name, value in where.items() if value is not None]
 
 
 def suite_properties(header: dict) -> list[tuple[str, str]]:

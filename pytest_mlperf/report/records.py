@@ -95,6 +95,8 @@ class CaseRecord:
         out = {"id": self.id, "nodeid": self.nodeid, "outcome": self.outcome, "backend": self.backend}
         out["reason"] = self.reason
         if self.verdict is None:
+            if self.info:  # where a fleet's node test ran, say, when it ended without a verdict
+                out["info"] = dict(self.info)
             return out
         info = dict(self.info)
         for name in EXTRAS:

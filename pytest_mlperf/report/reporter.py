@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..gate.baseline import Comparison, format_comparison
+from ..gate.fleet import PeerReport, peer_report
 from ..gate.policy import Gate
 from .records import CaseRecord, write_json
 
@@ -17,6 +18,8 @@ class Reporter:
         self.records: list[CaseRecord] = []
         self.saved: Path | None = None  # where the baseline went, once saved
         self.partial = False  # the run stopped early: a baseline goes under NAME.partial
+        self.peers: list[PeerReport] = []  # a fleet's nodes, a node's GPUs, side by side
+        self.extra: dict = {}  # what the run adds to the JSON file's header at its end (the fleet's jobs)
 
     def add(self, record: CaseRecord) -> None:
         self.records.append(record)
@@ -28,7 +31,15 @@ class Reporter:
             self.add(CaseRecord.from_dict(data))
 
     def payload(self) -> dict:
-        return {**self.header, "results": [record.to_dict() for record in self.records]}
+        peers = {"peers": [report.to_dict() for report in self.peers]} if self.peers else {}
+        return {**self.header, **self.extra, **peers, "results": [record.to_dict() for record in self.records]}
+
+    def compare_peers(self, kind: str, peers: list[str], spread: float, info: dict | None = None) -> PeerReport:
+        """The run's peers (a fleet's nodes, a node's GPUs) from the records of their tests (ids `case@peer`)."""
+        entries = [(r.id, r.outcome, r.headline if r.verdict else None) for r in self.records]
+        report = peer_report(kind, peers, entries, spread, info)
+        self.peers.append(report)
+        return report
 
     def write(self, json_path: Path | None, baseline_path: Path | None, partial: bool = False) -> None:
         self.partial = partial
@@ -85,6 +96,17 @@ class Reporter:
         terminalreporter.section("MLPerf verdicts")
         for line in self.summary_lines():
             terminalreporter.write_line(line)
+        for report in self.peers:
+            title = "fleet nodes" if report.kind == "node" else "GPUs of this node"
+            terminalreporter.section(f"MLPerf {title}, outliers first (spread {report.spread * 100:g}%)")
+            for line in report.lines():
+                terminalreporter.write_line(line, red=line.split()[1:2] in (["FAILED"], ["SLOW"]))
+            if report.kind == "GPU" and report.slow:
+                terminalreporter.write_line(
+                    f"MLPerf: GPU(s) {', '.join(sorted(report.slow))} more than {report.spread * 100:g}% behind the "
+                    "others on a case, so this run fails",
+                    red=True,
+                )
         baseline = self.gate.baseline
         if baseline is not None:
             terminalreporter.section(f"MLPerf baseline {baseline.name} ({baseline.path})")

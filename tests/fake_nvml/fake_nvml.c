@@ -7,7 +7,10 @@
  *   count=8;name=NVIDIA A100-SXM4-80GB;memory_mib=81920;pci=0x20B210DE;power_w=400;
  *   driver=510.47.03;cuda=11060;vbios=92.00.45.00.03;mig=0
  * and, for telemetry, ecc=1;persist=1;temp_c=60;throttle=0x40;sm_mhz=1410;mem_mhz=1593;ecc_errors=0;
- *   retired=0. Power draw and utilization move with each read (a slow wave), like a loaded GPU's.
+ *   retired=0. Power draw and utilization move with each read (a slow wave), like a loaded GPU's. Each GPU
+ *   answers a little differently, so a check can tell which were read: GPU i has serial 1650121000iii (its
+ *   index, zero-padded) as it has its own UUID, reads temp_c - i degrees (GPU 0, the hottest, reads temp_c) and
+ *   has ecc_errors << i corrected ECC errors (with ecc_errors=1, their sum over the GPUs read is a bitmask of them).
  * Built against nvml.h from the nvidia-nvml-dev wheel, so the struct layouts are NVIDIA's.
  */
 #include <stdio.h>
@@ -143,6 +146,15 @@ nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int len
     return copy_str(uuid, length, value);
 }
 
+/* The board serial number, one per GPU like the UUID. */
+nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t device, char *serial, unsigned int length) {
+    int index = index_of(device);
+    if (index < 0) return NVML_ERROR_INVALID_ARGUMENT;
+    char value[32];
+    snprintf(value, sizeof value, "1650121000%03d", index);
+    return copy_str(serial, length, value);
+}
+
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
     if (index_of(device) < 0 || !memory) return NVML_ERROR_INVALID_ARGUMENT;
     memory->total = spec.memory_mib * 1024ULL * 1024ULL;
@@ -241,8 +253,10 @@ nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *power) {
 }
 
 nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, nvmlTemperatureSensors_t sensor, unsigned int *temp) {
-    if (index_of(device) < 0 || !temp || sensor != NVML_TEMPERATURE_GPU) return NVML_ERROR_INVALID_ARGUMENT;
-    *temp = spec.temp_c;
+    int index = index_of(device);
+    if (index < 0 || !temp || sensor != NVML_TEMPERATURE_GPU) return NVML_ERROR_INVALID_ARGUMENT;
+    /* GPU 0 is at temp_c and each next one a degree cooler. */
+    *temp = spec.temp_c > (unsigned int)index ? spec.temp_c - (unsigned int)index : 0;
     return NVML_SUCCESS;
 }
 
@@ -270,8 +284,10 @@ nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device, unsigne
 nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, nvmlMemoryErrorType_t type, nvmlEccCounterType_t counter,
                                          unsigned long long *count) {
     (void)counter;
-    if (index_of(device) < 0 || !count) return NVML_ERROR_INVALID_ARGUMENT;
-    *count = type == NVML_MEMORY_ERROR_TYPE_CORRECTED ? spec.ecc_errors : 0;
+    int index = index_of(device);
+    if (index < 0 || !count) return NVML_ERROR_INVALID_ARGUMENT;
+    /* GPU i has ecc_errors << i corrected errors: summed over the GPUs read, the count is a mask of which. */
+    *count = type == NVML_MEMORY_ERROR_TYPE_CORRECTED && index < 64 ? spec.ecc_errors << index : 0;
     return NVML_SUCCESS;
 }
 
