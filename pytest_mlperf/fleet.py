@@ -12,7 +12,8 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,7 +207,9 @@ class Fleet:
         self.started = False
         self.problem: str | None = None  # why the whole fleet could not start
         self.started_at: float | None = None
-        self.controller_seconds = 0.0  # time spent in Slurm's commands and reading results, not waiting
+        # where the controller's own time goes (Slurm's commands, reading the nodes' results), not its waiting
+        self.seconds = {"nodes": 0.0, "probe": 0.0, "submit": 0.0, "follow": 0.0, "read": 0.0}
+        self.polls = 0
 
     @classmethod
     def from_hostlist(cls, expression: str, *args, **kwargs) -> Fleet:
@@ -227,7 +230,6 @@ class Fleet:
             return
         self.started = True
         self.started_at = time.monotonic()
-        t0 = time.monotonic()
         run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         self.folder = (self.root / run_id).resolve()
         try:
@@ -239,18 +241,20 @@ class Fleet:
             if selected.get(node):
                 self.runs[node] = NodeRun(node, self.folder / node, list(selected[node]))
         try:
-            self._check_nodes()
-            self._probe()
+            with self._timed("nodes"):
+                self._check_nodes()
+            with self._timed("probe"):
+                self._probe()
         except SlurmError as exc:
             self.problem = str(exc)
             return
         script = self.folder / "fleet-job.sh"
         script.write_text(JOB_SCRIPT)
         script.chmod(0o755)
-        for run in self.runs.values():
-            if run.problem is None:
-                self._submit(run, script)
-        self.controller_seconds += time.monotonic() - t0
+        with self._timed("submit"):
+            for run in self.runs.values():
+                if run.problem is None:
+                    self._submit(run, script)
         self._say(f"submitted {sum(1 for r in self.runs.values() if r.job_id)} of {len(self.runs)} node jobs")
 
     def _check_nodes(self) -> None:
@@ -324,7 +328,8 @@ class Fleet:
             active = [r for r in self.runs.values() if not r.done]
             if (node is None and not active) or (node is not None and self.runs[node].done):
                 return
-            t0 = time.monotonic()
+            t0, read_before = time.monotonic(), self.seconds["read"]
+            self.polls += 1
             try:
                 queued = self.launcher.queue_states([r.job_id for r in active if r.job_id])
                 failures = 0
@@ -338,7 +343,7 @@ class Fleet:
                 continue
             for run in active:
                 self._update(run, queued.get(run.job_id))
-            self.controller_seconds += time.monotonic() - t0
+            self.seconds["follow"] += time.monotonic() - t0 - (self.seconds["read"] - read_before)
             time.sleep(self.poll)
 
     def _update(self, run: NodeRun, queued: tuple[str, str] | None) -> None:
@@ -359,7 +364,8 @@ class Fleet:
         else:
             run.state = run.end.state
             self.launcher.active.discard(run.job_id)
-            self._read(run)
+            with self._timed("read"):
+                self._read(run)
         self._finished(run)
 
     def _finished(self, run: NodeRun) -> None:
@@ -397,6 +403,14 @@ class Fleet:
             return
         run.records = results.records
 
+    @contextmanager
+    def _timed(self, what: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[what] += time.monotonic() - t0
+
     def _say(self, text: str) -> None:
         if self.echo is not None:
             self.echo(f"[pytest-mlperf] fleet: {text}")
@@ -433,7 +447,8 @@ class Fleet:
         if self.problem:
             out["problem"] = self.problem
         out["nodes"] = {node: run.to_dict() for node, run in self.runs.items()}
-        out["controller_seconds"] = round(self.controller_seconds, 3)
+        out["controller_seconds"] = {name: round(value, 3) for name, value in self.seconds.items()}
+        out["polls"] = self.polls
         return out
 
 

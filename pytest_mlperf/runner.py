@@ -27,6 +27,7 @@ from .session import MlperfSession
 
 RECORD_KEY = pytest.StashKey[CaseRecord]()
 PEER_KEY = pytest.StashKey[dict]()  # a node test's node and job, for its record when it fails without one
+REASON_KEY = pytest.StashKey[str]()  # the line its record gives as the reason (the message goes on with logs)
 REFERENCES = ("published_pct", "tuned_target_pct")  # a node's references to NVIDIA's figures, recomputed here
 FAILURE_LIMIT = 4000  # characters of a failure message (a step's last lines, say) a test report carries
 
@@ -188,6 +189,7 @@ class Runner:
 
     def _failed_without_record(self, where: dict, why: str):
         self.request.node.stash[PEER_KEY] = where
+        self.request.node.stash[REASON_KEY] = why.splitlines()[0]
         self.request.node.user_properties.extend(peer_properties(where))
         pytest.fail(why, pytrace=False)
 
@@ -282,7 +284,7 @@ def record_for_report(item: pytest.Item, report: pytest.TestReport, session: Mlp
     record = item.stash.get(RECORD_KEY, None)
     if record is not None:
         return record.ended(item.nodeid, report.outcome)
-    reason = why_ended(report)
+    reason = item.stash.get(REASON_KEY, None) or why_ended(report)
     backend = session.backend_for(case) if case is not None else session.backends["inference"]
     record = CaseRecord(case.id if case is not None else item.name, item.nodeid, report.outcome, backend.name, reason)
     where = item.stash.get(PEER_KEY, None)
