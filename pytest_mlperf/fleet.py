@@ -203,6 +203,7 @@ class Fleet:
         self.probe_timeout = probe_timeout
         self.launcher = SlurmLauncher(partition=partition, poll=poll)
         self.runs: dict[str, NodeRun] = {}
+        self.expect: dict = {}  # header fields a node's results must share with the controller's (SKU, round)
         self.folder: Path | None = None
         self.started = False
         self.problem: str | None = None  # why the whole fleet could not start
@@ -400,6 +401,14 @@ class Fleet:
                 f"{path} is not this run's: it says job {stamp.get('job_id')} on {stamp.get('node')}, the job "
                 f"was {run.job_id} on {run.node}"
             )
+            return
+        differ = [
+            f"{key} {results.header.get(key)!r} (here {value!r})"
+            for key, value in self.expect.items()
+            if results.header.get(key) != value
+        ]
+        if differ:
+            run.problem = f"{path} is not a run of these tests: its " + ", ".join(differ)
             return
         run.records = results.records
 

@@ -16,7 +16,7 @@ from .gate import compliance
 from .gate.fleet import compare_peers
 from .judge.evaluate import CaseResult, evaluate, evaluate_score, trial_outcome
 from .judge.metrics import Metric, headline
-from .judge.verdict import TrialOutcome, Verdict
+from .judge.verdict import FAILING, PASSING, TrialOutcome, Verdict
 from .logs import ParseError, clean
 from .machine import telemetry
 from .machine.containers import ContainerError
@@ -159,9 +159,9 @@ class Runner:
                 self.request.node.stash[PEER_KEY] = where
                 pytest.skip(f"on {case.node}: {reason}")
             self._failed_without_record(where, f"on {case.node}: {reason or data.get('outcome')}")
-        if not isinstance(ok, bool) or not isinstance(verdict, str):
+        if not sound_record(data):
             self._failed_without_record(
-                where, f"{case.node}'s record of {case.case.id}: verdict {verdict!r}, ok {ok!r}"
+                where, f"{case.node}'s record of {case.case.id} disagrees with itself: verdict {verdict!r}, ok {ok!r}"
             )
         metrics = [
             Metric(
@@ -199,7 +199,7 @@ class Runner:
         by_node, missing = {}, []
         for node in case.nodes:
             _, data, why = fleet.record(node, case.case.id)
-            found = headline(data.get("metrics") or []) if data is not None and data.get("verdict") else None
+            found = headline(data.get("metrics") or []) if data is not None and sound_record(data) else None
             if found is None:
                 said = why or (data or {}).get("reason") or "no figure"
                 missing.append(f"{node} ({said.splitlines()[0][:160]})")
@@ -272,6 +272,13 @@ class Runner:
         record.gate = gate.problems(case_id, check, published)
         if record.gate:
             pytest.fail("\n".join(record.gate) + f"\n(verdict: {result.verdict.reason})", pytrace=False)
+
+
+def sound_record(data: dict) -> bool:
+    """A node's record judged its case and agrees with itself: a passing label with ok true, a failing one with
+    ok false (a record that says VALID and ok false, or INVALID and ok true, is refused, whoever wrote it)."""
+    ok, verdict = data.get("ok"), data.get("verdict")
+    return isinstance(ok, bool) and isinstance(verdict, str) and verdict in (PASSING if ok else FAILING)
 
 
 def record_for_report(item: pytest.Item, report: pytest.TestReport, session: MlperfSession) -> CaseRecord | None:

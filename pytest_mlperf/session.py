@@ -52,6 +52,8 @@ class MlperfSession:
         self.selected_trials: set[str] = set()  # the trials some test of this run judges (after -m, -k)
         self._cases: dict[str, list] = {}
         self.fleet = self._fleet(controller_header)
+        if self.fleet is not None:
+            self.fleet.expect = {key: self.header.get(key) for key in ("pytest_mlperf", "catalog", "sku")}
         self.fleet_selection: dict[str, list[str]] = {}  # node -> the case ids its job runs (after -m, -k)
         self.fleet_rows: dict[str, object] = {}  # case id -> its fleet comparison (gate.fleet.FleetRow)
         self._cleanup = Cleanup(self.close_backends)

@@ -11,6 +11,9 @@ from ..logs.loadgen import FLAG_LINES, LoadgenDetail, LoadgenSummary
 from ..logs.mllog import TrainingRun
 
 FLAG_TEXT = {key: label.replace(" satisfied", "").lower() for label, key in FLAG_LINES.items()}
+# Every label a verdict can carry, by whether it passes: a record whose `ok` disagrees with its label is refused.
+PASSING = frozenset({"PASS", "VALID", "CONVERGED", "SCORED"})
+FAILING = frozenset({"FAIL", "INVALID", "NOT CONVERGED"})
 
 
 @dataclass(frozen=True)
