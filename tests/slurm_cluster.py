@@ -189,6 +189,18 @@ class SlurmCluster:
                 proc.wait()
 
 
+def root_cluster(name: str):
+    """A test module's cluster, started as root (as .ci/run runs the tests) under /tmp/<name>-<pid>, with a
+    node-local folder /tmp/<name>-local-<pid> (each node sees an empty tmpfs over it); the module is skipped
+    where Debian's packages or root are missing."""
+    import pytest
+
+    if missing_tools() or os.geteuid() != 0:
+        pytest.skip(f"a Slurm cluster is started as root from Debian's packages; missing: {missing_tools()}")
+    pid = os.getpid()
+    yield from module_cluster(Path(f"/tmp/{name}-{pid}"), Path(f"/tmp/{name}-local-{pid}"))
+
+
 def module_cluster(root: Path, private_dir: Path, base_port: int | None = None):
     """A module's cluster: started (stopped again if starting fails), yielded, stopped and removed; fails the
     module if it left jobs behind."""

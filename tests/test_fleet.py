@@ -23,7 +23,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from slurm_cluster import missing_tools, module_cluster
+from slurm_cluster import root_cluster
 
 from conftest import ROOT
 from pytest_mlperf.fleet import CONTROLLER_FLAGS, FleetCase, NodeCase, fleet_selection, node_arguments
@@ -66,10 +66,7 @@ def pytest_sessionfinish(session):
 
 @pytest.fixture(scope="module")
 def slurm():
-    if missing_tools() or os.geteuid() != 0:
-        pytest.skip(f"a Slurm cluster is started as root from Debian's packages; missing: {missing_tools()}")
-    pid = os.getpid()
-    yield from module_cluster(Path(f"/tmp/mlperf-fleet-{pid}"), Path(f"/tmp/mlperf-fleet-local-{pid}"))
+    yield from root_cluster("mlperf-fleet")
 
 
 def _project(tmp_path: Path, faults: dict) -> Path:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from engine import busybox_image, module_dockerd
-from slurm_cluster import SlurmCluster, missing_tools, module_cluster
+from slurm_cluster import SlurmCluster, root_cluster
 from test_bert_job_scripts import read_record, standin_environment
 
 from conftest import A100X8, ROOT, bert_copy, fake_gpu_env, run_pytest_child
@@ -63,11 +63,7 @@ def training_image(dockerd, training_fixtures, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def slurm():
-    if missing_tools() or os.geteuid() != 0:
-        pytest.skip(f"a Slurm cluster is started as root from Debian's packages; missing: {missing_tools()}")
-    pid = os.getpid()
-    # every node sees an empty tmpfs over private_dir: a node-local folder the submit host sees as it is
-    yield from module_cluster(Path(f"/tmp/mlperf-slurm-{pid}"), Path(f"/tmp/mlperf-nodelocal-{pid}"))
+    yield from root_cluster("mlperf-slurm")
 
 
 def write_checkout(

@@ -138,21 +138,21 @@ nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int len
     return copy_str(name, length, spec.name);
 }
 
-nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length) {
+/* A text of the GPU's own (its UUID, its board serial): the index printed into a pattern. */
+static nvmlReturn_t indexed_text(nvmlDevice_t device, char *out, unsigned int length, const char *pattern) {
     int index = index_of(device);
     if (index < 0) return NVML_ERROR_INVALID_ARGUMENT;
     char value[96];
-    snprintf(value, sizeof value, "GPU-fa4e0000-0000-0000-0000-%012d", index);
-    return copy_str(uuid, length, value);
+    snprintf(value, sizeof value, pattern, index);
+    return copy_str(out, length, value);
 }
 
-/* The board serial number, one per GPU like the UUID. */
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length) {
+    return indexed_text(device, uuid, length, "GPU-fa4e0000-0000-0000-0000-%012d");
+}
+
 nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t device, char *serial, unsigned int length) {
-    int index = index_of(device);
-    if (index < 0) return NVML_ERROR_INVALID_ARGUMENT;
-    char value[32];
-    snprintf(value, sizeof value, "1650121000%03d", index);
-    return copy_str(serial, length, value);
+    return indexed_text(device, serial, length, "1650121000%03d");
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
