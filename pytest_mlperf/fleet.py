@@ -23,7 +23,10 @@ from .machine.slurm import JobEnd, SlurmError, SlurmLauncher
 
 RESULTS, JUNIT, CASES, OUTPUT = "results.json", "junit.xml", "cases.txt", "mlperf-results"
 FLEET_SUFFIX = "fleet"
-SAFE_NODE = re.compile(r"^[A-Za-z0-9._-]+$")
+SAFE_NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a folder name and a test id; never '.' or '..'
+# pytest's short options that take a value: in a cluster such as -vk EXPR or -xkEXPR the value is the rest of the
+# word or the next word (-k and -m are the controller's; the others go to the node as they are)
+SHORT_WITH_VALUE = set("kmpcoWrn")
 # The node's own pytest exits 0 (all passed) or 1 (some failed) when it judged what it was given; the records
 # then tell each case's story. Any other status means the run itself went wrong.
 PYTEST_STATUS = {
@@ -43,6 +46,7 @@ CONTROLLER_FLAGS = {
     "--junitxml": True,
     "--junit-xml": True,
     "--junit-prefix": True,
+    "--junitprefix": True,
     "--html": True,
     "--basetemp": True,
     "-k": True,
@@ -109,22 +113,40 @@ def fleet_params(cases: list, nodes: list[str]) -> list:
 # ---- the node's command line ------------------------------------------------------------------------------
 def node_arguments(args: list[str], positional: set[str]) -> list[str]:
     """The controller's pytest arguments as a node runs them: without the flags the controller keeps (both the
-    `--flag value` and the `--flag=value` forms; `-kEXPR` too), and with a test id's `::` part dropped (the
-    node's ids have no @node; its cases file selects)."""
+    `--flag value` and the `--flag=value` forms; -k and -m also inside a cluster of short flags, -vk EXPR or
+    -xkEXPR), and with a test id's `::` part dropped (the node's ids have no @node; its cases file selects)."""
     out: list[str] = []
     words = iter(args)
     for word in words:
-        name = word.split("=", 1)[0] if word.startswith("--") else word
-        if name in CONTROLLER_FLAGS:
-            if CONTROLLER_FLAGS[name] and "=" not in word:
-                next(words, None)
+        if word.startswith("--"):
+            name = word.split("=", 1)[0]
+            if name in CONTROLLER_FLAGS:
+                if CONTROLLER_FLAGS[name] and "=" not in word:
+                    next(words, None)
+                continue
+        elif word.startswith("-") and len(word) > 1 and not word[1].isdigit():
+            kept = _short_cluster(word, words)
+            if kept is not None:
+                out += kept
             continue
-        if word[:2] in ("-k", "-m") and len(word) > 2:
-            continue
-        if word in positional and "::" in word:
+        if word in positional and "::" in word and out[-1:] != ["--deselect"]:
             word = word.split("::", 1)[0]
         out.append(word)
     return out
+
+
+def _short_cluster(word: str, words) -> list[str] | None:
+    """A cluster of short flags (-vx, -vk EXPR, -n8): as it was, or, when it holds -k or -m, without them and
+    their value (read from the rest of the word or the next word)."""
+    for at, letter in enumerate(word[1:], start=1):
+        if letter in SHORT_WITH_VALUE:
+            rest = word[at + 1 :]
+            value = [] if rest else [next(words, "")]
+            if letter not in "km":
+                return [word, *value]
+            before = word[1:at]
+            return [f"-{before}"] if before else []
+    return [word]
 
 
 # ---- one node's job ---------------------------------------------------------------------------------------
@@ -218,9 +240,11 @@ class Fleet:
         if why:
             raise SlurmError(why)
         nodes = slurm.expand_hostlist(expression)
-        bad = [node for node in nodes if not SAFE_NODE.match(node)]
+        bad = [node for node in nodes if not SAFE_NODE.match(node) or node == FLEET_SUFFIX]
         if bad:
-            raise SlurmError(f"node names {bad!r} cannot name a folder or a test id")
+            raise SlurmError(
+                f"node names {bad!r} cannot name a folder or a test id ('{FLEET_SUFFIX}' names the fleet's own tests)"
+            )
         return cls(nodes, *args, **kwargs)
 
     # ---- start -------------------------------------------------------------------------------------------
@@ -273,6 +297,7 @@ class Fleet:
         up = [node for node, run in self.runs.items() if run.problem is None]
         if not up:
             return
+        self._say(f"checking with srun that {len(up)} node(s) see {self.folder} (waits for them to be free)")
         package = str(Path(__file__).resolve().parent)
         paths = [str(self.cwd), sys.executable, package]
         found = slurm.probe_paths(

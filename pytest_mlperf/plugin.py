@@ -41,9 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_cmdline_main(config: pytest.Config):
     """A fleet controller runs its tests in one process: -n N goes to the nodes, whose pytest gets the same
     command line, and not to the controller (its tests wait for jobs; two workers would submit them twice)."""
-    if config.getoption("mlperf_fleet", "off") != "off" and getattr(config.option, "numprocesses", None):
-        config.option.numprocesses = 0
-        config.option.dist = "no"
+    if config.getoption("mlperf_fleet", "off") != "off" and hasattr(config.option, "numprocesses"):
+        config.option.numprocesses, config.option.dist, config.option.tx = 0, "no", []  # -n, --dist, --tx alike
+        config.option.distload = False
     return (yield)
 
 
@@ -161,9 +161,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def _only_listed_cases(path, config: pytest.Config, items: list) -> None:
     """--mlperf-cases FILE: only the tests of the cases it lists; an id that no test has is an error."""
     try:
-        wanted = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        wanted = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise pytest.UsageError(f"{options.flag('cases')} {path}: cannot read it ({exc})") from None
+    if not wanted:
+        raise pytest.UsageError(f"{options.flag('cases')} {path}: lists no case id")
     found = {getattr(case_of(item), "id", None) for item in items}
     unknown = [case for case in wanted if case not in found]
     if unknown:

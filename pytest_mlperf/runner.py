@@ -16,7 +16,7 @@ from .gate import compliance
 from .gate.fleet import compare_peers
 from .judge.evaluate import CaseResult, evaluate, evaluate_score, trial_outcome
 from .judge.metrics import Metric, headline
-from .judge.verdict import FAILING, PASSING, TrialOutcome, Verdict
+from .judge.verdict import TrialOutcome, Verdict, record_problem
 from .logs import ParseError, clean
 from .machine import telemetry
 from .machine.containers import ContainerError
@@ -159,10 +159,8 @@ class Runner:
                 self.request.node.stash[PEER_KEY] = where
                 pytest.skip(f"on {case.node}: {reason}")
             self._failed_without_record(where, f"on {case.node}: {reason or data.get('outcome')}")
-        if not sound_record(data):
-            self._failed_without_record(
-                where, f"{case.node}'s record of {case.case.id} disagrees with itself: verdict {verdict!r}, ok {ok!r}"
-            )
+        if problem := record_problem(case.case, data):
+            self._failed_without_record(where, f"{case.node}'s record of {case.case.id} does not hold: {problem}")
         metrics = [
             Metric(
                 m["name"],
@@ -196,17 +194,31 @@ class Runner:
     def _across_nodes(self, case: FleetCase) -> CaseResult:
         fleet, spread = self.session.fleet, self.session.options.spread
         fleet.wait()
-        by_node, missing = {}, []
+        name, higher = comparable(case.case)
+        by_node, missing, odd = {}, [], []
         for node in case.nodes:
             _, data, why = fleet.record(node, case.case.id)
-            found = headline(data.get("metrics") or []) if data is not None and sound_record(data) else None
+            problem = record_problem(case.case, data) if data is not None and data.get("verdict") else None
+            if data is None or not data.get("verdict") or problem:
+                said = why or problem or (data or {}).get("reason") or "no verdict"
+                missing.append(f"{node} ({said.splitlines()[0][:400]})")
+                continue
+            metrics = [m for m in data.get("metrics") or [] if isinstance(m, dict)]
+            if name is None and (first := headline(metrics)) is not None:
+                name, higher = first["name"], bool(first["higher_is_better"])
+            found = next((m for m in metrics if m.get("name") == name), None)
             if found is None:
-                said = why or (data or {}).get("reason") or "no figure"
-                missing.append(f"{node} ({said.splitlines()[0][:160]})")
-            else:
-                by_node[node] = found
+                odd.append(node)
+            else:  # the direction is the case's, whatever a node's file says of it
+                by_node[node] = {**found, "higher_is_better": higher}
         row = compare_peers(case.case.id, by_node, spread)
         unheard = f"; no figure from {', '.join(missing)}" if missing else ""
+        if odd:  # a node that judged the case but lacks the figure the others are compared on: not a quiet pass
+            pytest.fail(
+                f"INCOMPARABLE: {', '.join(odd)} judged {case.case.id} but recorded no {name} to compare with the "
+                f"other nodes{unheard}",
+                pytrace=False,
+            )
         if row is None:
             pytest.skip(f"fewer than two nodes have a figure for {case.case.id} to compare{unheard}")
         self.session.fleet_rows[case.case.id] = row
@@ -274,11 +286,14 @@ class Runner:
             pytest.fail("\n".join(record.gate) + f"\n(verdict: {result.verdict.reason})", pytrace=False)
 
 
-def sound_record(data: dict) -> bool:
-    """A node's record judged its case and agrees with itself: a passing label with ok true, a failing one with
-    ok false (a record that says VALID and ok false, or INVALID and ok true, is refused, whoever wrote it)."""
-    ok, verdict = data.get("ok"), data.get("verdict")
-    return isinstance(ok, bool) and isinstance(verdict, str) and verdict in (PASSING if ok else FAILING)
+def comparable(case) -> tuple[str | None, bool]:
+    """The figure a fleet compares its nodes on, and its direction, from the catalog where the case says it: the
+    scenario's figure of a performance run, the accuracy of an accuracy run; otherwise the first node's headline."""
+    if isinstance(case, catalog.InferenceCase):
+        if case.mode == "AccuracyOnly":
+            return "AccuracyValue", True
+        return case.scenario.perf_key, case.scenario.higher_is_better
+    return None, True
 
 
 def record_for_report(item: pytest.Item, report: pytest.TestReport, session: MlperfSession) -> CaseRecord | None:

@@ -21,7 +21,9 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from engine import busybox_image, host_programs, module_dockerd
@@ -465,18 +467,19 @@ def test_a_harness_that_fails_otherwise_is_no_verdict_even_with_passing_logs(doc
     assert dockerd.ours() == []
 
 
-def _intervals(timeline: list[str]) -> list[tuple[int, int, str]]:
-    """(start line, end line, what) of each make step the stand-in recorded (a token of its own pairs the two
-    lines); every step that started ended."""
+def _intervals(timeline: list[str]) -> list[tuple[int, int, str, str]]:
+    """(start line, end line, what, GPUs) of each make step the stand-in recorded (a token of its own pairs the
+    two lines; GPUs: the NVIDIA_VISIBLE_DEVICES of its container); every step that started ended."""
     starts, out = {}, []
     for number, line in enumerate(timeline):
-        kind, target, mode, token = line.split()
+        kind, target, mode, token, visible = line.split()
         if kind == "start":
             assert token not in starts, line
-            starts[token] = (number, f"{target} {mode}")
+            starts[token] = (number, f"{target} {mode}", visible)
         else:
-            begin, what = starts.pop(token)
-            out.append((begin, number, what))
+            begin, what, seen = starts.pop(token)
+            assert seen == visible, line
+            out.append((begin, number, what, visible))
     assert starts == {}, starts
     return out
 
@@ -490,9 +493,128 @@ def test_nothing_else_runs_while_a_performance_run_measures(dockerd, checkout, t
     result = nv("-n", "2", "-m", "rnnt or ssd_resnet34", "-q")
     assert result.returncode == 0, result.stdout[-3000:]
     steps = _intervals((code / ".standin" / "timeline").read_text().splitlines())
-    measured = [(a, b) for a, b, what in steps if what == "run_harness PerformanceOnly"]
+    measured = [(a, b) for a, b, what, _ in steps if what == "run_harness PerformanceOnly"]
     assert len(measured) == 6 and len(steps) > len(measured)  # rnnt x2, ssd-resnet34 lwis/triton x2
     for begin, end in measured:
-        inside = [what for a, b, what in steps if (a, b) != (begin, end) and (begin < a < end or begin < b < end)]
+        inside = [what for a, b, what, _ in steps if (a, b) != (begin, end) and (begin < a < end or begin < b < end)]
         assert inside == [], (begin, end, inside)
+    assert dockerd.ours() == []
+
+
+def test_each_gpu_runs_every_case_on_every_gpu_side_by_side(dockerd, checkout, tmp_path, nv):
+    """--mlperf-each-gpu with a one-GPU SKU (A100-SXM-80GBx1) on an 8-GPU DGX A100, under eight xdist workers:
+    each case runs once per GPU (case@gpuN), every step of it in a container that sees that GPU alone, under
+    that GPU's lease, so no two workers ever use one GPU at once while different GPUs run side by side. The
+    image is the stand-in (its make notes each step's start and end with the NVIDIA_VISIBLE_DEVICES of its
+    container) and the eight A100-SXM4-80GB are the fake NVML library's, which gives each its own UUID and
+    serial. The x1 system's only published logs are ssd-mobilenet's, without Triton: two cases, sixteen tests."""
+    code, scratch = checkout
+    (code / ".standin" / "system").write_text("DGX-A100_A100-SXM-80GBx1\n")
+    (code / ".standin" / "delay").write_text("2\n")  # every step takes 2 s: the workers' run_harness steps meet
+    (code / ".standin" / "timeline").write_text("")
+    out = tmp_path / "kept"
+    result = nv(
+        "-n",
+        "8",
+        "-m",
+        "inference and ssd_mobilenet and offline",
+        "-k",
+        "lwis",
+        "--mlperf-each-gpu",
+        f"--mlperf-output={out}",
+        "--mlperf-json=each.json",
+        "--junitxml=each.xml",
+        "-q",
+        sku="A100-SXM-80GBx1",
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    records = _records(tmp_path / "each.json")
+    cases = ("ssd-mobilenet-Offline-AccuracyOnly-lwis", "ssd-mobilenet-Offline-PerformanceOnly-lwis")
+    assert sorted(records) == sorted(f"{case}@gpu{n}" for case in cases for n in range(8))
+    for case_id, record in records.items():
+        n = int(case_id.rsplit("@gpu", 1)[1])
+        assert record["outcome"] == "passed" and record["verdict"] in ("VALID", "PASS"), (case_id, record["reason"])
+        assert record["info"]["gpu"] == {
+            "index": n,
+            "name": "NVIDIA A100-SXM4-80GB",
+            "uuid": f"GPU-fa4e0000-0000-0000-0000-{n:012d}",
+            "serial": f"1650121000{n:03d}",
+        }, case_id
+        if "telemetry" in record["info"]:
+            assert record["info"]["telemetry"]["gpus"] == [n], case_id
+        # its logs are kept under gpuN/, and its container saw its GPU alone
+        log = Path(next(a for a in record["artifacts"] if a.endswith("run_harness.log")))
+        assert log.is_relative_to(out / f"gpu{n}"), (case_id, log)
+        assert re.findall(r"^\[stand-in\] NVIDIA_VISIBLE_DEVICES=(\S+)$", log.read_text(), re.M) == [str(n)]
+    assert len({r["info"]["gpu"]["uuid"] for r in records.values()}) == 8
+    assert len({r["info"]["gpu"]["serial"] for r in records.values()}) == 8
+    assert any("telemetry" in r["info"] for r in records.values()), "no record carries telemetry"
+    # the JUnit report names each test's GPU as its record does
+    testcases = list(ElementTree.parse(tmp_path / "each.xml").iter("testcase"))
+    assert len(testcases) == 16
+    for testcase in testcases:
+        n = int(testcase.get("name").rsplit("@gpu", 1)[1].rstrip("]"))
+        props = {p.get("name"): p.get("value") for p in testcase.iter("property")}
+        assert props["mlperf:gpu_index"] == str(n), testcase.get("name")
+        assert props["mlperf:gpu_uuid"] == f"GPU-fa4e0000-0000-0000-0000-{n:012d}", testcase.get("name")
+        assert props["mlperf:gpu_serial"] == f"1650121000{n:03d}", testcase.get("name")
+    # the GPUs compared: the same published logs on each, so none behind
+    (peers,) = json.loads((tmp_path / "each.json").read_text())["peers"]
+    assert peers["kind"] == "GPU" and peers["order"] == [f"gpu{n}" for n in range(8)] and peers["slow"] == {}
+    assert {name: (p["passed"], p["failed"]) for name, p in peers["peers"].items()} == {
+        f"gpu{n}": (2, 0) for n in range(8)
+    }
+    assert "MLPerf GPUs of this node" in result.stdout
+
+    # every step ran in one GPU's container, and a GPU's steps one after another, never two workers' at once
+    steps = _intervals((code / ".standin" / "timeline").read_text().splitlines())
+    assert {visible for *_, visible in steps} == {str(n) for n in range(8)}, steps
+    harness = [(a, b, visible) for a, b, what, visible in steps if what.startswith("run_harness ")]
+    assert sorted(visible for *_, visible in harness) == sorted(str(n) for n in range(8) for _ in cases)
+    for n in range(8):
+        mine = sorted((a, b) for a, b, _, visible in steps if visible == str(n))
+        for (_, end), (begin, _) in pairwise(mine):
+            assert end < begin, (n, mine)
+    # and the GPUs' measurements ran side by side: some two GPUs' run_harness steps overlapped
+    assert any(g != h and a < d and c < b for a, b, g in harness for c, d, h in harness), harness
+    assert dockerd.ours() == []
+
+
+def test_each_gpu_lease_keeps_a_second_worker_off_a_busy_gpu(dockerd, checkout, tmp_path, nv):
+    """Two xdist workers, each given one accuracy run pinned to the same GPU (--mlperf-each-gpu --mlperf-gpus=3).
+    Accuracy runs only share the GPUs otherwise, so what keeps them apart is the test's lease of its GPU: the
+    second worker's test waits until the first's has ended, steps and all. The image is the stand-in (its make
+    notes each step's start and end with its container's NVIDIA_VISIBLE_DEVICES) and the GPUs are the fake
+    NVML library's eight A100-SXM4-80GB."""
+    code, scratch = checkout
+    (code / ".standin" / "system").write_text("DGX-A100_A100-SXM-80GBx1\n")
+    (code / ".standin" / "delay").write_text("2\n")
+    (code / ".standin" / "timeline").write_text("")
+    result = nv(
+        "-n",
+        "2",
+        "-m",
+        "inference and ssd_mobilenet",
+        "-k",
+        "lwis and AccuracyOnly and (Offline or SingleStream)",
+        "--mlperf-each-gpu",
+        "--mlperf-gpus=3",
+        "--mlperf-json=lease.json",
+        "-v",
+        sku="A100-SXM-80GBx1",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    records = _records(tmp_path / "lease.json")
+    cases = ("ssd-mobilenet-Offline-AccuracyOnly-lwis@gpu3", "ssd-mobilenet-SingleStream-AccuracyOnly-lwis@gpu3")
+    assert sorted(records) == sorted(cases)
+    assert all(r["outcome"] == "passed" and r["info"]["gpu"]["index"] == 3 for r in records.values())
+    # one test on each worker (xdist hands two tests to two workers one each), both on GPU 3
+    workers = re.findall(r"^\[(gw\d)\] .*PASSED .*@gpu3\]\s*$", result.stdout, re.M)
+    assert sorted(workers) == ["gw0", "gw1"], result.stdout[-3000:]
+    steps = _intervals((code / ".standin" / "timeline").read_text().splitlines())
+    assert {visible for *_, visible in steps} == {"3"}
+    assert sorted(what for _, _, what, _ in steps if what.startswith("run_harness")) == ["run_harness AccuracyOnly"] * 2
+    for (_, end), (begin, _) in pairwise(sorted((a, b) for a, b, _, _ in steps)):
+        assert end < begin, steps  # one step at a time on GPU 3: never both workers'
     assert dockerd.ours() == []

@@ -190,3 +190,35 @@ def training_score(trials: list[TrialOutcome]) -> tuple[Verdict, float | None]:
     )
     details.update(score_min=score, method="olympic mean", dropped=[ordered[0].id, slowest.id])
     return Verdict(True, reason, "SCORED", details), score
+
+
+def record_problem(case, record: dict) -> str | None:
+    """Why a record another process wrote of this case (a fleet node's) cannot stand as its verdict, or None: its
+    label and ok must agree, and the figures the verdict rests on must be there and say the same as the label
+    against the catalog's own targets (the threshold of an accuracy run, the scenario's figure of a performance
+    run, the target of a training trial, the score of a set)."""
+    from ..catalog import InferenceCase, ScoreCase, TrainingCase
+
+    ok, label = record.get("ok"), record.get("verdict")
+    if not isinstance(ok, bool) or not isinstance(label, str) or label not in (PASSING if ok else FAILING):
+        return f"verdict {label!r} with ok {ok!r}"
+    values = {m.get("name"): m.get("value") for m in record.get("metrics") or [] if isinstance(m, dict)}
+    if isinstance(case, InferenceCase) and case.mode == "AccuracyOnly":
+        value, threshold = values.get("AccuracyValue"), case.benchmark.threshold
+        if not isinstance(value, int | float):
+            return "no AccuracyValue"
+        if (value >= threshold) != ok:
+            return f"{label} with AccuracyValue {value:g} against the threshold {threshold:g}"
+    elif isinstance(case, InferenceCase):
+        value = values.get(case.scenario.perf_key)
+        if ok and (not isinstance(value, int | float) or value <= 0):
+            return f"{label} without a positive {case.scenario.perf_key}"
+    elif isinstance(case, TrainingCase):
+        value = values.get("eval_mlm_accuracy")
+        if ok and (not isinstance(value, int | float) or value < case.target):
+            return f"{label} with eval_mlm_accuracy {value!r} against the target {case.target:g}"
+    elif isinstance(case, ScoreCase) and ok:
+        value = values.get("mlperf_score")
+        if not isinstance(value, int | float) or value <= 0:
+            return f"{label} without a positive mlperf_score"
+    return None

@@ -171,9 +171,13 @@ def _pid_alive(pid: int) -> bool:
 
 def remove_stale(client) -> list[str]:
     """Remove containers this plugin started from sessions whose process is gone (on this host)."""
+    import docker
+
     removed = []
     host = socket.gethostname()
-    for container in client.containers.list(all=True, filters={"label": LABEL_SESSION}):
+    # ignore_removed: a live session (another xdist worker) may remove its own container between the listing and
+    # the look-up of each container; and two sessions may clean the same dead one's at once (404, 409).
+    for container in client.containers.list(all=True, filters={"label": LABEL_SESSION}, ignore_removed=True):
         labels = container.labels or {}
         if labels.get(LABEL_HOST) != host:
             continue
@@ -185,7 +189,12 @@ def remove_stale(client) -> list[str]:
             continue
         if pid == os.getpid():
             continue
-        container.remove(force=True)
+        try:
+            container.remove(force=True)
+        except docker.errors.APIError as exc:
+            if getattr(exc, "status_code", None) not in (404, 409):  # gone, or being removed by another session
+                raise
+            continue
         removed.append(container.name)
     return removed
 
@@ -343,7 +352,9 @@ class SessionContainer:
         """Remove every container of this session: the running one, or one created whose start failed."""
         self.container = None
         try:
-            mine = self.client.containers.list(all=True, filters={"label": f"{LABEL_SESSION}={self.session_id}"})
+            mine = self.client.containers.list(
+                all=True, filters={"label": f"{LABEL_SESSION}={self.session_id}"}, ignore_removed=True
+            )
         except _engine_errors():
             return  # the engine itself is gone; the next session's remove_stale() cleans up
         for container in mine:

@@ -315,6 +315,13 @@ def probe_paths(
             raise SlurmError(
                 f"the srun probe of {nodes} node(s) did not run within {timeout:.0f} s; cancelled it"
             ) from None
+        except BaseException:  # Ctrl-C or SIGTERM to this process alone: srun would wait on, its job queued
+            proc.terminate()
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
         return _probe_result(nodes, logdir, token, out, err, proc.returncode)
     finally:
         for path in logdir.glob(f"{token}*"):
