@@ -243,6 +243,39 @@ LOCAL = (
         type=positive,
     ),
     Spec(
+        "server_search",
+        "server-search",
+        "Find each Server performance case's peak: the highest target QPS LoadGen judges VALID, by a bounded "
+        "search over short runs from the probe's load (local) or NVIDIA's tuned target (nvidia), confirmed by one "
+        "run of the configured duration; reported as peak_server_qps, which the baseline gate covers",
+        default=False,
+        action="store_true",
+    ),
+    Spec(
+        "search_runs",
+        "search-runs",
+        "Most short runs one Server search makes (default 10)",
+        default=10,
+        metavar="N",
+        type=count,
+    ),
+    Spec(
+        "search_minutes",
+        "search-minutes",
+        "Most minutes one Server search takes, its confirming run aside (default 20)",
+        default=20.0,
+        metavar="MINUTES",
+        type=positive,
+    ),
+    Spec(
+        "search_step_seconds",
+        "search-step-seconds",
+        "Length of each short run of a Server search (default 5)",
+        default=5,
+        metavar="SECONDS",
+        type=count,
+    ),
+    Spec(
         "train_max_steps",
         "train-max-steps",
         "Step cap of the local training run; reaching it ends the run as aborted",
@@ -493,6 +526,10 @@ class Options:
     fleet_walltime: int | None = None
     duration: Duration = Duration("smoke", SMOKE_SECONDS)
     server_target_qps: float | None = None
+    server_search: bool = False
+    search_runs: int = 10
+    search_minutes: float = 20.0
+    search_step_seconds: int = 5
     train_max_steps: int | None = None
     nvidia_code: Path | None = None
     scratch: Path | None = None

@@ -618,3 +618,103 @@ def test_each_gpu_lease_keeps_a_second_worker_off_a_busy_gpu(dockerd, checkout, 
     for (_, end), (begin, _) in pairwise(sorted((a, b) for a, b, _, _ in steps)):
         assert end < begin, steps  # one step at a time on GPU 3: never both workers'
     assert dockerd.ours() == []
+
+
+SEARCHED = "bert-99-Server-PerformanceOnly-custom"  # NVIDIA's tuned target (user.conf): 25800 QPS
+CAPACITY = 20000  # what the stand-in lets hold: below the tuned target, so the search starts INVALID and brackets
+
+
+def _harness_calls(tmp_path: Path, code: Path) -> tuple[list[str], list[Path]]:
+    """The RUN_ARGS of each `make run_harness` of a performance run, in order (the stand-in make's timeline and
+    the search's logs in the child's basetemp), and the search's step logs."""
+    timeline = (code / ".standin" / "timeline").read_text().splitlines()
+    starts = [line for line in timeline if line.startswith("start run_harness PerformanceOnly ")]
+    return starts, sorted((tmp_path / "child").rglob("search-*.log"))
+
+
+def _make_line(log: Path) -> str:
+    return re.search(r"^\$ make run_harness (.*)$", log.read_text(), re.M).group(1)
+
+
+def test_server_search_brackets_the_capacity_and_confirms_the_peak(dockerd, checkout, tmp_path, nv):
+    """--mlperf-server-search on a Server case: short runs of NVIDIA's harness at fixed --server_target_qps from
+    NVIDIA's tuned target, judged VALID or INVALID by their LoadGen logs, then one confirming run at the peak. The
+    image is a stand-in whose main.py logs a run at the load asked for and INVALID above .standin/server_capacity
+    (p99 over the bound, as LoadGen would say it); NVIDIA's Makefile and argument parser are real."""
+    from pytest_mlperf.backends.search import SearchBounds, find_peak
+
+    code, scratch = checkout
+    (code / ".standin" / "server_capacity").write_text(f"{CAPACITY}\n")
+    (code / ".standin" / "timeline").write_text("")
+    out = tmp_path / "kept"
+    result = nv(
+        "-k",
+        SEARCHED,
+        "--mlperf-server-search",
+        f"--mlperf-output={out}",
+        "--mlperf-json=search.json",
+        f"--basetemp={tmp_path / 'child'}",
+        "-q",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    record = _records(tmp_path / "search.json")[SEARCHED]
+    assert record["outcome"] == "passed" and record["verdict"] == "VALID", record["reason"]
+    metrics = {m["name"]: m for m in record["metrics"]}
+    peak = metrics["peak_server_qps"]
+    assert peak["unit"] == "queries/s" and CAPACITY * (1 - 0.05) <= peak["value"] <= CAPACITY, peak
+    search = record["info"]["server_search"]
+    steps = search["steps"]
+    assert {s["valid"] for s in steps} == {True, False}, steps
+    assert steps[0]["target_qps"] == 25800 and steps[0]["valid"] is False  # NVIDIA's tuned target: over capacity
+    assert all(s["valid"] == (round(s["target_qps"]) <= CAPACITY) for s in steps), steps
+    # the steps are the search's own against this capacity: the backend added and dropped none
+    expected = find_peak(lambda qps: round(qps) <= CAPACITY, 25800.0, SearchBounds())
+    assert [s["target_qps"] for s in steps] == [s.to_dict()["target_qps"] for s in expected.steps]
+    assert search["stopped_by"] is None and search["bracket"] <= 0.02 and search["confirm_runs"] == 1
+    assert search["confirmed_qps"] == peak["value"] == round(search["peak_qps"])
+    assert search["upper_qps"] > CAPACITY and "peak Server load peak" in record["reason"]
+    # one make run_harness per step and one to confirm, within the run bound and its confirming runs
+    starts, logs = _harness_calls(tmp_path, code)
+    assert len(logs) == len(steps) and len(starts) == len(steps) + search["confirm_runs"] <= 10 + 3, (starts, logs)
+    # each step ran NVIDIA's harness short (--fast) at its own load, a whole number in RUN_ARGS
+    for step, log in zip(steps, logs, strict=True):
+        line = _make_line(log)
+        assert f" --fast --server_target_qps={round(step['target_qps'])} LOG_DIR=" in line, (step, line)
+    # the case's logs are the confirming run's: at the peak, and as LoadGen would log it there
+    kept = out / "DGX-A100_A100-SXM-80GBx8_TRT" / "bert-99" / "Server" / "performance" / "run_1"
+    assert f" --server_target_qps={int(peak['value'])} LOG_DIR=" in _make_line(kept / "run_harness.log")
+    detail = (kept / "mlperf_log_detail.txt").read_text()
+    assert f'"key": "effective_target_qps", "value": {int(peak["value"])},' in detail
+    assert f"target_qps : {int(peak['value'])}" in (kept / "mlperf_log_summary.txt").read_text()
+    assert json.loads((kept / "server_search.json").read_text()) == {k: search[k] for k in search}
+    assert str(kept / "server_search.json") in record["artifacts"]
+    scheduled = metrics["result_scheduled_samples_per_sec"]["value"]
+    assert scheduled == pytest.approx(peak["value"], rel=0.01)  # the scheduled rate follows the load
+    assert dockerd.ours() == []
+
+
+def test_server_search_stops_at_the_run_bound(dockerd, checkout, tmp_path, nv):
+    """--mlperf-search-runs=2: the tuned target (INVALID over the stand-in's capacity) and one step down (VALID)
+    bracket the peak, and the bound stops the bisection there; the confirming run holds at the lower end."""
+    code, scratch = checkout
+    (code / ".standin" / "server_capacity").write_text(f"{CAPACITY}\n")
+    (code / ".standin" / "timeline").write_text("")
+    result = nv(
+        "-k",
+        SEARCHED,
+        "--mlperf-server-search",
+        "--mlperf-search-runs=2",
+        "--mlperf-json=bound.json",
+        f"--basetemp={tmp_path / 'child'}",
+        "-q",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    record = _records(tmp_path / "bound.json")[SEARCHED]
+    search = record["info"]["server_search"]
+    assert [(s["target_qps"], s["valid"]) for s in search["steps"]] == [(25800, False), (17200, True)]
+    assert search["stopped_by"] == "runs" and "stopped by the run bound" in record["reason"], record["reason"]
+    metrics = {m["name"]: m["value"] for m in record["metrics"]}
+    assert record["verdict"] == "VALID" and metrics["peak_server_qps"] == 17200, record["reason"]
+    starts, logs = _harness_calls(tmp_path, code)
+    assert len(logs) == 2 and len(starts) == 3, (starts, logs)
+    assert dockerd.ours() == []

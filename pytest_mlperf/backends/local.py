@@ -27,6 +27,16 @@ from ..logs.loadgen import LoadgenDetail, parse_detail
 from ..options import Duration, Options
 from ..options import duration as parse_duration
 from . import Artifacts, BackendBase, BackendUnavailable, BuildContext, Case, ResultMissing
+from .search import (
+    CONFIRM_BACKOFF,
+    CONFIRM_TRIES,
+    SEARCH,
+    SearchBounds,
+    find_peak,
+    holds,
+    search_bounds,
+    write_search,
+)
 from .standin import LocalModel, stand_in_for
 
 LOCAL_SYSTEM_ID = "Local-CPU"
@@ -344,6 +354,8 @@ class LocalBackend(BackendBase):
         make_model: Callable[[Case], LocalModel | None] | None = None,
         train_max_steps: int | None = None,
         nexp: int = 1,
+        search: SearchBounds | None = None,
+        search_step_seconds: int = 5,
     ):
         try:
             import mlperf_loadgen  # noqa: F401
@@ -357,6 +369,8 @@ class LocalBackend(BackendBase):
         self.seconds = self.duration.seconds
         self.server_target_qps = server_target_qps
         self.make_model = make_model
+        self.search = search  # Server cases search their peak load (--mlperf-server-search)
+        self.search_step_seconds = search_step_seconds
         self._models: dict[str, LocalModel] = {}
         self._calibrations: dict[str, Calibration] = {}
 
@@ -370,6 +384,8 @@ class LocalBackend(BackendBase):
             context.make_model,
             options.train_max_steps,
             options.nexp,
+            search_bounds(options),
+            options.search_step_seconds,
         )
 
     def describe(self) -> str:
@@ -460,6 +476,48 @@ class LocalBackend(BackendBase):
         run_loadgen(case, model, folder, conf)
         return parse_detail(folder / "mlperf_log_detail.txt") if case.mode == "PerformanceOnly" else None
 
+    def _searched(self, case: InferenceCase, model: LocalModel, cal: Calibration, folder: Path) -> Artifacts:
+        """The Server peak: short runs at fixed loads from the probe's (or --mlperf-server-target-qps), each kept
+        under _search/, then the run of the configured duration at the peak, whose logs are the case's."""
+        steps = self.output / "_search" / self._key(case)
+        if steps.exists():
+            shutil.rmtree(steps)
+
+        def run_at(qps: float) -> bool:
+            where = steps / f"step-{len(found_steps) + 1:02d}-{qps:.1f}qps"
+            found_steps.append(where)
+            conf = user_conf(case, model, cal, self.search_step_seconds, qps)
+            return holds(self._run(case, model, where, conf))
+
+        found_steps: list[Path] = []
+        start = self.server_target_qps or cal.throughput * SERVER_LOAD
+        found = find_peak(run_at, start, self.search)
+        load = found.peak or found.steps[-1].target_qps
+        tries = 0
+        while True:  # a load at the edge can pass a short run and not a long one: back off, a few times at most
+            tries += 1
+            detail = self._run(case, model, folder, user_conf(case, model, cal, self.seconds, load))
+            if found.peak is None or detail.validity == "VALID" or tries == CONFIRM_TRIES:
+                break
+            load *= CONFIRM_BACKOFF
+        search = {
+            **found.to_dict(),
+            "method": "bisection over short LoadGen runs",
+            "start_qps": start,
+            "confirmed_qps": load if found.peak is not None else None,
+            "confirm_runs": tries,
+            "description": found.describe(),
+            "steps_folder": str(steps),
+        }
+        write_search(folder / SEARCH, search)  # beside the logs it explains, where the judge and the CLI read it
+        info = {
+            "model": model.name,
+            "stand_in": model.stand_in,
+            "probe_samples_per_second": round(cal.throughput, 1),
+            "duration": self.duration.text,
+        }
+        return Artifacts(folder, files=[folder / "user.conf"], info=info)
+
     def folder_for(self, case: InferenceCase) -> Path:
         return self.output / case.output_dir
 
@@ -479,6 +537,8 @@ class LocalBackend(BackendBase):
         if folder.exists():
             shutil.rmtree(folder)
         cal = self._calibration(case, model)
+        if self.search is not None and case.scenario.name == "Server" and case.mode == "PerformanceOnly":
+            return self._searched(case, model, cal, folder)
         server_qps = self.server_target_qps
         detail = self._run(case, model, folder, user_conf(case, model, cal, self.seconds, server_qps))
         sizing_reruns: list[str] = []

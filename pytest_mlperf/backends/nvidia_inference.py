@@ -22,12 +22,23 @@ from pathlib import Path
 from ..catalog import Catalog, InferenceCase, System, nvidia_tree
 from ..logs import last_lines
 from ..logs.harness import raised_accuracy_failure
+from ..logs.loadgen import parse_detail
 from ..machine.containers import ContainerError, LaunchSpec, SessionContainer, engine
 from ..machine.datasets import STATE, once
 from ..machine.native import NativeRunner, gpu_locks
 from ..options import Options, flag
 from . import Artifacts, BackendUnavailable, BuildContext, Case, NvidiaCodeBackend, ResultMissing, RunFailed
 from .results import ResultsBackend
+from .search import (
+    CONFIRM_BACKOFF,
+    CONFIRM_TRIES,
+    SEARCH,
+    SearchBounds,
+    find_peak,
+    holds,
+    search_bounds,
+    write_search,
+)
 
 DATA_STEPS = ("download_model", "download_data", "preprocess_data")
 SCRATCH_DIRS = ("data", "models", "preprocessed_data")
@@ -161,8 +172,10 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
         gpus: tuple[int, ...] | None = None,
         gpu_keys: Callable[[], list[str]] | None = None,
         host_facts: Callable[[], object] | None = None,
+        search: SearchBounds | None = None,
     ):
         super().__init__(output)
+        self.search = search  # Server cases search their peak load (--mlperf-server-search)
         self.catalog = catalog
         self.code, self.scratch = validate_inputs(code_dir, scratch_dir)
         try:
@@ -201,6 +214,7 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
             gpus=options.gpus,
             gpu_keys=context.gpu_keys,
             host_facts=context.host_facts,
+            search=search_bounds(options),
             **cls.container_options(options, context),
         )
 
@@ -357,15 +371,68 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
         self.setup()
         self.prepare_data(case.benchmark.model)
         self.engines(case)
+        if self.search is not None and case.scenario.name == "Server" and case.mode == "PerformanceOnly":
+            return self._searched(case, workdir)
+        return self._artifacts(case, *self._harness(case, workdir, self.fast, self.server_target_qps))
+
+    def _harness(self, case: InferenceCase, workdir: Path, fast: bool, qps: int | None, name: str = "run_harness.log"):
+        """One `make run_harness`: (the logs it produced, its output, its exit status)."""
         host_logs, make_logs = self.log_root()
         stamp = log_stamp(host_logs)
         log_dir = f"{make_logs}/{stamp}"
-        args = run_args(case, log_dir=log_dir, fast=self.fast, server_target_qps=self.server_target_qps)
-        log = workdir / "run_harness.log"
+        args = run_args(case, log_dir=log_dir, fast=fast, server_target_qps=qps)
+        log = workdir / name
         with gpu_locks(self.gpu_keys, exclusive=case.mode == "PerformanceOnly"):
             code = self._make("run_harness", log, f"RUN_ARGS={args}", f"LOG_DIR={log_dir}")
-        produced = host_logs / stamp
-        return self._artifacts(case, produced, log, code)
+        return host_logs / stamp, log, code
+
+    def _searched(self, case: InferenceCase, workdir: Path) -> Artifacts:
+        """The Server peak: short (--fast) runs of NVIDIA's harness at fixed server_target_qps, from NVIDIA's tuned
+        target (its user.conf) or --mlperf-server-target-qps, then one run of the configured length at the peak
+        (backing off 5 % at most twice when it does not hold), whose logs are the case's."""
+        tuned = (self.catalog.tuned_settings(case.system_name, case.benchmark.name, case.scenario.name) or {}).get(
+            "target_qps"
+        )
+        start = float(self.server_target_qps or tuned or 0)
+        if start <= 0:
+            raise StepFailed(
+                f"{case.config_name}: NVIDIA's user.conf has no server_target_qps to start the search from; give "
+                f"{flag('server_target_qps')}"
+            )
+        logs: list[str] = []
+
+        def run_at(qps: float) -> bool:
+            produced, log, code = self._harness(case, workdir, True, round(qps), f"search-{len(logs) + 1:02d}.log")
+            logs.append(str(produced))
+            if code != 0:
+                raise StepFailed(
+                    f"make run_harness (search at {round(qps)} QPS) failed with exit status {code}; "
+                    f"last lines of {log}:\n{last_lines(log, 15)}"
+                )
+            found = ResultsBackend(produced, self.catalog).locate(case)
+            return holds(parse_detail(found.path / "mlperf_log_detail.txt"))
+
+        found = find_peak(run_at, start, self.search, quantize=lambda qps: float(round(qps)))
+        load = round(found.peak or found.steps[-1].target_qps)
+        tries = 0
+        while True:
+            tries += 1
+            artifacts = self._artifacts(case, *self._harness(case, workdir, self.fast, load))
+            held = parse_detail(artifacts.path / "mlperf_log_detail.txt").validity == "VALID"
+            if found.peak is None or held or tries == CONFIRM_TRIES:
+                break
+            load = round(load * CONFIRM_BACKOFF)
+        record = {
+            **found.to_dict(),
+            "method": "bisection over short runs of NVIDIA's harness",
+            "start_qps": start,
+            "confirmed_qps": float(load) if found.peak is not None else None,
+            "confirm_runs": tries,
+            "description": found.describe(),
+            "step_logs": logs,
+        }
+        write_search(artifacts.path / SEARCH, record)
+        return artifacts
 
     def _artifacts(self, case: InferenceCase, produced: Path, log: Path, code: int) -> Artifacts:
         """What run_harness left. main.py raises when an accuracy check FAILS (make exits non-zero): that run's

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..backends import Artifacts
+from ..backends.search import SEARCH
 from ..catalog import InferenceCase, ScoreCase, TrainingCase
-from ..logs import ParseError
+from ..logs import ParseError, finite, read_text, strict_json
 from ..logs.accuracy import parse_accuracy
 from ..logs.loadgen import parse_detail, parse_summary
 from ..logs.metadata import FILE_NAME
@@ -96,7 +97,55 @@ def evaluate_inference(case: InferenceCase, artifacts: Artifacts) -> CaseResult:
         check_metadata(case, folder / METADATA, summary, detail, result)
         files.append(folder / METADATA)
     info.update(artifacts.info)
+    search = read_search(folder / SEARCH) if _present(folder / SEARCH) else None
+    if search is not None and case.mode == "PerformanceOnly" and case.scenario.name == "Server":
+        files.append(folder / SEARCH)
+        info["server_search"] = search
+        verdict, peak = search_verdict(verdict, search, detail)
+        if peak is not None:
+            metrics.insert(1, peak)
     return CaseResult(case.id, "inference", verdict, metrics, files + artifacts.files, info)
+
+
+def read_search(path: Path) -> dict:
+    """server_search.json beside a searched Server case's logs (written by the run that searched): its loads are
+    finite and positive, its steps a list, or it is a parse error naming the field."""
+    try:
+        data = strict_json(read_text(path))
+    except ValueError as exc:
+        raise ParseError(path, f"not strict JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
+        raise ParseError(path, "not a Server search record (no 'steps' list)")
+    for key in ("peak_qps", "upper_qps", "confirmed_qps", "start_qps"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+            raise ParseError(path, f"{key} is {value!r}, not a positive number")
+        if value is not None:
+            finite(value)
+    if not isinstance(data.get("confirm_runs", 1), int):
+        raise ParseError(path, f"confirm_runs is {data.get('confirm_runs')!r}, not a count")
+    return data
+
+
+def search_verdict(verdict: Verdict, search: dict, detail) -> tuple[Verdict, Metric | None]:
+    """A Server case whose load was searched: its figure is the peak the search found, when the run that confirms
+    it at that load (these logs) is VALID and ran at that load; otherwise it is INVALID, saying why."""
+    peak = search.get("confirmed_qps")
+    said = str(search.get("description") or "")
+    if search.get("confirm_runs", 1) > 1 and peak is not None:
+        said += f"; held at {peak:.6g} QPS in the confirming run, after {search['confirm_runs'] - 1} back-off(s)"
+    if peak is None:
+        return replace(verdict, ok=False, label="INVALID", reason=f"INVALID: the Server search found {said}"), None
+    ran_at = detail.get("effective_target_qps") if detail is not None else None
+    if not isinstance(ran_at, int | float) or abs(ran_at - peak) > 0.01 * peak:
+        reason = f"INVALID: the confirming run ran at {ran_at!r} QPS, not at the searched peak {peak:.6g}"
+        return replace(verdict, ok=False, label="INVALID", reason=reason), None
+    if not verdict.ok:
+        reason = f"{verdict.reason}; the searched peak {peak:.6g} QPS did not hold in the confirming run ({said})"
+        return replace(verdict, reason=reason), None
+    meta = {k: search.get(k) for k in ("peak_qps", "upper_qps", "bracket", "stopped_by", "method", "confirm_runs")}
+    metric = Metric("peak_server_qps", float(peak), "queries/s", True, {**meta, "runs": len(search.get("steps", []))})
+    return replace(verdict, reason=f"{verdict.reason}; peak Server load {said}"), metric
 
 
 def evaluate_training(case: TrainingCase, artifacts: Artifacts) -> CaseResult:

@@ -55,7 +55,33 @@ def metrics_table(record: CaseRecord) -> str:
         "<table class='mlperf-metrics' border='1' cellpadding='3'>"
         "<tr><th>metric</th><th>value</th><th>unit</th><th>better</th>"
         f"<th>baseline {baseline_name}</th><th>delta</th></tr>"
-        f"{rows}</table>{_charts(record)}</div>"
+        f"{rows}</table>{_search(record)}{_charts(record)}</div>"
+    )
+
+
+def _search(record: CaseRecord) -> str:
+    """A searched Server case: each short run's load and LoadGen's verdict on it, as a table and a chart."""
+    search = record.info.get("server_search")
+    if not isinstance(search, dict) or not isinstance(search.get("steps"), list):
+        return ""
+    steps = [s for s in search["steps"] if isinstance(s, dict) and isinstance(s.get("target_qps"), int | float)]
+    rows = "".join(
+        f"<tr><td>{n}</td><td style='text-align:right'>{_fmt(s['target_qps'])}</td>"
+        f"<td>{'VALID' if s.get('valid') else 'INVALID'}</td></tr>"
+        for n, s in enumerate(steps, start=1)
+    )
+    stop = {"runs": "the run bound stopped it", "time": "the time bound stopped it"}.get(search.get("stopped_by"), "")
+    chart = charts_mod.bar_chart(
+        [(f"{n}: {'VALID' if s.get('valid') else 'INVALID'}", s["target_qps"]) for n, s in enumerate(steps, 1)],
+        "Server search: target QPS of each short run",
+        "QPS",
+        signed=False,
+    )
+    return (
+        f"<p class='mlperf-search'><b>Server search</b>: {escape(str(search.get('description', '')))}"
+        f"{' (' + stop + ')' if stop else ''}</p><table class='mlperf-search' border='1' cellpadding='3'>"
+        f"<tr><th>run</th><th>target QPS</th><th>LoadGen</th></tr>{rows}</table>"
+        f"<div class='mlperf-chart-box'>{chart}</div>"
     )
 
 
