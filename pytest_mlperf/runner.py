@@ -18,7 +18,7 @@ from .judge.evaluate import CaseResult, evaluate, evaluate_score, trial_outcome
 from .judge.metrics import Metric, headline
 from .judge.verdict import TrialOutcome, Verdict, record_problem
 from .logs import ParseError, clean
-from .machine import telemetry
+from .machine import contention, telemetry
 from .machine.containers import ContainerError
 from .machine.native import gpu_locks
 from .report.junit import case_properties, peer_properties
@@ -51,6 +51,7 @@ class Runner:
         with lease:
             indices = (pinned,) if pinned is not None else None
             sampler = telemetry.Sampler(interval, indices=indices).start() if session.telemetry_on else None
+            watcher = self._watcher(case, indices)
             try:
                 artifacts, failure = self.execute(case)
             except Exception as exc:  # pytest's skip and fail are not Exceptions: they pass through unrecorded
@@ -58,6 +59,7 @@ class Runner:
                 raise
             finally:
                 watched = sampler.stop().summary() if sampler is not None else None
+                room = watcher.stop() if watcher is not None else None
         result, why = self._settle(case, artifacts, failure)
         if result is not None and pinned is not None:
             device = session.pinned_gpu(pinned)
@@ -72,8 +74,20 @@ class Runner:
             extras["telemetry"] = watched
             if getattr(case, "mode", "") == "PerformanceOnly" and watched.get("throttle"):
                 extras["throttled"] = list(watched["throttle"])
+        if room is not None:
+            extras["contention"] = room
+            if room.get("contended"):
+                extras["contended"] = list(room.get("reasons") or [])
         self.record(case, result, **extras)
         return result
+
+    def _watcher(self, case, indices):
+        """What the run really got, watched during every performance run the backend makes here (a replay judges
+        old logs: this machine's load now says nothing of them)."""
+        backend = self.session.backend_for(case)
+        if getattr(case, "mode", "") != "PerformanceOnly" or backend.name in ("results", "none"):
+            return None
+        return contention.Watcher(gpu_indices=indices, own_cgroups=backend.own_cgroups).start()
 
     def execute(self, case):
         """Run (or find) a case on its backend: (artifacts, None), or (None, how it ended without logs to
@@ -282,6 +296,8 @@ class Runner:
         self.request.node.stash[RECORD_KEY] = record
         self.request.node.user_properties.extend(case_properties(record))
         record.gate = gate.problems(case_id, check, published)
+        if record.gate and record.contended:  # a regression on a busy machine: say so beside it
+            record.gate = [f"{problem} [contended: {', '.join(record.contended)}]" for problem in record.gate]
         if record.gate:
             pytest.fail("\n".join(record.gate) + f"\n(verdict: {result.verdict.reason})", pytrace=False)
 

@@ -95,6 +95,11 @@ class BackendBase:
     def identity(self) -> dict:
         return {}
 
+    def own_cgroups(self) -> list[str]:
+        """Marks (in /proc/<pid>/cgroup) of processes that run this backend's work outside this process tree (its
+        containers' ids): the contention watcher counts them as the run's own, not as neighbours."""
+        return []
+
     def close(self) -> None:
         pass
 

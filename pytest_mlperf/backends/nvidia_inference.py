@@ -296,6 +296,10 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
                 "(scripts/custom_systems/add_custom_system.py in the checkout)"
             )
 
+    def own_cgroups(self) -> list[str]:
+        """The ids of this backend's containers: NVIDIA's harness runs in them, outside this process tree."""
+        return [c.id for c in (getattr(w, "container", None) for w in list(self._sessions.values())) if c is not None]
+
     def close(self) -> None:
         for where in list(self._sessions.values()):
             where.stop()

@@ -107,6 +107,11 @@ def _notes(record: CaseRecord) -> str:
             f"<b style='color:#b00'>throttling during this run: {escape(', '.join(record.throttled))}</b>"
             f" ({escape(reasons)})"
         )
+    if record.contended:
+        notes.append(
+            f"<b style='color:#b00'>contended during this run: {escape(', '.join(record.contended))}</b> (the "
+            "machine, not only the system under test, may have decided the figures)"
+        )
     for problem in record.gate:
         notes.append(f"<b style='color:#b00'>{escape(problem)}</b>")
     base = record.baseline or {}
@@ -169,9 +174,10 @@ def summary_table(records: list[CaseRecord], header: dict, fingerprint_html: str
     failed = sum(1 for r in records if r.outcome == "failed")
     regressed = sum(1 for r in records if r.regressions)
     throttled = sum(1 for r in records if r.throttled)
+    contended = sum(1 for r in records if r.contended)
     tally = (
-        f"<b>{passed} passed, {failed} failed, {regressed} regressed, {throttled} throttled</b> of {len(records)}; "
-        + ", ".join(f"{escape(k)}: {v}" for k, v in sorted(counts.items()))
+        f"<b>{passed} passed, {failed} failed, {regressed} regressed, {throttled} throttled, {contended} contended</b>"
+        f" of {len(records)}; " + ", ".join(f"{escape(k)}: {v}" for k, v in sorted(counts.items()))
     )
     records = sorted(records, key=lambda r: (r.outcome == "passed", -r.worst))  # worst first
     rows = "".join(_summary_row(record) for record in records)

@@ -21,6 +21,8 @@ def case_properties(record: CaseRecord) -> list[tuple[str, str]]:
         props.append(("mlperf:compliance", record.compliance["status"]))
     if record.throttled:
         props.append(("mlperf:throttled", ",".join(record.throttled)))
+    if record.contended:
+        props.append(("mlperf:contended", "; ".join(record.contended)))
     if record.baseline and not record.baseline.get("missing"):
         props.append(("mlperf:baseline", record.baseline["name"]))
         props.append(("mlperf:regressions", "; ".join(record.regressions) or "none"))

@@ -14,7 +14,7 @@ from ..judge.metrics import headline
 from ..logs import clean
 
 # Kept inside "info" in the JSON file, where the files have always had them.
-EXTRAS = ("baseline", "gate", "telemetry", "throttled", "compliance", "notes")
+EXTRAS = ("baseline", "gate", "telemetry", "throttled", "contention", "contended", "compliance", "notes")
 TEXT_LIMIT = 4000  # characters of any text a record carries (a reason, a value from a log); the rest is cut
 
 
@@ -47,6 +47,8 @@ class CaseRecord:
     gate: list[str] = field(default_factory=list)  # why the gate failed the test
     telemetry: dict | None = None
     throttled: list[str] = field(default_factory=list)
+    contention: dict | None = None  # what the run really got: CPU, run queue, other GPU processes
+    contended: list[str] = field(default_factory=list)  # why the run counts as contended (empty: it does not)
     compliance: dict | None = None
     notes: list[str] = field(default_factory=list)  # what the report should say beside the verdict
 

@@ -68,6 +68,7 @@ class Reporter:
         lines = []
         for record in self.records:
             flags = f" [throttled: {', '.join(record.throttled)}]" if record.throttled else ""
+            flags += f" [contended: {', '.join(record.contended)}]" if record.contended else ""
             flags += "".join(f" [{problem}]" for problem in record.gate)
             lines.append(f"{record.label:<14} {record.id}: {record.reason}{flags}")
         return lines
