@@ -93,9 +93,10 @@ def test_an_idle_run_is_not_contended():
     assert summary["cpu_pressure"] is not None and 0 <= summary["cpu_pressure"] <= 1  # PSI is there on this host
 
 
-def test_a_harness_that_fills_its_cores_itself_is_not_contended():
-    """Its children are its own: busy loops it started count as its CPU, not as neighbours'."""
-    children = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(CORES)]
+def test_a_harness_that_queues_behind_itself_is_not_contended():
+    """Its children are its own: one busy loop more than it has cores keeps them full and its tasks waiting
+    (high CPU pressure), and still no other process took anything from it."""
+    children = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(CORES + 1)]
     try:
         time.sleep(0.3)
         summary = {}
@@ -112,6 +113,7 @@ def test_a_harness_that_fills_its_cores_itself_is_not_contended():
             child.wait()
     _finite(summary)
     assert summary["cpu_share"] > 0.8 * CORES, summary
+    assert summary["cpu_pressure"] is None or summary["cpu_pressure"] > 0.3, summary
     assert summary["contended"] is False, summary
 
 
@@ -129,8 +131,8 @@ def test_busy_neighbours_on_every_core_make_a_run_contended():
     assert summary["contended"] is True, summary
     assert summary["others_cores"] > 0.8 * CORES
     assert summary["reasons"][0] == f"other processes used {summary['others_cores']:.1f} of {CORES} cores"
-    assert summary["others_runnable_mean"] >= CORES - 0.5 and summary["cpu_pressure"] > 0.2
-    assert describe(summary).startswith("other processes used ") and "CPU pressure " in describe(summary)
+    assert summary["others_runnable_mean"] >= CORES - 0.5  # the others kept every CPU's queue taken
+    assert describe(summary).startswith("other processes used ")
 
 
 def test_children_count_once_and_the_run_s_own_processes_are_not_others():

@@ -34,7 +34,7 @@ SEEN = Path(__file__).parent / "seen"
 
 
 class OnOneGpu(LocalModel):
-    """The stand-in's answers, after 5 ms a sample (10 ms on GPU 3) of sleep, as a GPU's work leaves the CPU free
+    """The stand-in's answers, after 5 ms a sample (20 ms on GPU 3) of sleep, as a GPU's work leaves the CPU free
     (eight workers share two cores here). Every batch notes its GPU, process and time."""
 
     def __init__(self, inner, gpu):
@@ -47,7 +47,7 @@ class OnOneGpu(LocalModel):
         assert os.environ.get("CUDA_VISIBLE_DEVICES") == self.gpu, "the model ran outside its GPU's run"
         with (SEEN / f"gpu{self.gpu}").open("a") as fh:
             fh.write(f"{os.getpid()} {time.time():.6f}\\n")
-        time.sleep(len(indices) * (0.010 if self.gpu == "3" else 0.005))
+        time.sleep(len(indices) * (0.020 if self.gpu == "3" else 0.005))
         return self.inner.predict(indices)
 
     def score(self, responses):
@@ -78,7 +78,7 @@ def _run(fake_nvml, spec: str, project: Path, *args: str, timeout: int = 600):
 
 def test_eight_workers_eight_gpus_and_the_slow_one_flagged(fake_nvml, tmp_path):
     """-n 8 over eight GPUs: 2 cases x 8 GPUs, every test on its own GPU, no GPU ever used by two workers at once,
-    and GPU 3 (half as fast) flagged, which fails the run although each of its tests passed."""
+    and GPU 3 (a quarter as fast) flagged, which fails the run although each of its tests passed."""
     project = _project(tmp_path)
     result = _run(
         fake_nvml,
