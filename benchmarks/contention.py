@@ -159,6 +159,12 @@ def report(neighbours: int, runs: list[dict], bounds: dict[str, float]) -> list[
             + ", harness cores "
             + mean_range([f.get("cpu_share") for f in figures])
         )
+        for r in flagged[:4] if neighbours < 2 else []:  # where the neighbours alone should not have been enough
+            f = r["info"]["contention"]
+            lines.append(
+                f"    flagged {r['id']}: others' cores {f.get('others_cores')}, others runnable "
+                f"{f.get('others_runnable_mean')}, CPU pressure {f.get('cpu_pressure')}"
+            )
     else:
         lines.append("  recorded (info.contention): n/a")
     outside = [run["outside"] for run in runs]
