@@ -248,3 +248,14 @@ def run_pytest_child(cmd: list[str], cwd: Path, env: dict, background: bool = Fa
             preexec_fn=sigint_default,
         )
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def suite_project(folder: Path, conftest: str, ini: str = "--strict-markers -p no:cacheprovider") -> Path:
+    """A users' project in folder/project: the real inference suite, a pytest.ini and the given conftest.py (a
+    test's stand-in model, or what a fleet node does differently)."""
+    project = folder / "project"
+    project.mkdir(exist_ok=True)
+    (project / "test_inference.py").write_text((ROOT / "suites" / "test_inference.py").read_text())
+    (project / "pytest.ini").write_text(f"[pytest]\naddopts = {ini}\n")
+    (project / "conftest.py").write_text(conftest)
+    return project

@@ -18,7 +18,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from conftest import A100X8, fake_gpu_env, run_pytest_child
+from conftest import A100X8, fake_gpu_env, run_pytest_child, suite_project
 from pytest_mlperf.gate.fleet import peer_report
 from pytest_mlperf.machine.native import gpu_locks
 
@@ -61,14 +61,7 @@ def pytest_mlperf_make_sut(config, case):
 
 
 def _project(tmp_path: Path) -> Path:
-    from conftest import ROOT
-
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "test_inference.py").write_text((ROOT / "suites" / "test_inference.py").read_text())
-    (project / "pytest.ini").write_text("[pytest]\naddopts = --strict-markers -p no:cacheprovider\n")
-    (project / "conftest.py").write_text(CONFTEST)
-    return project
+    return suite_project(tmp_path, CONFTEST)
 
 
 def _run(fake_nvml, spec: str, project: Path, *args: str, timeout: int = 600):

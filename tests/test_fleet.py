@@ -25,7 +25,7 @@ from xml.etree import ElementTree
 import pytest
 from slurm_cluster import root_cluster
 
-from conftest import ROOT
+from conftest import ROOT, suite_project
 from pytest_mlperf.fleet import CONTROLLER_FLAGS, FleetCase, NodeCase, fleet_selection, node_arguments
 
 SKU = "A100-SXM-80GBx8"
@@ -70,11 +70,7 @@ def slurm():
 
 
 def _project(tmp_path: Path, faults: dict) -> Path:
-    project = tmp_path / "project"
-    project.mkdir(exist_ok=True)
-    (project / "test_inference.py").write_text((ROOT / "suites" / "test_inference.py").read_text())
-    (project / "pytest.ini").write_text("[pytest]\naddopts = --strict-markers -p no:cacheprovider\n")
-    (project / "conftest.py").write_text(CONFTEST)
+    project = suite_project(tmp_path, CONFTEST)
     (project / "faults.json").write_text(json.dumps(faults))
     return project
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_pytest_child
+from conftest import run_pytest_child, suite_project
 from pytest_mlperf.backends.search import SearchBounds, find_peak
 from pytest_mlperf.judge.evaluate import read_search
 from pytest_mlperf.logs import ParseError
@@ -106,12 +106,7 @@ def pytest_mlperf_make_sut(config, case):
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "test_inference.py").write_text((ROOT / "suites" / "test_inference.py").read_text())
-    (project / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
-    (project / "conftest.py").write_text(CONFTEST)
-    return project
+    return suite_project(tmp_path, CONFTEST, ini="-p no:cacheprovider")
 
 
 def _run(project: Path, name: str, *args: str):
