@@ -71,7 +71,11 @@ def _run(fake_nvml, spec: str, project: Path, *args: str, timeout: int = 600):
 
 def test_eight_workers_eight_gpus_and_the_slow_one_flagged(fake_nvml, tmp_path):
     """-n 8 over eight GPUs: 2 cases x 8 GPUs, every test on its own GPU, no GPU ever used by two workers at once,
-    and GPU 3 (a quarter as fast) flagged, which fails the run although each of its tests passed."""
+    and GPU 3 (a quarter as fast) flagged, which fails the run although each of its tests passed.
+
+    The spread is 40 %: eight workers share two cores here, and with two busy loops beside them the healthy GPUs
+    measured 113 to 169 samples/s (median 132; 14 % behind at worst) while GPU 3 measured 48 (63 % behind). At
+    20 % a healthy GPU on a crowded CI machine was once flagged with it."""
     project = _project(tmp_path)
     result = _run(
         fake_nvml,
@@ -82,7 +86,7 @@ def test_eight_workers_eight_gpus_and_the_slow_one_flagged(fake_nvml, tmp_path):
         "-m",
         "ssd_mobilenet and offline",
         "--mlperf-duration=2",
-        "--mlperf-spread=0.2",
+        "--mlperf-spread=0.4",
         "--mlperf-telemetry-interval=0.2",
         "--mlperf-json=each.json",
         "--junitxml=junit.xml",
@@ -91,8 +95,9 @@ def test_eight_workers_eight_gpus_and_the_slow_one_flagged(fake_nvml, tmp_path):
     out = result.stdout
     assert "16 passed" in out, out[-3000:]
     assert result.returncode == 1, out[-3000:]  # every test passed; the GPU comparison failed the run
-    assert "MLPerf GPUs of this node, outliers first (spread 20%)" in out
-    assert "MLPerf: GPU(s) gpu3 more than 20% behind the others on a case, so this run fails" in out
+    table = out[out.find("MLPerf GPUs of this node") :]
+    assert "MLPerf GPUs of this node, outliers first (spread 40%)" in out, out[-3000:]
+    assert "MLPerf: GPU(s) gpu3 more than 40% behind the others on a case, so this run fails" in out, table
 
     records = {r["id"]: r for r in json.loads((project / "each.json").read_text())["results"]}
     assert len(records) == 16
