@@ -1,5 +1,7 @@
-"""pytest-mlperf command line: the same parsers, verdicts and catalog, without pytest.
+"""pytest-mlperf command line: the suites through pytest, and the same parsers, verdicts and catalog without it.
 
+pytest-mlperf run ARG...        pytest over the installed suites: exactly pytest --pyargs pytest_mlperf.suites ARG...
+                                (pytest's options, the plugin's and paths of your own tests; its exit code)
 pytest-mlperf metrics PATH...   metrics of log files or results folders, one JSON object per line (a file whose
                                 name is not LoadGen's or NVIDIA's is read by what it holds, and says so)
 pytest-mlperf gpus              this machine's GPU inventory and the catalog SKU it matches
@@ -12,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from . import catalog
+from . import SUITES, __version__, catalog
 from .backends import BackendUnavailable, ResultMissing
 from .backends.results import ResultsBackend
 from .gate import baseline
@@ -261,9 +264,28 @@ def cmd_merge(args) -> int:
     return 1 if slow or bad else 0
 
 
+def suites_command(args: list[str]) -> list[str]:
+    """pytest over the suites installed with the plugin (the package pytest_mlperf.suites, which a checkout maps
+    to its suites/ folder), then the user's arguments as given: options, marks, and paths of their own tests."""
+    return [sys.executable, "-m", "pytest", "--pyargs", SUITES, *args]
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:
+        # pytest takes this process's place: Ctrl-C and SIGTERM reach it, its exit code is the command's, and a
+        # fleet controller's own command line (what the nodes rerun) is pytest's.
+        command = suites_command(argv[1:])
+        sys.stdout.flush()
+        os.execv(command[0], command)
     parser = argparse.ArgumentParser(prog="pytest-mlperf", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"pytest-mlperf {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "run",
+        add_help=False,
+        help=f"pytest over the installed suites, with these arguments (pytest --pyargs {SUITES} ARG...)",
+    )
     metrics = sub.add_parser("metrics", help="print metrics of log files or results folders as JSON lines")
     metrics.add_argument("paths", nargs="+", metavar="PATH")
     metrics.set_defaults(func=cmd_metrics)

@@ -100,17 +100,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     session = _session(config)
-    if session is None:
-        return []
-    inference, training = session.backends["inference"], session.backends["training"]
-    lines = [f"mlperf: backend {inference.name} ({session.reasons['inference']})"]
-    if training is not inference:
-        lines.append(f"mlperf: training backend {training.name} ({session.reasons['training']})")
-    if session.system is not None:
-        lines.append(f"mlperf: system {session.system.sku} ({session.system.system_id})")
-    if session.detected is not None:
-        lines.append(f"mlperf: detected {gpu.describe(session.detected)}")
-    return lines
+    return session.header_lines() if session is not None else []
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -297,4 +287,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     session = _session(config)
     if session is not None:
-        session.reporter.terminal_summary(terminalreporter, session.options.json)
+        session.reporter.terminal_summary(terminalreporter, session.options.json, exitstatus)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from . import __version__, catalog
+from . import SUITES, __version__, catalog
 from .backends import BackendBase, BackendUnavailable, BuildContext
 from .backends import choice as choosing
 from .gate import baseline, compliance, fingerprint
@@ -316,6 +316,21 @@ class MlperfSession:
         return cases
 
     # ---- the header and the gate ------------------------------------------------------------------------
+    def header_lines(self) -> list[str]:
+        """The terminal header's lines: this version, the backends and why, the system, the GPUs detected."""
+        inference, training = self.backends["inference"], self.backends["training"]
+        lines = [
+            f"mlperf: pytest-mlperf {__version__}",
+            f"mlperf: backend {inference.name} ({self.reasons['inference']})",
+        ]
+        if training is not inference:
+            lines.append(f"mlperf: training backend {training.name} ({self.reasons['training']})")
+        if self.system is not None:
+            lines.append(f"mlperf: system {self.system.sku} ({self.system.system_id})")
+        if self.detected is not None:
+            lines.append(f"mlperf: detected {gpu.describe(self.detected)}")
+        return lines
+
     def _header(self) -> dict:
         inventory, why = None, ""
         try:
@@ -440,6 +455,7 @@ def guard_rootdir(config: pytest.Config, tree: Path) -> None:
             else f"pytest read the results tree {tree} as a test path when it chose its rootdir "
             f"({config.rootpath}) and config file, so where the tree sits decided them"
         )
-        raise pytest.UsageError(
-            f"{why}; write {flag('results')}={tree} (one word), or name the suites folder, e.g. 'pytest suites ...'"
-        )
+        fix = f"write {flag('results')}={tree} (one word)"
+        if SUITES not in config.args:  # with --pyargs the suites are named already, and are not a folder
+            fix += ", or name the suites folder, e.g. 'pytest suites ...'"
+        raise pytest.UsageError(f"{why}; {fix}")

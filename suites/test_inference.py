@@ -1,7 +1,8 @@
 """MLPerf Inference v2.0: one test per benchmark x scenario x mode x harness of the chosen system.
 
-pytest suites -m inference --sku A100-SXM-80GBx8
-pytest suites -m "inference and bert and server" --sku A100-SXM-80GBx8 --mlperf-results DIR
+pytest suites -m inference --sku A100-SXM-80GBx8                       (in a checkout)
+pytest --pyargs pytest_mlperf.suites -m inference --sku A100-SXM-80GBx8   (installed, from anywhere)
+pytest-mlperf run -m "inference and bert and server" --sku A100-SXM-80GBx8 --mlperf-results=DIR
 """
 
 import pytest

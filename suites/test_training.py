@@ -2,6 +2,7 @@
 together must make a valid MLPerf score.
 
 pytest suites -m training --sku A100-SXM-80GBx8 --mlperf-training-code DIR --mlperf-bert-data DIR
+pytest-mlperf run -m training ...   (installed, from anywhere: pytest --pyargs pytest_mlperf.suites -m training ...)
 """
 
 import pytest

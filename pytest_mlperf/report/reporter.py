@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import SUITES
 from ..gate.baseline import Comparison, format_comparison
 from ..gate.fleet import PeerReport, peer_report
 from ..gate.policy import Gate
@@ -91,8 +92,12 @@ class Reporter:
             lines.append(f"WARNING: {len(unrun)} of baseline {name}'s cases were not judged in this run")
         return lines
 
-    def terminal_summary(self, terminalreporter, json_path: Path | None) -> None:
+    def terminal_summary(self, terminalreporter, json_path: Path | None, exitstatus: int = 0) -> None:
         if not self.records:
+            config = terminalreporter.config
+            hint = no_tests_hint(config.args, exitstatus, str(config.invocation_params.dir))
+            if hint:
+                terminalreporter.write_line(hint, yellow=True)
             return
         terminalreporter.section("MLPerf verdicts")
         for line in self.summary_lines():
@@ -127,3 +132,16 @@ class Reporter:
                 + " | ".join(reasons[:3]),
                 red=True,
             )
+
+
+def no_tests_hint(args: list[str], exitstatus: int, here: str) -> str | None:
+    """What to type when pytest collected nothing and was not pointed at the suites: installed from a wheel, the
+    suites are not in the current folder but in the package."""
+    if exitstatus != 5 or SUITES in args:  # 5: pytest.ExitCode.NO_TESTS_COLLECTED
+        return None
+    where = f"the current folder ({here})" if args in ([], [here]) else " ".join(args)
+    return (
+        f"pytest-mlperf: no tests in {where}. The MLPerf suites are installed with the plugin; run them from any "
+        f"folder with 'pytest --pyargs {SUITES} -m inference --sku SKU ...' or 'pytest-mlperf run -m inference "
+        "--sku SKU ...' (paths of your own tests may follow)."
+    )
