@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import catalog, options
+from . import catalog, installed, options
 from .fleet import fleet_params, fleet_selection
 from .machine import gpu, native
 from .report.junit import suite_properties
@@ -136,11 +136,21 @@ def _params(metafunc: pytest.Metafunc, argname: str) -> list:
     return params
 
 
+def pytest_collect_file(file_path, parent: pytest.Collector):
+    return installed.suite_module(file_path, parent)  # the suites, whatever the user's python_files says
+
+
 @pytest.hookimpl(trylast=True)  # after -m and -k have deselected
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     mlperf = _session(config)
     if mlperf is None:
         return
+    if shared := [(i, paths) for i, paths in installed.shared_ids(items) if any(map(installed.is_suite_file, paths))]:
+        nodeid, paths = shared[0]
+        raise pytest.UsageError(
+            f"{len(shared)} test id(s) such as {nodeid} name tests of two files, "
+            f"{' and '.join(paths)}; rename yours (the suites' are test_inference.py and test_training.py)"
+        )
     if mlperf.options.cases is not None:
         _only_listed_cases(mlperf.options.cases, config, items)
     mlperf.selected_trials = {case.id for case in map(case_of, items) if getattr(case, "trial", None)}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from . import SUITES, __version__, catalog
+from . import __version__, catalog, installed
 from .backends import BackendBase, BackendUnavailable, BuildContext
 from .backends import choice as choosing
 from .gate import baseline, compliance, fingerprint
@@ -456,6 +456,6 @@ def guard_rootdir(config: pytest.Config, tree: Path) -> None:
             f"({config.rootpath}) and config file, so where the tree sits decided them"
         )
         fix = f"write {flag('results')}={tree} (one word)"
-        if SUITES not in config.args:  # with --pyargs the suites are named already, and are not a folder
-            fix += ", or name the suites folder, e.g. 'pytest suites ...'"
+        if not installed.names_suites(config.args, config.invocation_params.dir):  # --pyargs names no folder
+            fix += ", or name a folder of tests first, e.g. 'pytest suites ...' in a checkout"
         raise pytest.UsageError(f"{why}; {fix}")

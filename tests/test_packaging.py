@@ -133,6 +133,17 @@ def test_sdist_carries_the_suites_folder_and_the_license(built):
         )
     assert {"LICENSE", "README.md", "pyproject.toml", "suites/__init__.py", "suites/test_training.py"} <= names
     assert "pytest_mlperf/catalog/inference_v2_0.json" in names
+    # the whole project, so `pytest tests` runs from an unpacked sdist
+    wanted = {"conftest.py", "pytest.ini", "tox.ini", ".ci/run", ".ci/wheel"}
+    for folder in ("tests", "benchmarks", "tools"):
+        for path in (ROOT / folder).rglob("*"):
+            parts = path.relative_to(ROOT).parts
+            if path.is_file() and not [part for part in parts if part.startswith(".") or part == "__pycache__"]:
+                wanted.add("/".join(parts))
+    assert len(wanted) > 40
+    assert not wanted - names, sorted(wanted - names)[:10]
+    with tarfile.open(built["sdist"]) as tf:
+        assert tf.getmember(f"{top}/tests/standin_image/python3").mode & 0o111  # still executable
 
 
 def test_version_of_the_command_and_the_header_is_the_package_metadata(installed, empty):
@@ -156,7 +167,10 @@ def test_no_tests_in_an_empty_folder_says_what_to_type(installed, empty):
     says), and the plugin names the two commands that run the installed suites."""
     result = _run(installed, empty, "-m", "pytest", "-m", "inference", "--sku", "A100-SXM-80GBx8")
     assert result.returncode == 5, result.stdout[-2000:]
-    assert f"no tests in the current folder ({empty}). The MLPerf suites are installed with the plugin" in result.stdout
+    assert (
+        f"no test ran from the current folder ({empty}). The MLPerf suites are installed with the plugin"
+        in result.stdout
+    )
     assert "'pytest --pyargs pytest_mlperf.suites -m inference --sku SKU ...'" in result.stdout
     assert "'pytest-mlperf run -m inference --sku SKU ...'" in result.stdout
 
@@ -263,21 +277,64 @@ def test_installed_wheel_runs_a_local_case(installed, empty):
     assert record["id"] == "ssd-mobilenet-Offline-AccuracyOnly-local" and record["verdict"] == "PASS"
 
 
-def test_two_word_results_option_beside_pyargs_is_refused_with_the_fix(installed, empty, inference_fixtures):
-    """`--mlperf-results DIR` as two words: pytest takes DIR for a test path and the tree for its rootdir. The
-    usage error names the one fix that applies with --pyargs (there is no suites folder to name first)."""
-    result = _run(
-        installed,
-        empty,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "pytest_mlperf.suites",
-        "--sku",
-        "A100-SXM-80GBx8",
-        "--mlperf-results",
-        str(inference_fixtures),
-    )
+@pytest.mark.parametrize("named", [["--pyargs", "pytest_mlperf.suites"], []], ids=["pyargs", "nothing-named"])
+def test_two_word_results_option_is_refused_with_the_fix_that_applies(installed, empty, inference_fixtures, named):
+    """`--mlperf-results DIR` as two words: pytest takes DIR for a test path and the tree for its rootdir. Away
+    from a checkout with --pyargs there is no folder to name first, so the usage error names the fix that applies."""
+    args = ["--sku", "A100-SXM-80GBx8", "--mlperf-results", str(inference_fixtures)]
+    result = _run(installed, empty, "-m", "pytest", *named, *args)
     assert result.returncode == 4, result.stdout[-2000:]  # pytest.ExitCode.USAGE_ERROR
     assert f"write --mlperf-results={inference_fixtures} (one word)" in result.stderr, result.stderr[-2000:]
-    assert "name the suites folder" not in result.stderr
+    assert ("name a folder of tests first" in result.stderr) is not named  # naming pytest_mlperf.suites: no help
+
+
+def test_the_suites_run_whatever_the_users_python_files_says(installed, empty, inference_fixtures):
+    """A site's pytest.ini collects check_*.py: pointed at the suites, pytest still runs them (and the site's own
+    check_*.py files), where it used to collect nothing and say nothing."""
+    (empty / "pytest.ini").write_text("[pytest]\npython_files = check_*.py\naddopts = --strict-markers\n")
+    (empty / "check_site.py").write_text("def test_site_check(mlperf_session):\n    assert mlperf_session.system\n")
+    args = [
+        "-m",
+        "pytest_mlperf",
+        "run",
+        "check_site.py",
+        "--sku",
+        "A100-SXM-80GBx8",
+        f"--mlperf-results={inference_fixtures}",
+    ]
+    result = _run(installed, empty, *args, "-m", "inference or not inference", "-p", "no:cacheprovider", "-rA")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "PASSED check_site.py::test_site_check" in result.stdout
+    assert re.search(r"\b29 passed\b", result.stdout), result.stdout[-2000:]  # 28 replayed cases and the check
+
+
+def test_a_users_file_with_a_suites_name_is_refused_naming_both(installed, empty, inference_fixtures):
+    """pytest names tests below the folder it was pointed at: a user's own top-level test_inference.py and the
+    installed suite's would share ids (reports, --deselect and --lf could not tell them apart)."""
+    (empty / "test_inference.py").write_text(
+        "import pytest\n\n@pytest.mark.inference\ndef test_inference(mlperf_case):\n    assert mlperf_case\n"
+    )
+    args = ["--sku", "A100-SXM-80GBx8", f"--mlperf-results={inference_fixtures}", "-m", "inference and rnnt"]
+    result = _run(installed, empty, "-m", "pytest_mlperf", "run", "test_inference.py", *args, "-p", "no:cacheprovider")
+    assert result.returncode == 4, result.stdout[-2000:]
+    assert "test id(s) such as test_inference.py::test_inference[rnnt-" in result.stderr, result.stderr[-2000:]
+    assert (
+        f"{empty / 'test_inference.py'}" in result.stderr and "pytest_mlperf/suites/test_inference.py" in result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    "args, hint",
+    [
+        ([".", "-m", "inference"], "no test ran from the current folder"),
+        (["--pyargs", "pytest_mlperf.suites.test_training", "-m", "inference"], None),  # named, all deselected
+        (["--pyargs", "pytest_mlperf.suites", "-m", "no_such_marker"], None),
+        (["sub", "-m", "inference"], "no test ran from sub."),
+    ],
+)
+def test_the_hint_only_when_the_suites_were_not_named(installed, empty, args, hint):
+    (empty / "sub").mkdir()
+    (empty / "sub" / "test_mine.py").write_text("def test_mine():\n    pass\n")
+    result = _run(installed, empty, "-m", "pytest", *args, "-p", "no:cacheprovider")
+    assert result.returncode == 5, result.stdout[-2000:]
+    assert (hint in result.stdout) if hint else ("pytest-mlperf: no test ran" not in result.stdout), result.stdout

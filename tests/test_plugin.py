@@ -411,7 +411,7 @@ def test_results_tree_as_a_bare_word_is_refused_wherever_it_sits(suites, inferen
     result.stderr.fnmatch_lines(
         [
             f"*pytest * the results tree {inference_fixtures} as *"
-            f"write --mlperf-results={inference_fixtures} (one word), or name the suites folder*"
+            f"write --mlperf-results={inference_fixtures} (one word), or name a folder of tests first*"
         ]
     )
     assert not (inference_fixtures / ".pytest_cache").exists()

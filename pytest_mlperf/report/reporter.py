@@ -9,6 +9,7 @@ from .. import SUITES
 from ..gate.baseline import Comparison, format_comparison
 from ..gate.fleet import PeerReport, peer_report
 from ..gate.policy import Gate
+from ..installed import names_suites
 from .records import CaseRecord, write_json
 
 
@@ -95,7 +96,7 @@ class Reporter:
     def terminal_summary(self, terminalreporter, json_path: Path | None, exitstatus: int = 0) -> None:
         if not self.records:
             config = terminalreporter.config
-            hint = no_tests_hint(config.args, exitstatus, str(config.invocation_params.dir))
+            hint = no_tests_hint(config.args, exitstatus, config.invocation_params.dir)
             if hint:
                 terminalreporter.write_line(hint, yellow=True)
             return
@@ -134,14 +135,15 @@ class Reporter:
             )
 
 
-def no_tests_hint(args: list[str], exitstatus: int, here: str) -> str | None:
-    """What to type when pytest collected nothing and was not pointed at the suites: installed from a wheel, the
-    suites are not in the current folder but in the package."""
-    if exitstatus != 5 or SUITES in args:  # 5: pytest.ExitCode.NO_TESTS_COLLECTED
+def no_tests_hint(args: list[str], exitstatus: int, here: Path) -> str | None:
+    """What to type when no test ran and pytest was not pointed at the suites: installed from a wheel, the suites
+    are not in the current folder but in the package."""
+    if exitstatus != 5 or names_suites(args, here):  # 5: pytest.ExitCode.NO_TESTS_COLLECTED
         return None
-    where = f"the current folder ({here})" if args in ([], [here]) else " ".join(args)
+    current = all((here / arg).resolve() == here.resolve() for arg in args)
+    where = f"the current folder ({here})" if current else " ".join(args)
     return (
-        f"pytest-mlperf: no tests in {where}. The MLPerf suites are installed with the plugin; run them from any "
-        f"folder with 'pytest --pyargs {SUITES} -m inference --sku SKU ...' or 'pytest-mlperf run -m inference "
+        f"pytest-mlperf: no test ran from {where}. The MLPerf suites are installed with the plugin; run them from "
+        f"any folder with 'pytest --pyargs {SUITES} -m inference --sku SKU ...' or 'pytest-mlperf run -m inference "
         "--sku SKU ...' (paths of your own tests may follow)."
     )
