@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_pytest_child, suite_project
-from pytest_mlperf.backends.search import SearchBounds, find_peak
+from pytest_mlperf.backends.search import SearchBounds, SearchResult, Step, confirm, find_peak, search_record, whole
 from pytest_mlperf.judge.evaluate import read_search
 from pytest_mlperf.logs import ParseError
 
@@ -60,6 +60,39 @@ def test_nothing_valid_is_no_peak():
     assert found.peak is None and "no VALID load found" in found.describe()
     with pytest.raises(ValueError, match="positive number"):
         find_peak(_capacity(1.0), math.nan, SearchBounds())
+
+
+@pytest.mark.parametrize(
+    "long_capacity, loads",
+    [
+        (1019.0, [1019.0]),  # the peak holds the long run too
+        (990.0, [1019.0, 968.0]),  # one back-off (whole QPS: 1019 x 0.95 = 968.05)
+        (10.0, [1019.0, 968.0, 920.0]),  # three runs at most, the last at 920 INVALID
+    ],
+)
+def test_the_confirming_run_backs_off_at_most_twice(long_capacity, loads):
+    """Both backends confirm through search.confirm: a long run can fail at a load the short ones held. The
+    record names the load of the last confirming run; the judge takes the peak only when that run is VALID."""
+    found = SearchResult(1019.0, [Step(1000.0, True, 5.0), Step(1040.0, False, 5.0), Step(1019.0, True, 5.0)], 1040.0)
+    ran: list[float] = []
+
+    def run_full(load: float) -> bool:
+        ran.append(load)
+        return load <= long_capacity
+
+    load, tries = confirm(found, run_full, quantize=whole)
+    assert ran == loads and tries == len(loads) and load == loads[-1]
+    record = search_record(found, "a test", 1000.0, load, tries, steps_folder="x")
+    assert record["confirmed_qps"] == load and record["confirm_runs"] == tries and record["peak_qps"] == 1019.0
+    assert record["steps_folder"] == "x" and record["start_qps"] == 1000.0 and record["method"] == "a test"
+
+
+def test_with_no_peak_one_run_at_the_lowest_load_gives_the_case_its_logs():
+    found = find_peak(_capacity(0.0), 10.0, SearchBounds(max_runs=3))
+    ran: list[float] = []
+    load, tries = confirm(found, lambda load: ran.append(load) or False)
+    assert found.peak is None and tries == 1 and ran == [found.steps[-1].target_qps] == [load]
+    assert search_record(found, "a test", 10.0, load, tries)["confirmed_qps"] is None
 
 
 @pytest.mark.parametrize(

@@ -27,16 +27,7 @@ from ..logs.loadgen import LoadgenDetail, parse_detail
 from ..options import Duration, Options
 from ..options import duration as parse_duration
 from . import Artifacts, BackendBase, BackendUnavailable, BuildContext, Case, ResultMissing
-from .search import (
-    CONFIRM_BACKOFF,
-    CONFIRM_TRIES,
-    SEARCH,
-    SearchBounds,
-    find_peak,
-    holds,
-    search_bounds,
-    write_search,
-)
+from .search import SEARCH, SearchBounds, confirm, find_peak, holds, search_bounds, search_record, write_search
 from .standin import LocalModel, stand_in_for
 
 LOCAL_SYSTEM_ID = "Local-CPU"
@@ -492,23 +483,13 @@ class LocalBackend(BackendBase):
         found_steps: list[Path] = []
         start = self.server_target_qps or cal.throughput * SERVER_LOAD
         found = find_peak(run_at, start, self.search)
-        load = found.peak or found.steps[-1].target_qps
-        tries = 0
-        while True:  # a load at the edge can pass a short run and not a long one: back off, a few times at most
-            tries += 1
-            detail = self._run(case, model, folder, user_conf(case, model, cal, self.seconds, load))
-            if found.peak is None or detail.validity == "VALID" or tries == CONFIRM_TRIES:
-                break
-            load *= CONFIRM_BACKOFF
-        search = {
-            **found.to_dict(),
-            "method": "bisection over short LoadGen runs",
-            "start_qps": start,
-            "confirmed_qps": load if found.peak is not None else None,
-            "confirm_runs": tries,
-            "description": found.describe(),
-            "steps_folder": str(steps),
-        }
+
+        def run_full(load: float) -> bool:  # the case's own run, in its folder
+            return self._run(case, model, folder, user_conf(case, model, cal, self.seconds, load)).validity == "VALID"
+
+        load, tries = confirm(found, run_full)
+        method = "bisection over short LoadGen runs"
+        search = search_record(found, method, start, load, tries, steps_folder=str(steps))
         write_search(folder / SEARCH, search)  # beside the logs it explains, where the judge and the CLI read it
         info = {
             "model": model.name,

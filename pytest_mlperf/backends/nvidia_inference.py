@@ -29,16 +29,7 @@ from ..machine.native import NativeRunner, gpu_locks
 from ..options import Options, flag
 from . import Artifacts, BackendUnavailable, BuildContext, Case, NvidiaCodeBackend, ResultMissing, RunFailed
 from .results import ResultsBackend
-from .search import (
-    CONFIRM_BACKOFF,
-    CONFIRM_TRIES,
-    SEARCH,
-    SearchBounds,
-    find_peak,
-    holds,
-    search_bounds,
-    write_search,
-)
+from .search import SEARCH, SearchBounds, confirm, find_peak, holds, search_bounds, search_record, whole, write_search
 
 DATA_STEPS = ("download_model", "download_data", "preprocess_data")
 SCRATCH_DIRS = ("data", "models", "preprocessed_data")
@@ -416,25 +407,17 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
             found = ResultsBackend(produced, self.catalog).locate(case)
             return holds(parse_detail(found.path / "mlperf_log_detail.txt"))
 
-        found = find_peak(run_at, start, self.search, quantize=lambda qps: float(round(qps)))
-        load = round(found.peak or found.steps[-1].target_qps)
-        tries = 0
-        while True:
-            tries += 1
-            artifacts = self._artifacts(case, *self._harness(case, workdir, self.fast, load))
-            held = parse_detail(artifacts.path / "mlperf_log_detail.txt").validity == "VALID"
-            if found.peak is None or held or tries == CONFIRM_TRIES:
-                break
-            load = round(load * CONFIRM_BACKOFF)
-        record = {
-            **found.to_dict(),
-            "method": "bisection over short runs of NVIDIA's harness",
-            "start_qps": start,
-            "confirmed_qps": float(load) if found.peak is not None else None,
-            "confirm_runs": tries,
-            "description": found.describe(),
-            "step_logs": logs,
-        }
+        found = find_peak(run_at, start, self.search, quantize=whole)
+        confirming: list[Artifacts] = []
+
+        def run_full(load: float) -> bool:
+            confirming.append(self._artifacts(case, *self._harness(case, workdir, self.fast, round(load))))
+            return parse_detail(confirming[-1].path / "mlperf_log_detail.txt").validity == "VALID"
+
+        load, tries = confirm(found, run_full, quantize=whole)
+        artifacts = confirming[-1]
+        method = "bisection over short runs of NVIDIA's harness"
+        record = search_record(found, method, start, load, tries, step_logs=logs)
         write_search(artifacts.path / SEARCH, record)
         return artifacts
 

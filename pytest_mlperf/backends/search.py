@@ -113,6 +113,37 @@ def find_peak(
     return result
 
 
+def confirm(found: SearchResult, run_full: Callable[[float], bool], quantize: Callable[[float], float] = float):
+    """The run of the configured length at the peak (at the lowest load tried when none held, for its logs):
+    while it does not hold, back off by CONFIRM_BACKOFF, CONFIRM_TRIES runs in all at most. `run_full(load)`
+    runs and says whether LoadGen judged the run VALID. Returns the last load run and the number of runs."""
+    load, tries = quantize(found.peak or found.steps[-1].target_qps), 0
+    while True:
+        tries += 1
+        if run_full(load) or found.peak is None or tries == CONFIRM_TRIES:
+            return load, tries
+        load = quantize(load * CONFIRM_BACKOFF)
+
+
+def search_record(found: SearchResult, method: str, start: float, load: float, tries: int, **extra) -> dict:
+    """What server_search.json holds: the steps and the bracket, where the search started, the load the
+    confirming run held (None when no load held), and what the backend adds (where the steps' logs are)."""
+    return {
+        **found.to_dict(),
+        "method": method,
+        "start_qps": start,
+        "confirmed_qps": float(load) if found.peak is not None else None,
+        "confirm_runs": tries,
+        "description": found.describe(),
+        **extra,
+    }
+
+
+def whole(qps: float) -> float:
+    """NVIDIA's harness takes server_target_qps in whole queries a second."""
+    return float(round(qps))
+
+
 def search_bounds(options) -> SearchBounds | None:
     """The bounds of --mlperf-server-search (None when the search is off)."""
     if not options.server_search:
