@@ -181,19 +181,9 @@ def test_installed_wheel_replays_the_published_results_from_an_empty_folder(inst
     result = _run(
         installed,
         empty,
-        "-m",
-        "pytest",
-        "--pyargs",
-        "pytest_mlperf.suites",
-        "-m",
-        "inference",
-        "--sku",
-        "A100-SXM-80GBx8",
+        *"-m pytest --pyargs pytest_mlperf.suites -m inference --sku A100-SXM-80GBx8".split(),
         f"--mlperf-results={inference_fixtures}",
-        "--mlperf-json=replay.json",
-        "--junitxml=replay.xml",
-        "-p",
-        "no:cacheprovider",
+        *"--mlperf-json=replay.json --junitxml=replay.xml -p no:cacheprovider".split(),
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert re.search(r"\b28 passed\b", result.stdout), result.stdout[-2000:]
@@ -260,16 +250,8 @@ def test_installed_wheel_runs_a_local_case(installed, empty):
     result = _run(
         installed,
         empty,
-        "-m",
-        "pytest_mlperf",
-        "run",
-        "-m",
-        "inference",
-        "-k",
-        "ssd-mobilenet-Offline-AccuracyOnly",
-        "--mlperf-json=local.json",
-        "-p",
-        "no:cacheprovider",
+        *"-m pytest_mlperf run -m inference -k ssd-mobilenet-Offline-AccuracyOnly --mlperf-json=local.json".split(),
+        *"-p no:cacheprovider".split(),
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert re.search(r"\b1 passed\b", result.stdout), result.stdout[-2000:]
