@@ -42,6 +42,20 @@ def names_suites(args: list[str], here: Path) -> bool:
     return False
 
 
+def clashing_files(args: list[str], here: Path, rootdir: Path) -> list[Path]:
+    """A user's files that would share the installed suites' test ids, found before collection (under xdist the
+    workers collect, where an error would crash them): pytest names the installed suites' tests below their own
+    folder (test_inference.py::...), and a file of the same name at the top of the user's rootdir, which the
+    command line reaches (the rootdir itself, or the file), gets the same ids. Not in a checkout, whose suites sit
+    under the rootdir (suites/test_inference.py::...)."""
+    found, root = suites_dir(), rootdir.resolve()
+    if found is None or found.is_relative_to(root) or not names_suites(args, here):
+        return []
+    reached = {(here / arg.split("::", 1)[0]).resolve() for arg in args}
+    names = sorted(path.name for path in found.glob("test_*.py"))
+    return [root / name for name in names if (root / name).is_file() and reached & {root, root / name}]
+
+
 def suite_module(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
     """A suite file that the user's python_files (their pytest.ini's, e.g. check_*.py) would leave out: the
     suites run whenever pytest is pointed at them, and pytest's own collector takes those that match."""
@@ -54,10 +68,11 @@ def suite_module(file_path: Path, parent: pytest.Collector) -> pytest.Module | N
 
 
 def shared_ids(items: list[pytest.Item]) -> list[tuple[str, list[str]]]:
-    """Test ids that more than one file gives: a user's own test_inference.py at the top of their folder and the
-    installed suite's are both `test_inference.py::...` to pytest (node ids start below the folder pytest was
-    pointed at), and reports, --deselect and --lf could not tell them apart."""
+    """Test ids that a suite's file and another file both give: a user's own test_inference.py and the installed
+    suite's are both `test_inference.py::...` to pytest (node ids start below the folder pytest was pointed at),
+    and reports, --deselect and --lf could not tell them apart."""
     paths: dict[str, set[str]] = {}
     for item in items:
         paths.setdefault(item.nodeid, set()).add(str(item.path))
-    return [(nodeid, sorted(found)) for nodeid, found in paths.items() if len(found) > 1]
+    shared = [(nodeid, sorted(found)) for nodeid, found in paths.items() if len(found) > 1]
+    return [(nodeid, found) for nodeid, found in shared if any(map(is_suite_file, found))]

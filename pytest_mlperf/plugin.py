@@ -145,7 +145,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     mlperf = _session(config)
     if mlperf is None:
         return
-    if shared := [(i, paths) for i, paths in installed.shared_ids(items) if any(map(installed.is_suite_file, paths))]:
+    if shared := installed.shared_ids(items):  # what the check before collection (clashing_files) cannot foresee
         nodeid, paths = shared[0]
         raise pytest.UsageError(
             f"{len(shared)} test id(s) such as {nodeid} name tests of two files, "

@@ -39,6 +39,11 @@ class MlperfSession:
         self.pinned_gpus = self._each_gpu() if options.each_gpu else ()
         self._check_training_options()
         self._check_output_paths()
+        if clash := installed.clashing_files(config.args, config.invocation_params.dir, config.rootpath):
+            raise pytest.UsageError(
+                f"{', '.join(map(str, clash))}: named like the installed suites' files, so their tests would share "
+                f"ids (test_inference.py::...) that reports, --deselect and --lf cannot tell apart; rename yours"
+            )
         self.compliance = self._compliance()
         self.backends: dict[str, BackendBase] = {}
         self.reasons: dict[str, str] = {}

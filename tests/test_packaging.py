@@ -21,10 +21,12 @@ import tarfile
 import zipfile
 from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import ROOT
+from pytest_mlperf import installed as installed_mod
 
 tomllib = pytest.importorskip("tomllib")
 
@@ -290,19 +292,53 @@ def test_the_suites_run_whatever_the_users_python_files_says(installed, empty, i
     assert re.search(r"\b29 passed\b", result.stdout), result.stdout[-2000:]  # 28 replayed cases and the check
 
 
-def test_a_users_file_with_a_suites_name_is_refused_naming_both(installed, empty, inference_fixtures):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_a_users_file_with_a_suites_name_is_refused_before_collection(installed, empty, inference_fixtures, workers):
     """pytest names tests below the folder it was pointed at: a user's own top-level test_inference.py and the
-    installed suite's would share ids (reports, --deselect and --lf could not tell them apart)."""
+    installed suite's would share ids (reports, --deselect and --lf could not tell them apart). Refused at the
+    start, before xdist's workers collect (an error there would crash them)."""
     (empty / "test_inference.py").write_text(
         "import pytest\n\n@pytest.mark.inference\ndef test_inference(mlperf_case):\n    assert mlperf_case\n"
     )
     args = ["--sku", "A100-SXM-80GBx8", f"--mlperf-results={inference_fixtures}", "-m", "inference and rnnt"]
-    result = _run(installed, empty, "-m", "pytest_mlperf", "run", "test_inference.py", *args, "-p", "no:cacheprovider")
-    assert result.returncode == 4, result.stdout[-2000:]
-    assert "test id(s) such as test_inference.py::test_inference[rnnt-" in result.stderr, result.stderr[-2000:]
-    assert (
-        f"{empty / 'test_inference.py'}" in result.stderr and "pytest_mlperf/suites/test_inference.py" in result.stderr
+    result = _run(
+        installed, empty, "-m", "pytest_mlperf", "run", "test_inference.py", *args, *workers, "-p", "no:cacheprovider"
     )
+    assert result.returncode == 4, result.stdout[-2000:]
+    assert f"ERROR: {empty / 'test_inference.py'}: named like the installed suites' files" in result.stderr, (
+        result.stderr
+    )
+    assert "INTERNALERROR" not in result.stdout + result.stderr
+
+    (empty / "test_inference.py").rename(empty / "test_site_inference.py")  # renamed, both run
+    renamed = _run(
+        installed,
+        empty,
+        "-m",
+        "pytest_mlperf",
+        "run",
+        "test_site_inference.py",
+        *args,
+        *workers,
+        "-p",
+        "no:cacheprovider",
+    )
+    # rnnt: the suite's 4 cases (Offline, Server; two modes; custom), and the user's test over the same 4
+    assert renamed.returncode == 0 and re.search(r"\b8 passed\b", renamed.stdout), renamed.stdout[-2000:]
+
+
+def test_ids_shared_with_a_suite_file_are_found_among_collected_items():
+    """The check after collection, for layouts the one before it cannot foresee: only ids a suite's file shares."""
+    suite = str(installed_mod.suites_dir() / "test_inference.py")
+    items = [
+        SimpleNamespace(nodeid="test_inference.py::test_inference[a]", path=suite),
+        SimpleNamespace(nodeid="test_inference.py::test_inference[a]", path="/elsewhere/test_inference.py"),
+        SimpleNamespace(nodeid="x.py::t", path="/one/x.py"),
+        SimpleNamespace(nodeid="x.py::t", path="/two/x.py"),  # two files of the user's: not the plugin's business
+    ]
+    assert installed_mod.shared_ids(items) == [
+        ("test_inference.py::test_inference[a]", sorted(["/elsewhere/test_inference.py", suite]))
+    ]
 
 
 @pytest.mark.parametrize(
