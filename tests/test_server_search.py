@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -202,3 +203,30 @@ def test_a_lower_peak_is_a_throughput_regression(project):
     base.write_text(json.dumps(data))
     gated, _ = _run(project, "gated.json", *search, "--mlperf-baseline=peak", "--mlperf-fail-on=peak_server_qps:5%")
     assert gated.returncode == 1 and "REGRESSED vs baseline peak" in gated.stdout and "peak_server_qps" in gated.stdout
+
+
+def test_the_report_shows_the_search_steps_as_a_table_and_a_chart():
+    """The HTML of a searched Server case: one row per short run with LoadGen's word on it, the bound that
+    stopped the search, and a chart; malformed steps are left out, the description is escaped."""
+    from pytest_mlperf.report.html import metrics_table
+    from pytest_mlperf.report.records import CaseRecord
+
+    found = SearchResult(
+        1019.0, [Step(1000.0, True, 5.0), Step(1500.0, False, 5.0), Step(1224.7, False, 5.0), Step(1019.0, True, 5.0)]
+    )
+    found.upper, found.stopped_by = 1224.7, "runs"
+    search = search_record(found, "a test", 1000.0, 1019.0, 1)
+    search["description"] += " <script>"
+    search["steps"].append({"target_qps": "many", "valid": True})  # not a number: not drawn
+    record = CaseRecord(id="x-Server-PerformanceOnly-local", verdict="VALID", info={"server_search": search})
+    html = metrics_table(record)
+    table = html[html.index("<table class='mlperf-search'") :]
+    rows = re.findall(r"<tr><td>(\d+)</td><td[^>]*>([^<]+)</td><td>(\w+)</td></tr>", table)
+    assert rows == [
+        ("1", "1,000", "VALID"),
+        ("2", "1,500", "INVALID"),
+        ("3", "1,224.70", "INVALID"),
+        ("4", "1,019", "VALID"),
+    ]
+    assert "(the run bound stopped it)" in html and "&lt;script&gt;" in html and "<script>" not in html
+    assert "Server search: target QPS of each short run" in html and "<svg" in html
