@@ -270,7 +270,10 @@ def test_a_run_that_outruns_its_sizing_is_kept_and_rerun_from_loadgens_own_measu
     The backend keeps that attempt beside the probes and reruns, sized from what LoadGen measured; the verdict
     is LoadGen's on the rerun."""
     cat = catalog.load()
-    backend = LocalBackend(cat, output=tmp_path, duration="2")
+    # 5 s, not 2: LoadGen makes at least min_query_count queries (662 for MultiStream, early stopping's least),
+    # and a crowded machine (three busy loops on two cores) took 3.3 ms a query, 2.2 s for the 662, so a 2 s
+    # run never ran out; 5 s runs out unless a query takes 7.5 ms
+    backend = LocalBackend(cat, output=tmp_path, duration="5")
     case = _perf_case(cat, benchmark, scenario)
     backend._calibrations[benchmark] = slow
     artifacts = backend.run(case, tmp_path)
