@@ -54,6 +54,13 @@ WHY = {
 }
 
 
+# How long a job followed may go unanswered by squeue (a busy or restarting slurmctld) before that is an error.
+SQUEUE_PATIENCE = 120.0
+# How long a cancelled job is given to leave the queue, once after scancel (more than Slurm's default KillWait of
+# 30 s, after which Slurm kills what ignored SIGTERM) and once more after scancel --signal=KILL.
+CANCEL_WAIT = 45.0
+
+
 class SlurmError(RuntimeError):
     """Slurm refused, lost or ended a job badly; the message says which job and why."""
 
@@ -153,17 +160,26 @@ class SlurmLauncher:
         return job_id
 
     def queue_state(self, job_id: str) -> tuple[str, str] | None:
-        """(state, reason) while the job is in the queue; None once it has left it."""
-        proc = _run(["squeue", "--noheader", "--jobs", job_id, "--format=%T|%r"])
-        line = proc.stdout.strip()
-        if proc.returncode != 0 or not line:
-            return None  # squeue says "Invalid job id" for a job that has left the queue
-        state, _, reason = line.splitlines()[0].partition("|")
-        return state, reason
+        """(state, reason) while the job has not ended; None once it has (or has left the queue). A failing squeue
+        (a busy slurmctld times out) raises SlurmError: it says nothing of the job."""
+        return self.queue_states([job_id]).get(job_id)
+
+    def _queue_state_patiently(self, job_id: str) -> tuple[str, str] | None:
+        """queue_state, asked again while squeue fails, for SQUEUE_PATIENCE seconds at most."""
+        deadline = time.monotonic() + SQUEUE_PATIENCE
+        while True:
+            try:
+                return self.queue_state(job_id)
+            except (SlurmError, subprocess.TimeoutExpired) as exc:
+                if time.monotonic() >= deadline:
+                    why = f"squeue could not say how job {job_id} stands for {SQUEUE_PATIENCE:.0f} s: {exc}"
+                    raise SlurmError(why) from None
+                time.sleep(self.poll)
 
     def queue_states(self, job_ids: list[str]) -> dict[str, tuple[str, str]]:
-        """(state, reason) of each of the jobs still in the queue, in one squeue call; a job that left it is
-        absent. None when squeue itself failed (the caller asks again rather than take every job as ended)."""
+        """(state, reason) of each of the jobs that has not ended, in one squeue call; a job that ended or left the
+        queue is absent. Raises SlurmError when squeue itself failed (the caller asks again rather than take every
+        job as ended)."""
         if not job_ids:
             return {}
         proc = _run(["squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%r"])
@@ -184,11 +200,15 @@ class SlurmLauncher:
         if proc.returncode == 0 and proc.stdout.strip():
             state, _, code = proc.stdout.strip().splitlines()[0].partition("|")
             return JobEnd(job_id, state.split()[0], code)
-        proc = _run(["scontrol", "show", "job", "--oneliner", job_id])  # no accounting: the controller's record
-        fields = dict(word.split("=", 1) for word in proc.stdout.split() if "=" in word)
-        if proc.returncode != 0 or "JobState" not in fields:
-            raise SlurmError(f"job {job_id} left the queue and neither sacct nor scontrol knows how it ended")
-        return JobEnd(job_id, fields["JobState"], fields.get("ExitCode", ""))
+        deadline = time.monotonic() + SQUEUE_PATIENCE
+        while True:  # no accounting: the controller's record, asked again while slurmctld does not answer
+            proc = _run(["scontrol", "show", "job", "--oneliner", job_id])
+            fields = dict(word.split("=", 1) for word in proc.stdout.split() if "=" in word)
+            if proc.returncode == 0 and "JobState" in fields:
+                return JobEnd(job_id, fields["JobState"], fields.get("ExitCode", ""))
+            if "Invalid job id" in proc.stderr or time.monotonic() >= deadline:
+                raise SlurmError(f"job {job_id} left the queue and neither sacct nor scontrol knows how it ended")
+            time.sleep(self.poll)
 
     def follow(self, job_id: str, *, timeout: float, progress: Callable[[], str | None] | None = None) -> JobEnd:
         """Wait for the job to end. A hopeless pending reason or the timeout cancels it; so does Ctrl-C."""
@@ -196,7 +216,7 @@ class SlurmLauncher:
         last_note = started
         try:
             while True:
-                queued = self.queue_state(job_id)
+                queued = self._queue_state_patiently(job_id)
                 if queued is None:
                     break
                 state, reason = queued
@@ -220,15 +240,45 @@ class SlurmLauncher:
         return self.final_state(job_id)
 
     def cancel(self, job_id: str) -> None:
-        _run(["scancel", job_id])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and self.queue_state(job_id) is not None:
-            time.sleep(0.2)
-        self.active.discard(job_id)
+        self.cancel_all([job_id])
 
     def close(self) -> None:
-        for job_id in list(self.active):
-            self.cancel(job_id)
+        self.cancel_all(list(self.active))
+
+    def cancel_all(self, job_ids: list[str]) -> list[str]:
+        """scancel the jobs at once, then wait for them to leave the queue. Slurm sends SIGTERM, and SIGKILL after
+        its KillWait (30 s by default); a job still there after CANCEL_WAIT seconds gets SIGKILL from here, and as
+        long again. Returns (and says, through echo) the jobs still in the queue after that."""
+        jobs = [job for job in dict.fromkeys(job_ids) if job]
+        left = jobs
+        for argv in (["scancel"], ["scancel", "--signal=KILL", "--full"]):
+            if not left:
+                break
+            try:
+                _run([*argv, *left])
+            except subprocess.TimeoutExpired:
+                pass  # slurmctld busy: the wait below asks again
+            left = self._wait_gone(left, CANCEL_WAIT)
+        self.active.difference_update(jobs)
+        if left and self.echo:
+            self.echo(
+                f"[pytest-mlperf] slurm job(s) {', '.join(left)} still in the queue {2 * CANCEL_WAIT:.0f} s "
+                "after scancel and scancel --signal=KILL; see squeue\n"
+            )
+        return left
+
+    def _wait_gone(self, jobs: list[str], seconds: float) -> list[str]:
+        """The jobs still in the queue once they have all left it or `seconds` have passed (a failing squeue
+        counts none as gone)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                left = [job for job in jobs if job in self.queue_states(jobs)]
+            except (SlurmError, subprocess.TimeoutExpired):
+                left = jobs
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(0.2)
 
 
 # A node in one of these states (sinfo's long form, its flags removed) takes no new job: its tests fail at once.
