@@ -25,8 +25,12 @@ def suites_dir() -> Path | None:
 
 
 def is_suite_file(path: Path | str) -> bool:
-    found, path = suites_dir(), Path(path)
-    return found is not None and path.suffix == ".py" and path.name.startswith("test_") and path.parent == found
+    """One of the suites' test files (asked of every file pytest collects: the name first, the folder after)."""
+    path = Path(path)
+    if path.suffix != ".py" or not path.name.startswith("test_"):
+        return False
+    found = suites_dir()
+    return found is not None and path.resolve().parent == found
 
 
 def names_suites(args: list[str], here: Path) -> bool:
@@ -59,7 +63,7 @@ def clashing_files(args: list[str], here: Path, rootdir: Path) -> list[Path]:
 def suite_module(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
     """A suite file that the user's python_files (their pytest.ini's, e.g. check_*.py) would leave out: the
     suites run whenever pytest is pointed at them, and pytest's own collector takes those that match."""
-    if not is_suite_file(file_path.resolve()):
+    if not is_suite_file(file_path):
         return None
     patterns = parent.config.getini("python_files")
     if any(fnmatch_ex(pattern, file_path) for pattern in patterns):

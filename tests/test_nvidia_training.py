@@ -465,26 +465,33 @@ def test_the_a30_config_goes_through_a30_sub(slurm, slurm_run, tmp_path, trainin
     assert slurm.jobs() == []
 
 
+def _submit_script(launcher, folder: Path, body: str, *, nodes: int, job_name: str) -> str:
+    """A shell job script in folder (body after the #! line), submitted through the launcher: one task a node, a
+    5-minute limit, its output in folder/job.out."""
+    script = folder / "job.sh"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return launcher.submit(
+        script,
+        nodes=nodes,
+        tasks_per_node=1,
+        walltime="5",
+        job_name=job_name,
+        output=folder / "job.out",
+        env={},
+        cwd=folder,
+    )
+
+
 def test_sbatch_refusal_is_reported(slurm, tmp_path):
     """EnforcePartLimits=ALL makes sbatch itself refuse an impossible job; its words reach the user."""
     from pytest_mlperf.machine.slurm import SlurmError, SlurmLauncher
 
     launcher = SlurmLauncher()  # submit() straight away: no require_nodes() check before sbatch
-    script = tmp_path / "job.sh"
-    script.write_text("#!/bin/sh\ntrue\n")
     os.environ["SLURM_CONF"] = str(slurm.conf)
     try:
         with pytest.raises(SlurmError, match=r"sbatch refused big: .*Node count specification invalid"):
-            launcher.submit(
-                script,
-                nodes=9,
-                tasks_per_node=1,
-                walltime="5",
-                job_name="big",
-                output=tmp_path / "o",
-                env={},
-                cwd=tmp_path,
-            )
+            _submit_script(launcher, tmp_path, "true", nodes=9, job_name="big")
     finally:
         del os.environ["SLURM_CONF"]
     assert slurm.jobs() == []
@@ -508,20 +515,8 @@ def test_a_controller_that_does_not_answer_is_not_taken_for_an_ended_job(slurm, 
                 raise
 
     monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
-    script = tmp_path / "job.sh"
-    script.write_text("#!/bin/sh\nsleep 40\necho finished\n")
-    script.chmod(0o755)
     launcher = Counting(poll=0.5)
-    job = launcher.submit(
-        script,
-        nodes=1,
-        tasks_per_node=1,
-        walltime="5",
-        job_name="mlperf-bert-patience",
-        output=tmp_path / "job.out",
-        env={},
-        cwd=tmp_path,
-    )
+    job = _submit_script(launcher, tmp_path, "sleep 40\necho finished", nodes=1, job_name="mlperf-bert-patience")
     _wait_for_job(slurm)
     ctld = next(proc for proc in slurm.procs if Path(proc.args[0]).name == "slurmctld")
     ctld.send_signal(signal.SIGSTOP)

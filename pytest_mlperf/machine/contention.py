@@ -92,10 +92,7 @@ class _Proc:
         self.root = root
 
     def text(self, *parts: str) -> str | None:
-        try:
-            return self.root.joinpath(*parts).read_text()
-        except (OSError, ValueError):
-            return None
+        return _read(self.root.joinpath(*parts))
 
     def pids(self) -> list[int]:
         try:
@@ -104,11 +101,7 @@ class _Proc:
             return []
 
     def stat(self, pid: int) -> list[str] | None:
-        text = self.text(str(pid), "stat")
-        try:
-            return _stat_fields(text) if text else None
-        except ValueError:
-            return None
+        return self.stat_path(self.root / str(pid) / "stat")
 
     def running_threads(self, pid: int) -> int:
         try:
@@ -379,7 +372,7 @@ class Watcher:
                 if self._gpu_ok and now >= next_gpu:
                     self._refresh()  # the run's processes as they are now: a GPU process may be new
                     self._gpu_sample()
-                    next_gpu = now + GPU_EVERY
+                    next_tree, next_gpu = now + TREE_EVERY, now + GPU_EVERY  # the tree was just re-read
         except Exception as exc:  # noqa: BLE001
             self._errors.append(f"sampling stopped: {exc}")
 
@@ -529,13 +522,14 @@ class Watcher:
         return self._summary
 
     def _summarise(self, start: dict | None, end: dict | None) -> dict:
-        cores = len(self.cpus) if self.cpus else self._proc.host_cpu_count()
+        host_cpus = self._proc.host_cpu_count()
+        cores = len(self.cpus) if self.cpus else host_cpus
         out: dict = {
             "wall_s": None,
             "cpu_s": None,
             "cpu_share": None,
             "cores": cores,
-            "host_cpus": self._proc.host_cpu_count(),
+            "host_cpus": host_cpus,
             "host_busy_cores": None,
             "others_cores": None,
             "others_runnable_mean": None,
