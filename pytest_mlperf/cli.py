@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ from .logs.metadata import FILE_NAME as METADATA_NAME
 from .logs.metadata import AccuracyMetadata, PerformanceMetadata, cross_check, parse_metadata
 from .logs.mllog import parse_training_log
 from .machine import gpu
-from .options import add_gate_options
+from .options import add_gate_options, join_values
 
 
 def _line(name: str, value: float, unit: str, **extra) -> dict:
@@ -266,8 +267,10 @@ def cmd_merge(args) -> int:
 
 def suites_command(args: list[str]) -> list[str]:
     """pytest over the suites installed with the plugin (the package pytest_mlperf.suites, which a checkout maps
-    to its suites/ folder), then the user's arguments as given: options, marks, and paths of their own tests."""
-    return [sys.executable, "-m", "pytest", "--pyargs", SUITES, *args]
+    to its suites/ folder), then the user's arguments: options, marks, and paths of their own tests, with the
+    plugin's options joined to their values (`--mlperf-results DIR` becomes `--mlperf-results=DIR`), so that pytest
+    never takes a value for a test path while it chooses its rootdir, whatever the folder layout."""
+    return [sys.executable, "-m", "pytest", "--pyargs", SUITES, *join_values(args)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         # pytest takes this process's place: Ctrl-C and SIGTERM reach it, its exit code is the command's, and a
         # fleet controller's own command line (what the nodes rerun) is pytest's.
         command = suites_command(argv[1:])
+        addopts = os.environ.get("PYTEST_ADDOPTS")
+        try:  # pytest reads these words first, while it chooses its rootdir: joined the same way
+            words = shlex.split(addopts or "")
+        except ValueError:  # unbalanced quotes: left as they are, for pytest to refuse
+            words = []
+        if words:
+            os.environ["PYTEST_ADDOPTS"] = shlex.join(join_values(words))
         sys.stdout.flush()
         os.execv(command[0], command)
     parser = argparse.ArgumentParser(prog="pytest-mlperf", description=__doc__.splitlines()[0])

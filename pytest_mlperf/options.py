@@ -564,3 +564,53 @@ class Options:
     @classmethod
     def from_config(cls, config) -> Options:
         return cls.from_getter(config.getoption, live_output=config.getoption("capture") == "no")
+
+
+# ---- option values written as a separate word ------------------------------------------------------------------
+# pytest chooses its rootdir and ini file before it loads plugins, so at that moment it reads the value of a plugin
+# option written as two words (`--mlperf-results DIR`) as a test path: where that path sits then decides the rootdir
+# and the ini file. `pytest-mlperf run` joins such pairs into one word before pytest sees them; plain pytest refuses
+# the pairs that could move its choice (session.guard_two_words).
+def value_flags(prefix: str = PREFIX) -> dict[str, Spec]:
+    """Every spelling of every option that takes a value, with its Spec."""
+    found: dict[str, Spec] = {}
+    for spec in SPECS.values():
+        if spec.action is None:
+            found[prefix + spec.flag] = spec
+            if spec.alias and prefix == PREFIX:
+                found[spec.alias] = spec
+    return found
+
+
+def two_word_values(words: list[str]) -> list[tuple[int, str, Spec]]:
+    """(index of the flag, its value, its Spec) for each plugin option whose value is the next word. A word after
+    `--` is an argument, never an option; a value that starts with '-' is not one argparse would take."""
+    flags, found = value_flags(), []
+    i = 0
+    while i < len(words) - 1:
+        if words[i] == "--":
+            break
+        spec = flags.get(words[i])
+        if spec is not None and not words[i + 1].startswith("-"):
+            found.append((i, words[i + 1], spec))
+            i += 2
+            continue
+        i += 1
+    return found
+
+
+def join_values(words: list[str]) -> list[str]:
+    """The words with each `FLAG VALUE` of the plugin's options written `FLAG=VALUE`: the same options for
+    argparse, and nothing that pytest can take for a test path while it chooses its rootdir."""
+    starts = {i: (value, words[i]) for i, value, _ in two_word_values(words)}
+    joined: list[str] = []
+    i = 0
+    while i < len(words):
+        if i in starts:
+            value, name = starts[i]
+            joined.append(f"{name}={value}")
+            i += 2
+            continue
+        joined.append(words[i])
+        i += 1
+    return joined

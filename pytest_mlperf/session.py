@@ -21,7 +21,8 @@ from .gate import baseline, compliance, fingerprint
 from .gate.policy import Gate
 from .judge.verdict import TrialOutcome
 from .machine import gpu, native
-from .options import Options, flag
+from .options import Options, flag, two_word_values
+from .options import path as path_value
 from .report.reporter import Reporter
 from .report.trials import TrialStore
 
@@ -32,6 +33,7 @@ class MlperfSession:
     def __init__(self, config: pytest.Config, options: Options, controller_header: dict | None = None):
         self.config = config
         self.options = options
+        guard_two_words(config)
         self.catalog = catalog.load()
         self._nvml: gpu.Inventory | gpu.NvmlUnavailable | None = None
         self.detected: gpu.Inventory | None = None  # what --sku auto matched against
@@ -441,26 +443,35 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def guard_rootdir(config: pytest.Config, tree: Path) -> None:
-    """pytest chooses its rootdir and config file before plugins' options are known, so the value of a two-word
-    `--mlperf-results DIR` counts as a test path then. With no other test path named, where the tree sits
-    decides them: the tree itself (and its .pytest_cache) beside an unrelated working folder, the common
-    ancestor of the two (ignoring the project's own pytest.ini) beside a near one. Refuse that form whatever the
-    layout, and never let the rootdir fall inside the tree."""
+def guard_two_words(config: pytest.Config) -> None:
+    """pytest chooses its rootdir and ini file before plugins' options are known, so the value of a plugin option
+    written as two words (`--mlperf-results DIR`) is a test path to it then, and where that path sits decides the
+    rootdir and the ini file: the path itself (and its .pytest_cache) beside an unrelated working folder, a common
+    ancestor such as /tmp (which drops the project's ini) beside a near one. Refused whatever the layout, so the
+    same command gives the same answer everywhere: a path option's value always, another option's value when it
+    names an existing file or folder. `pytest-mlperf run` joins the words before pytest sees them."""
     words = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *config.invocation_params.args]
-    two_words = flag("results") in words and config.args_source != pytest.Config.ArgsSource.ARGS
+    here = config.invocation_params.dir
+    for _, value, spec in two_word_values(words):
+        if spec.type is not path_value and not (here / value).exists():
+            continue
+        name = flag(spec.field)
+        raise pytest.UsageError(
+            f"{name} {value}: pytest reads a plugin option's value written as a separate word as a test path when "
+            f"it chooses its rootdir and ini file (before plugins' options are known), so where {value} sits would "
+            f"decide them; write {name}={value} (one word), or run 'pytest-mlperf run ...', which joins them"
+        )
+
+
+def guard_rootdir(config: pytest.Config, tree: Path) -> None:
+    """The rootdir pytest chose must not lie inside a results tree being replayed: pytest would write its cache
+    there (the tree named as a test path, or a rootdir given inside it)."""
     try:
         inside = config.rootpath.resolve().is_relative_to(tree.resolve())
     except (OSError, RuntimeError):  # a symlink loop: no rootdir is inside it, and the backend says what it is
         inside = False
-    if two_words or inside:
-        why = (
-            f"pytest took the results tree {tree} as its rootdir and would write its cache into it"
-            if inside
-            else f"pytest read the results tree {tree} as a test path when it chose its rootdir "
-            f"({config.rootpath}) and config file, so where the tree sits decided them"
+    if inside:
+        raise pytest.UsageError(
+            f"pytest took the results tree {tree} as its rootdir and would write its cache into it; run pytest "
+            f"from a folder outside the tree, or name its rootdir with --rootdir"
         )
-        fix = f"write {flag('results')}={tree} (one word)"
-        if not installed.names_suites(config.args, config.invocation_params.dir):  # --pyargs names no folder
-            fix += ", or name a folder of tests first, e.g. 'pytest suites ...' in a checkout"
-        raise pytest.UsageError(f"{why}; {fix}")

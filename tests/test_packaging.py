@@ -262,14 +262,24 @@ def test_installed_wheel_runs_a_local_case(installed, empty):
 
 
 @pytest.mark.parametrize("named", [["--pyargs", "pytest_mlperf.suites"], []], ids=["pyargs", "nothing-named"])
-def test_two_word_results_option_is_refused_with_the_fix_that_applies(installed, empty, inference_fixtures, named):
-    """`--mlperf-results DIR` as two words: pytest takes DIR for a test path and the tree for its rootdir. Away
-    from a checkout with --pyargs there is no folder to name first, so the usage error names the fix that applies."""
+def test_two_word_results_option_is_refused_by_plain_pytest_and_joined_by_run(
+    installed, empty, inference_fixtures, named
+):
+    """`--mlperf-results DIR` as two words: pytest takes DIR for a test path while it chooses its rootdir, so plain
+    pytest refuses it (whatever else is named); `pytest-mlperf run`, our own command line, joins the two words
+    before pytest sees them and replays the tree from the folder it was started in."""
     args = ["--sku", "A100-SXM-80GBx8", "--mlperf-results", str(inference_fixtures)]
     result = _run(installed, empty, "-m", "pytest", *named, *args)
     assert result.returncode == 4, result.stdout[-2000:]  # pytest.ExitCode.USAGE_ERROR
     assert f"write --mlperf-results={inference_fixtures} (one word)" in result.stderr, result.stderr[-2000:]
-    assert ("name a folder of tests first" in result.stderr) is not named  # naming pytest_mlperf.suites: no help
+    if named:
+        joined = _run(
+            installed, empty, "-m", "pytest_mlperf", "run", "-m", "inference", *args, "-p", "no:cacheprovider"
+        )
+        assert joined.returncode == 0, joined.stdout[-3000:]
+        assert re.search(r"\b28 passed\b", joined.stdout) and f"rootdir: {empty}" in joined.stdout, joined.stdout[
+            -2000:
+        ]
 
 
 def test_the_suites_run_whatever_the_users_python_files_says(installed, empty, inference_fixtures):
