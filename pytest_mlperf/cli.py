@@ -26,15 +26,15 @@ from .backends import BackendUnavailable, ResultMissing
 from .backends.results import ResultsBackend
 from .gate import baseline
 from .judge.evaluate import evaluate
-from .judge.metrics import training_metrics
+from .judge.metrics import harness_metrics, training_means, training_metrics
 from .judge.verdict import training_verdict
 from .logs import LOG_KINDS, ParseError, kind_by_content, kind_by_name
 from .logs.accuracy import parse_accuracy
-from .logs.harness import parse_stdout, parse_summary_json
+from .logs.harness import AccuracyMessage, PerfMessage, parse_config_name, parse_stdout, parse_summary_json
 from .logs.loadgen import parse_detail, parse_summary
 from .logs.metadata import FILE_NAME as METADATA_NAME
 from .logs.metadata import AccuracyMetadata, PerformanceMetadata, cross_check, parse_metadata
-from .logs.mllog import parse_training_log
+from .logs.mllog import parse_training_runs
 from .machine import gpu
 from .options import add_gate_options, join_values
 
@@ -92,29 +92,49 @@ def _accuracy_rows(path: Path, source: dict) -> Iterator[dict]:
 
 def _harness_json_rows(kind: str) -> Callable[[Path, dict], Iterator[dict]]:
     def rows(path: Path, source: dict) -> Iterator[dict]:
-        for config, benches in parse_summary_json(path, kind).items():
-            for bench, message in benches.items():
-                if message.value is None:  # an AccuracyOnly run's perf message, a PerformanceOnly run's accuracy one
-                    continue
-                name = message.key if kind == "perf" else "AccuracyValue"
-                yield _line(name, message.value, "", config=config, benchmark=bench, **source)
+        yield from _harness_rows(parse_summary_json(path, kind), source)
 
     return rows
 
 
 def _stdout_rows(path: Path, source: dict) -> Iterator[dict]:
     summary = parse_stdout(path)
-    for config, benches in summary.perf.items():
+    yield from _harness_rows(summary.perf, source)
+    yield from _harness_rows(summary.accuracy, source)
+
+
+def _harness_rows(entries: dict[str, dict[str, PerfMessage | AccuracyMessage]], source: dict) -> Iterator[dict]:
+    """VirtualClient's metrics of {config name: {benchmark: message}}, from whichever file or block they came."""
+    cat = catalog.load()
+    for config, benches in entries.items():
         for bench, message in benches.items():
-            if message.value is not None:
-                yield _line(message.key, message.value, "", config=config, benchmark=bench, **source)
+            unit = _accuracy_unit(cat, bench, parse_config_name(config).level)
+            for metric in harness_metrics(config, message, unit):
+                yield _line(metric.name, metric.value, metric.unit, config=config, benchmark=bench, **source)
+
+
+def _accuracy_unit(cat: catalog.Catalog, bench: str, level: str) -> str:
+    """The accuracy metric (F1, mAP, 100-WER) of a benchmark as NVIDIA names it (bert, bert-99.9); '' for one the
+    catalog does not hold."""
+    for candidate in (bench, f"{bench}-{level}"):
+        if candidate in cat.benchmarks:
+            return cat.benchmarks[candidate].metric
+    return ""
 
 
 def _training_rows(path: Path, source: dict) -> Iterator[dict]:
-    run = parse_training_log(path)
-    verdict = training_verdict(run, catalog.load().training_target)
-    for metric in training_metrics(run, verdict):
-        yield _line(metric.name, metric.value, metric.unit, **source)
+    """A trial log's metrics; a capture of several runs gives each run's, with its index, run_stop status and
+    verdict, then VirtualClient's means over the runs (marked aggregate "mean", with the count they are over)."""
+    runs = parse_training_runs(path)
+    target = catalog.load().training_target
+    for number, run in enumerate(runs, start=1):
+        verdict = training_verdict(run, target)
+        each = {"run": number, "status": run.status, "verdict": verdict.label} if len(runs) > 1 else {}
+        for metric in training_metrics(run, verdict):
+            yield _line(metric.name, metric.value, metric.unit, **each, **source)
+    if len(runs) > 1:
+        for metric in training_means(runs):
+            yield _line(metric.name, metric.value, metric.unit, **metric.metadata, **source)
 
 
 def _metadata_rows(path: Path, source: dict) -> Iterator[dict]:

@@ -18,13 +18,14 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 from pytest_mlperf.catalog import load
+from pytest_mlperf.cli import READERS
 from pytest_mlperf.judge.evaluate import evaluate
 from pytest_mlperf.logs import ParseError
 from pytest_mlperf.logs.accuracy import parse_accuracy
 from pytest_mlperf.logs.harness import parse_stdout, parse_summary_json
 from pytest_mlperf.logs.loadgen import parse_detail, parse_summary
 from pytest_mlperf.logs.metadata import parse_metadata
-from pytest_mlperf.logs.mllog import parse_training_log
+from pytest_mlperf.logs.mllog import parse_training_log, parse_training_runs
 
 DGX = "DGX-A100_A100-SXM-80GBx8_TRT"
 PERF = f"{DGX}/bert-99/Server/performance/run_1"
@@ -54,6 +55,33 @@ METADATA_JSON = json.dumps(
     },
     indent=4,
 )
+# VirtualClient's v2.0-era files: every scenario's key, Triton, both verdicts, each mode's no-result message
+PERF_ROWS_JSON = json.dumps(
+    {
+        f"{DGX}-custom_k_99_MaxP-Offline": {
+            "bert": "result_samples_per_second: 27971.4, Result is VALID",
+            "rnnt": "Cannot find performance result. Maybe you are running in AccuracyOnly mode.",
+        },
+        f"{DGX}_Triton-triton_k_99_9_MaxP-Server": {
+            "bert": "result_scheduled_samples_per_sec: 4751.78, Result is INVALID"
+        },
+        "DGX-A100_A100-SXM-80GBx1_TRT-lwis_k_99_MaxP-SingleStream": {
+            "ssd-mobilenet": "result_90.00_percentile_latency_ns: 289704, Result is VALID"
+        },
+        "DGX-A100_A100-SXM-80GBx1_TRT-lwis_k_99_MaxP-MultiStream": {
+            "ssd-mobilenet": "result_99.00_percentile_per_query_latency_ns: 458950, Result is VALID"
+        },
+    },
+    indent=4,
+)
+ACCURACY_ROWS_JSON = json.dumps(
+    {
+        f"{DGX}-custom_k_99_MaxP-Offline": {"bert": "Accuracy = 90.381, Threshold = 89.965. Accuracy test PASSED."},
+        f"{DGX}-custom_k_99_9_MaxP-Offline": {"bert": "Accuracy = 90.723, Threshold = 90.783. Accuracy test FAILED."},
+        f"{DGX}-custom_k_99_MaxP-Server": {"bert": "No accuracy results in PerformanceOnly mode."},
+    },
+    indent=4,
+)
 STDOUT = (
     "make[1]: Leaving directory\n"
     "======================= Perf harness results: =======================\n\n"
@@ -67,6 +95,7 @@ def seeds(shared: Path) -> dict[str, tuple[str, bytes]]:
     """parser name -> (file name to write, seed bytes): real published logs, or the documented format where
     the fixtures hold none (NVIDIA's harness JSON and console blocks)."""
     inference, training = shared / "fixtures" / "inference", shared / "fixtures" / "training"
+    fujitsu = training / "gx_A100-SXMx8_pytorch_NGC_22.09" / "bert"
     return {
         "summary": ("mlperf_log_summary.txt", (inference / PERF / "mlperf_log_summary.txt").read_bytes()),
         "detail": ("mlperf_log_detail.txt", (inference / PERF / "mlperf_log_detail.txt").read_bytes()),
@@ -75,6 +104,13 @@ def seeds(shared: Path) -> dict[str, tuple[str, bytes]]:
         "harness_json": ("perf_harness_summary.json", HARNESS_JSON.encode()),
         "stdout": ("stdout.txt", STDOUT.encode()),
         "metadata": ("metadata.json", METADATA_JSON.encode()),
+        # two published trials end to end, each with its summary line, as VirtualClient captures a config's trials
+        "training_runs": (
+            "capture.log",
+            (fujitsu / "result_0.txt").read_bytes() + (fujitsu / "result_1.txt").read_bytes(),
+        ),
+        "perf_json_rows": ("perf_harness_summary.json", PERF_ROWS_JSON.encode()),
+        "accuracy_json_rows": ("accuracy_summary.json", ACCURACY_ROWS_JSON.encode()),
     }
 
 
@@ -86,6 +122,10 @@ PARSERS = {
     "harness_json": lambda path: parse_summary_json(path, "perf"),
     "stdout": parse_stdout,
     "metadata": parse_metadata,
+    "training_runs": parse_training_runs,
+    # the CLI's rows too: the metric builders behind them run on what the parser let through
+    "perf_json_rows": lambda path: list(READERS["perf_harness_summary"](path, {})),
+    "accuracy_json_rows": lambda path: list(READERS["accuracy_summary"](path, {})),
 }
 
 NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -167,6 +207,18 @@ def in_domain(name: str, record) -> None:
     elif name == "training":
         assert all(0 <= e.accuracy <= 1 for e in record.evals)
         assert record.run_stop_ms >= record.run_start_ms
+    elif name == "training_runs":
+        assert record
+        for run in record:
+            in_domain("training", run)
+    elif name.endswith("_json_rows"):
+        for row in record:
+            if row["name"].endswith(("-PerformanceMode", "-AccuracyMode")):
+                assert row["value"] in (0.0, 1.0)
+            elif row["name"] == "ThresholdValue":
+                assert row["value"] > 0
+            elif row["unit"] == "ns" or row["name"].startswith("result_"):
+                assert row["value"] >= 0
 
 
 def check(name: str, path: Path, data: bytes) -> float:

@@ -92,7 +92,8 @@ def test_an_accuracy_only_run_in_perf_harness_summary_json(tmp_path):
     proc = _run("metrics", path)
     assert proc.returncode == 0, proc.stderr
     assert [(r["name"], r["value"], r["config"]) for r in _rows(proc)] == [
-        ("result_scheduled_samples_per_sec", 25792.1, server)
+        (f"{server}-PerformanceMode", 1.0, server),
+        ("result_scheduled_samples_per_sec", 25792.1, server),
     ]
 
 
@@ -123,7 +124,10 @@ def test_renamed_files_are_read_by_what_they_hold(inference_fixtures, training_f
     assert by_source["detail_copy.log"]["result_scheduled_samples_per_sec"] == 25792.1
     assert by_source["scores.txt"]["AccuracyValue"] == 90.38087866142499
     assert by_source["trial.log"]["eval_mlm_accuracy"] == 0.7197263240814209
-    assert by_source["node7_perf_harness_summary.json"] == {"result_samples_per_second": 27971.4}
+    assert by_source["node7_perf_harness_summary.json"] == {
+        f"{DGX}-custom_k_99_MaxP-Offline-PerformanceMode": 1.0,
+        "result_samples_per_second": 27971.4,
+    }
     assert by_source["node7_metadata.json"] == {
         "DGX-A100_A100-SXM4-40GBx8_TRT-custom_k_99_MaxP-Server-PerformanceMode": 1.0,
         "result_completed_samples_per_sec": 25405.6,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from ..logs.accuracy import AccuracyResult
+from ..logs.harness import AccuracyMessage, PerfMessage
 from ..logs.loadgen import LoadgenDetail, LoadgenSummary
 from ..logs.mllog import TrainingRun
 from .verdict import Verdict
@@ -49,11 +51,33 @@ def headline(metrics: list[dict]) -> dict | None:
 
 
 def accuracy_metrics(config_name: str, result: AccuracyResult, threshold: float, verdict: Verdict) -> list[Metric]:
+    return _accuracy_state(config_name, verdict.ok, result.value, threshold, result.metric)
+
+
+def _accuracy_state(config_name: str, passed: bool, value: float, threshold: float, unit: str) -> list[Metric]:
     return [
-        Metric(f"{config_name}-AccuracyMode", 1.0 if verdict.ok else 0.0, "PASS/FAIL", None),
-        Metric("AccuracyValue", result.value, result.metric, True),
-        Metric("ThresholdValue", threshold, result.metric, None),
-        Metric("AccuracyThresholdRatio", result.value / threshold if threshold else 0.0, "ratio", True),
+        Metric(f"{config_name}-AccuracyMode", 1.0 if passed else 0.0, "PASS/FAIL", None),
+        Metric("AccuracyValue", value, unit, True),
+        Metric("ThresholdValue", threshold, unit, None),
+        Metric("AccuracyThresholdRatio", value / threshold if threshold else 0.0, "ratio", True),
+    ]
+
+
+def harness_metrics(config_name: str, message: PerfMessage | AccuracyMessage, unit: str = "") -> list[Metric]:
+    """VirtualClient's metrics of one message of NVIDIA's harness summaries (perf_harness_summary.json,
+    accuracy_summary.json, the printed blocks): the state, then its figures. `unit` is the accuracy metric's name
+    (F1, mAP, 100-WER), which the message does not say. An AccuracyOnly perf message and a PerformanceOnly accuracy
+    message have nothing to measure: no metrics."""
+    if isinstance(message, AccuracyMessage):
+        if message.passed is None or message.value is None or message.threshold is None:
+            return []
+        return _accuracy_state(config_name, message.passed, message.value, message.threshold, unit)
+    if message.accuracy_only or message.key is None or message.value is None:
+        return []
+    latency = message.key.endswith("_ns")
+    return [
+        Metric(f"{config_name}-PerformanceMode", 1.0 if message.validity == "VALID" else 0.0, "VALID/INVALID", None),
+        Metric(message.key, message.value, "ns" if latency else "", not latency),
     ]
 
 
@@ -122,13 +146,39 @@ def training_metrics(run: TrainingRun, verdict: Verdict) -> list[Metric]:
                 )
             )
     if run.summary:
-        units = {
-            "e2e_time": ("s", False),
-            "training_sequences_per_second": ("sequences/s", True),
-            "final_loss": ("", False),
-            "raw_train_time": ("s", False),
-        }
         for key, value in run.summary.items():
-            unit, higher = units.get(key, ("", None))
+            unit, higher = _SUMMARY_UNITS.get(key, ("", None))
             out.append(Metric(key, value, unit, higher, {"source": "run summary line"}))
+    return out
+
+
+_SUMMARY_UNITS = {
+    "e2e_time": ("s", False),
+    "training_sequences_per_second": ("sequences/s", True),
+    "final_loss": ("", False),
+    "raw_train_time": ("s", False),
+}
+MEAN_METRICS = ("eval_mlm_accuracy", *_SUMMARY_UNITS)
+
+
+def training_means(runs: list[TrainingRun]) -> list[Metric]:
+    """The figures VirtualClient averages over the runs of one console capture, converged or not, each over the runs
+    that have it (NVIDIA's own logs print no summary line). eval_mlm_accuracy is each run's last evaluation (MLLOG's
+    eval_accuracy), where VirtualClient's regex takes every evaluation it finds printed, early ones included. The
+    names are the runs' own, so the metadata says what they are: aggregate "mean", and how many runs they are over."""
+    figures: dict[str, list[float]] = {name: [] for name in MEAN_METRICS}
+    for run in runs:
+        if run.last_accuracy is not None:
+            figures["eval_mlm_accuracy"].append(run.last_accuracy)
+        for key in _SUMMARY_UNITS:
+            if run.summary and key in run.summary:
+                figures[key].append(run.summary[key])
+    units = {"eval_mlm_accuracy": ("fraction", True), **_SUMMARY_UNITS}
+    out = []
+    for name, values in figures.items():
+        if values:
+            unit, higher = units[name]
+            out.append(
+                Metric(name, math.fsum(values) / len(values), unit, higher, {"aggregate": "mean", "runs": len(values)})
+            )
     return out

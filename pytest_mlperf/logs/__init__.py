@@ -183,7 +183,8 @@ _EXACT_NAMES = {
 }
 _TRIAL_NAME_RE = re.compile(r"^result_\d+\.txt$")  # published training trials: result_0.txt ... result_9.txt
 _LOADGEN_KEYS = ('"loadgen_version"', '"effective_test_mode"', '"requested_scenario"', '"effective_scenario"')
-_TRAINING_KEYS = ('"submission_benchmark"', '"run_start"', '"init_start"', '"run_stop"')
+# cache_clear too: a multi-node capture can open with each node's cache drop and 256 KiB of launcher output
+_TRAINING_KEYS = ('"submission_benchmark"', '"run_start"', '"init_start"', '"run_stop"', '"cache_clear"')
 _ACCURACY_LINE_RE = re.compile(r'^(\{.*"f1"\s*:|mAP=[0-9.eE+-]+%|Word Error Rate:.*accuracy=)', re.MULTILINE)
 _COUNT_LINE_RE = re.compile(r"^(No|\d+) (warning|error)s? encountered", re.IGNORECASE | re.MULTILINE)
 _BANNER_RE = re.compile(r"^=+ (Perf harness results|Accuracy results): =+\s*$", re.MULTILINE)

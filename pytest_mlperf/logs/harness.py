@@ -3,7 +3,11 @@
 
 An AccuracyOnly run leaves no performance result: NVIDIA's harness (code/common/harness.py, run_harness) then
 reports NO_PERFORMANCE where the perf message would be, and code/main.py writes that string into
-perf_harness_summary.json like any other result; print_harness_result.py prints it under the perf banner."""
+perf_harness_summary.json like any other result; print_harness_result.py prints it under the perf banner.
+
+Each entry is held to what its config name says (code/main.py: `<system name>-<workload>-<Scenario>`, the workload
+`<harness>_<k_99|k_99_9>_<MaxP|MaxQ>`): the perf key is its scenario's, a benchmark named with an accuracy level
+has the config's, and an accuracy message's verdict agrees with its own numbers."""
 
 from __future__ import annotations
 
@@ -11,16 +15,24 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ParseError, finite, load_json, read_text
+from . import ParseError, clean, finite, load_json, read_text
+from .metadata import RESULT_KEYS
 
 PERF_BANNER = "Perf harness results:"
 ACC_BANNER = "Accuracy results:"
 
-_PERF_RE = re.compile(r"^(?P<key>[A-Za-z0-9_.]+): (?P<value>[-0-9.eE+]+), Result is (?P<validity>VALID|INVALID)$")
+# A figure as Python prints one, nan and inf included, so that they are refused as numbers rather than as text.
+_FIGURE = r"[-+]?(?:[0-9.eE+-]+|[Nn]a[Nn]|[Ii]nf(?:inity)?)"
+_PERF_RE = re.compile(rf"^(?P<key>[A-Za-z0-9_.]+): (?P<value>{_FIGURE}), Result is (?P<validity>VALID|INVALID)$")
 _ACC_RE = re.compile(
-    r"^Accuracy = (?P<value>[-0-9.eE+]+), Threshold = (?P<threshold>[-0-9.eE+]+)\. "
+    rf"^Accuracy = (?P<value>{_FIGURE}), Threshold = (?P<threshold>{_FIGURE})\. "
     r"Accuracy test (?P<verdict>PASSED|FAILED)\.?$"
 )
+_CONFIG_RE = re.compile(
+    r"^(?P<system>[^\s-]\S*)-(?P<harness>[A-Za-z][A-Za-z0-9]*)_k_(?P<level>99|99_9)_(?P<power>MaxP|MaxQ)"
+    r"-(?P<scenario>[A-Za-z]+)$"
+)
+CONFIG_FORM = "<system name>-<harness>_<k_99|k_99_9>_<MaxP|MaxQ>-<Offline|Server|SingleStream|MultiStream>"
 NO_ACCURACY = "No accuracy results in PerformanceOnly mode."
 NO_PERFORMANCE = "Cannot find performance result. Maybe you are running in AccuracyOnly mode."
 
@@ -43,6 +55,32 @@ class AccuracyMessage:
     passed: bool | None  # None: the run was PerformanceOnly
 
 
+@dataclass(frozen=True)
+class ConfigName:
+    """A config name as NVIDIA's code/main.py joins it: system name, workload setting, scenario."""
+
+    name: str
+    system: str
+    harness: str  # custom, lwis, triton, hetero, or a site's own
+    level: str  # the accuracy target: "99" or "99.9"
+    power: str  # MaxP or MaxQ
+    scenario: str
+
+
+def parse_config_name(name: str, where: str = "<config>") -> ConfigName:
+    match = _CONFIG_RE.match(name)
+    if not match or match.group("scenario") not in RESULT_KEYS:
+        raise ParseError(where, f"config name {clean(name, 160)!r} is not '{CONFIG_FORM}'")
+    return ConfigName(
+        name=name,
+        system=match.group("system"),
+        harness=match.group("harness"),
+        level=match.group("level").replace("_", "."),
+        power=match.group("power"),
+        scenario=match.group("scenario"),
+    )
+
+
 def parse_perf_message(message: str, where: str = "<message>") -> PerfMessage:
     if message.strip() == NO_PERFORMANCE:
         return PerfMessage(None, None, None)
@@ -51,7 +89,10 @@ def parse_perf_message(message: str, where: str = "<message>") -> PerfMessage:
         raise ParseError(
             where, f"unrecognised perf result {message!r} (expected '<key>: <value>, Result is VALID|INVALID')"
         )
-    return PerfMessage(match.group("key"), _figure(match.group("value"), where), match.group("validity"))
+    value = _figure(match.group("value"), where)
+    if value < 0:  # a rate or a latency
+        raise ParseError(where, f"{match.group('key')} is {value:g}: a negative result")
+    return PerfMessage(match.group("key"), value, match.group("validity"))
 
 
 def _figure(text: str, where: str) -> float:
@@ -81,11 +122,39 @@ def parse_accuracy_message(message: str, where: str = "<message>") -> AccuracyMe
     match = _ACC_RE.match(text)
     if not match:
         raise ParseError(where, f"unrecognised accuracy result {message!r}")
-    return AccuracyMessage(
-        _figure(match.group("value"), where),
-        _figure(match.group("threshold"), where),
-        match.group("verdict") == "PASSED",
-    )
+    value, threshold = _figure(match.group("value"), where), _figure(match.group("threshold"), where)
+    passed = match.group("verdict") == "PASSED"
+    if threshold <= 0:
+        raise ParseError(where, f"threshold {threshold:g} is not above 0")
+    # main.py compares the unrounded figures and prints both to 3 decimals: rounding keeps PASSED's value >= its
+    # threshold, but can print a FAILED value just below the threshold as equal to it.
+    if passed and value < threshold:
+        raise ParseError(where, f"says PASSED but accuracy {value:g} < threshold {threshold:g}: it contradicts itself")
+    if not passed and value > threshold:
+        raise ParseError(where, f"says FAILED but accuracy {value:g} > threshold {threshold:g}: it contradicts itself")
+    return AccuracyMessage(value, threshold, passed)
+
+
+def parse_entry(kind: str, config: str, benchmark: str, message: str, where: str) -> PerfMessage | AccuracyMessage:
+    """One {config: {benchmark: message}} entry of the JSON files or the printed blocks, held to its config name:
+    the perf key must be LoadGen's result key for the config's scenario, and a benchmark named with an accuracy
+    level (bert-99.9) must have the config's."""
+    name = parse_config_name(config, where)
+    level = benchmark.rpartition("-")[2] if benchmark.endswith(("-99", "-99.9")) else None
+    if level is not None and level != name.level:
+        raise ParseError(
+            where, f"benchmark {clean(benchmark, 60)!r} has accuracy target {level}, its config {name.level}"
+        )
+    if kind == "accuracy":
+        return parse_accuracy_message(message, where)
+    perf = parse_perf_message(message, where)
+    if perf.key is not None and perf.key not in RESULT_KEYS[name.scenario]:
+        raise ParseError(
+            where,
+            f"perf key {perf.key!r} is not LoadGen's result key for a {name.scenario} config "
+            f"({' or '.join(RESULT_KEYS[name.scenario])})",
+        )
+    return perf
 
 
 @dataclass
@@ -102,15 +171,17 @@ def parse_summary_json(path: Path | str, kind: str) -> dict[str, dict]:
     data = load_json(path)
     if not isinstance(data, dict):
         raise ParseError(path, "expected an object of {config name: {benchmark: message}}")
-    parse = parse_perf_message if kind == "perf" else parse_accuracy_message
     out: dict[str, dict] = {}
     for config, benches in data.items():
         if not isinstance(benches, dict):
             raise ParseError(path, f"config {config!r}: expected an object of benchmark messages")
+        parse_config_name(config, str(path))
         for bench, msg in benches.items():
             if not isinstance(msg, str):
                 raise ParseError(path, f"[{config}/{bench}]: the message is {type(msg).__name__}, not a string")
-        out[config] = {bench: parse(msg, f"{path} [{config}/{bench}]") for bench, msg in benches.items()}
+        out[config] = {
+            bench: parse_entry(kind, config, bench, msg, f"{path} [{config}/{bench}]") for bench, msg in benches.items()
+        }
     return out
 
 
@@ -144,10 +215,7 @@ def parse_stdout(path: Path | str) -> HarnessSummary:
             bench, sep, message = line.strip().partition(": ")
             if not sep:
                 raise ParseError(path, f"expected '<benchmark>: <message>', found {line.strip()!r}", line=number)
-            where = f"{path}:{number}"
-            target[config][bench] = (
-                parse_perf_message(message, where) if kind == "perf" else parse_accuracy_message(message, where)
-            )
+            target[config][bench] = parse_entry(kind, config, bench, message, f"{path}:{number}")
             continue
         # Anything else ends the block (make's own lines follow it).
         target, config = None, None

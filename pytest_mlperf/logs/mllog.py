@@ -129,12 +129,87 @@ _SUBMISSION = {"submission_benchmark": "benchmark", "submission_org": "org", "su
 
 
 def parse_training_log(path: Path | str) -> TrainingRun:
-    """Build a TrainingRun from a trial log (MLLOG lines, with or without rank prefixes)."""
+    """Build a TrainingRun from a trial log (MLLOG lines, with or without rank prefixes). The whole file is one run:
+    a console capture of several runs is parse_training_runs' to read."""
     path = Path(path)
     text = read_text(path)
+    run = _build(path, iter_events(path, text))
+    run.summary = parse_summary_line(path, text)
+    return run
+
+
+# What starts a trial: the cache drop before it, each rank's init_start, run_start.
+_OPENERS = ("cache_clear", "init_start", "run_start")
+
+
+def parse_training_runs(path: Path | str) -> list[TrainingRun]:
+    """Every run of a console capture that holds several trials back to back (as VirtualClient keeps a config's
+    trials), in order; a file of one run gives exactly what parse_training_log gives.
+
+    A run ends at its run_stop; the next cache_clear, init_start or run_start opens the next one. Every rank logs
+    init_start, and a slow rank's line can be flushed after run_start: an init_start or cache_clear inside a started
+    run opens another only when it is later than that run's run_start. A run_start inside a started run opens
+    another once the first has evaluated (before that it is another rank's). A run opened before the last one
+    stopped is a crashed or cut-off trial, and an error naming both. A summary line ({'e2e_time': ...}) belongs to
+    the last run stopped before it; one before any run_stop, or a second for one run, is an error."""
+    path = Path(path)
+    text = read_text(path)
+    events = list(iter_events(path, text))
+    spans = _split_runs(path, events)
+    if len(spans) <= 1:
+        run = _build(path, events)
+        run.summary = parse_summary_line(path, text)
+        return [run]
+    runs = []
+    for number, span in enumerate(spans, start=1):
+        try:
+            runs.append(_build(path, span))
+        except ParseError as exc:
+            raise ParseError(
+                path, f"run {number} of {len(spans)} (from line {span[0].line}): {exc.message}", exc.line
+            ) from None
+    stops = [next(e.line for e in span if e.key == "run_stop") for span in spans]
+    for line, summary in _summary_lines(path, text):
+        owner = max((i for i, stop in enumerate(stops) if stop < line), default=None)
+        if owner is None:
+            raise ParseError(path, "run summary line before any run's run_stop: it belongs to no run", line=line)
+        if runs[owner].summary is not None:
+            raise ParseError(path, f"a second run summary line for run {owner + 1} of {len(runs)}", line=line)
+        runs[owner].summary = summary
+    return runs
+
+
+def _split_runs(path: Path, events: list[Event]) -> list[list[Event]]:
+    spans: list[list[Event]] = []
+    start: Event | None = None  # the open run's run_start
+    stopped = evaluated = False
+    for event in events:
+        if event.key in _OPENERS and start is not None and not stopped:
+            later = event.time_ms > start.time_ms if event.key != "run_start" else evaluated
+            if later:
+                raise ParseError(
+                    path,
+                    f"run {len(spans)} (run_start at line {start.line}) has no run_stop before the next run begins "
+                    f"with {event.key} at line {event.line}: a crashed or cut-off trial",
+                    line=event.line,
+                )
+        if not spans or (event.key in _OPENERS and stopped):
+            spans.append([])
+            start, stopped, evaluated = None, False, False
+        spans[-1].append(event)
+        if event.key == "run_start" and start is None:
+            start = event
+        elif event.key == "run_stop" and start is not None:
+            stopped = True
+        elif event.key == "eval_accuracy" and start is not None:
+            evaluated = True
+    return spans
+
+
+def _build(path: Path, events) -> TrainingRun:
     run = TrainingRun(path=path)
     seen_any = False
-    for event in iter_events(path, text):
+    for event in events:
         seen_any = True
         _apply(run, event)
     if not seen_any:
@@ -147,7 +222,6 @@ def parse_training_log(path: Path | str) -> TrainingRun:
         raise ParseError(
             path, f"run_stop (time_ms {run.run_stop_ms:g}) comes before run_start (time_ms {run.run_start_ms:g})"
         )
-    run.summary = parse_summary_line(path, text)
     return run
 
 
@@ -188,9 +262,15 @@ def _bounded(path: Path, event: Event, value: object, low: float, high: float | 
 
 
 def parse_summary_line(path: Path | str, text: str) -> dict[str, float] | None:
-    """The `{'e2e_time': ..., ...}` dict NVIDIA's run prints at the end, if the log kept it."""
-    found = None
-    for number, raw in enumerate(text.splitlines(), start=1):
+    """The `{'e2e_time': ..., ...}` dict NVIDIA's run prints at the end, if the log kept it (the last, if several)."""
+    found = _summary_lines(path, text)
+    return found[-1][1] if found else None
+
+
+def _summary_lines(path: Path | str, text: str) -> list[tuple[int, dict[str, float]]]:
+    """(line number, figures) of every run summary line; numbered as iter_events numbers lines."""
+    out = []
+    for number, raw in enumerate(text.split("\n"), start=1):
         match = _SUMMARY_RE.search(raw)
         if not match:
             continue
@@ -208,4 +288,5 @@ def parse_summary_line(path: Path | str, text: str) -> dict[str, float] | None:
             raise ParseError(path, f"run summary line: {exc}", line=number) from None
         if any(v < 0 for v in found.values()):
             raise ParseError(path, "run summary line holds a negative time, rate or loss", line=number)
-    return found
+        out.append((number, found))
+    return out
