@@ -166,6 +166,15 @@ SELECTION = (
         metavar="MaxP|MaxQ|all",
         type=power_settings,
     ),
+    Spec(
+        "all_configs",
+        "all-configs",
+        "Also run the registered configs outside the MLPerf suite of the system's category (the cases NVIDIA's "
+        "scripts/update_results.py skips for it, e.g. Server and bert-99.9 on an edge system): NVIDIA never "
+        "submitted them, and they have no published reference. By default only the suite's cases run",
+        default=False,
+        action="store_true",
+    ),
     Spec("json", "json", "Write every case's verdict and metrics to this JSON file", metavar="PATH", type=path),
     Spec(
         "output",
@@ -515,6 +524,7 @@ class Options:
     sku: str | None = None
     backend: str = "auto"
     power: tuple[str, ...] = ("MaxP",)
+    all_configs: bool = False
     results: Path | None = None
     json: Path | None = None
     output: Path | None = None

@@ -58,6 +58,7 @@ class MlperfSession:
         self.trial_store = TrialStore(Path(shared) if shared else self._trials_folder)
         self.selected_trials: set[str] = set()  # the trials some test of this run judges (after -m, -k)
         self._cases: dict[str, list] = {}
+        self._backend_cases: dict[str, list] = {}
         self.fleet = self._fleet(controller_header)
         if self.fleet is not None:
             self.fleet.expect = {key: self.header.get(key) for key in ("pytest_mlperf", "catalog", "sku")}
@@ -296,15 +297,30 @@ class MlperfSession:
         kind = "training" if isinstance(case, catalog.TrainingCase | catalog.ScoreCase) else "inference"
         return self.backends[kind]
 
-    def cases(self, kind: str) -> list:
-        if kind not in self._cases:
+    def _offered(self, kind: str) -> list:
+        """What the backend offers: for a system, the cases registered for it (the catalog's, or a checkout's)."""
+        if kind not in self._backend_cases:
             base = None
             if self.system is not None:
                 if kind == "inference":
                     base = self.catalog.inference_cases(self.system.sku, self.options.power)
                 else:
                     base = self.catalog.training_cases(self.system.sku)
-            cases = self.backends[kind].cases(kind, base)
+            self._backend_cases[kind] = self.backends[kind].cases(kind, base)
+        return self._backend_cases[kind]
+
+    def outside_suite(self) -> dict[str, list]:
+        """The system's registered inference cases outside the MLPerf suite of its category, by what puts them
+        there: the default leaves them out, --mlperf-all-configs runs them. Empty without a system."""
+        if self.system is None:
+            return {}
+        return self.catalog.outside_suite(self.system, self._offered("inference"))
+
+    def cases(self, kind: str) -> list:
+        if kind not in self._cases:
+            cases = self._offered(kind)
+            if kind == "inference" and self.system is not None and not self.options.all_configs:
+                cases = [c for c in cases if self.catalog.suite_skip(self.system, c) is None]
             if kind == "training":
                 cases = self._select_training(cases)
             elif self.pinned_gpus:  # each case once per GPU, case by case (a case's GPUs run side by side)
@@ -334,9 +350,23 @@ class MlperfSession:
             lines.append(f"mlperf: training backend {training.name} ({self.reasons['training']})")
         if self.system is not None:
             lines.append(f"mlperf: system {self.system.sku} ({self.system.system_id})")
+            lines += self._suite_line()
         if self.detected is not None:
             lines.append(f"mlperf: detected {gpu.describe(self.detected)}")
         return lines
+
+    def _suite_line(self) -> list[str]:
+        """Where the default left registered cases out (or the flag brought them in), one line saying so."""
+        outside = self.outside_suite()
+        if not outside:
+            return []
+        cases = [c for group in outside.values() for c in group]
+        configs = {(c.benchmark.name, c.config_name) for c in cases}  # NVIDIA's config names leave out the benchmark
+        count = f"{len(configs)} registered configs ({len(cases)} cases)"
+        suite = f"the MLPerf {self.system.category} suite ({', '.join(sorted(outside))})"
+        if self.options.all_configs:
+            return [f"mlperf: {count} outside {suite} included ({flag('all_configs')})"]
+        return [f"mlperf: {count} outside {suite} left out; {flag('all_configs')} runs them"]
 
     def _header(self) -> dict:
         inventory, why = None, ""

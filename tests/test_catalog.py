@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pytest_mlperf import catalog
@@ -92,6 +94,30 @@ def test_edge_matrix(cat):
     assert {c.scenario.name for c in cases} == {"Offline", "SingleStream", "MultiStream"}
     assert not any(c.benchmark.name == "bert-99.9" or c.scenario.name == "Server" for c in cases)
     assert {c.benchmark.name for c in cases if c.scenario.name == "MultiStream"} == {"ssd-mobilenet", "ssd-resnet34"}
+
+
+def test_each_category_is_nvidias_system_type(cat):
+    """The category each system's suite follows is the system_type of NVIDIA's systems/<system name>.json for every
+    variant of it (TRT, Triton, MaxQ), as the catalog keeps them (tests/test_nvidia_tree.py: as the tree has them)."""
+    for sku, system in cat.systems.items():
+        types = {t for name, t in cat.system_types.items() if catalog.split_system_name(name)[0] == system.system_id}
+        assert types == {system.category}, sku
+
+
+def test_the_suite_of_each_category(cat):
+    """NVIDIA's skips by system type, as the catalog keeps them: the default leaves an edge system's Server and
+    bert-99.9 out, and keeps the one recorded exception, ssd-mobilenet Offline on the DGX A100 x8."""
+    edge, dgx = cat.system("A30x1"), cat.system("A100-SXM-80GBx8")
+    outside = cat.outside_suite(edge, cat.inference_cases("A30x1"))
+    assert set(outside) == {"Server", "bert-99.9"} and sum(map(len, outside.values())) == 22
+    assert not any(c.scenario.name == "Server" or c.benchmark.name == "bert-99.9" for c in cat.inference_cases("Orin"))
+    assert cat.outside_suite(dgx, cat.inference_cases("A100-SXM-80GBx8", ("MaxP", "MaxQ"))) == {}
+    (exception,) = cat.suite_exceptions
+    kept = [c for c in cat.inference_cases(exception.sku) if c.benchmark.name == exception.benchmark]
+    assert {(c.scenario.name, c.harness) for c in kept} == {("Offline", "lwis"), ("Offline", "triton")}
+    without = replace(cat, suite_exceptions=())
+    assert all(without.suite_skip(dgx, c).source == "scripts/update_results.py:131" for c in kept)
+    assert "seed's metric table" in exception.why
 
 
 def test_case_names(cat):

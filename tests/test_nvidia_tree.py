@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from pytest_mlperf.catalog import load
+from pytest_mlperf.catalog import load, split_system_name
 from pytest_mlperf.catalog import nvidia_tree as tree_mod
 
 SKUS = tuple(load().systems)
@@ -56,6 +56,12 @@ def test_built_in_catalog_is_the_tree(nvidia_tree):
     packaged = json.loads(packaged_text)
     assert set(packaged["matrix"]) == {s.known_system for s in cat.systems.values()}
     assert all(packaged["matrix"].values()), "every seed system has registered cases"
+    assert {s["source"] for s in packaged["suite_skips"]} == {
+        f"scripts/update_results.py:{n}" for n in (126, 131, 137, 142)
+    }
+    assert {split_system_name(name)[0] for name in packaged["system_types"]} == {
+        s.system_id for s in cat.systems.values()
+    }
 
 
 @pytest.mark.parametrize("sku", SKUS)
@@ -144,16 +150,21 @@ def _collect(args: list[str], cwd: Path) -> set[str]:
 
 @pytest.mark.parametrize("sku", SKUS)
 def test_collect_only_lists_the_registered_cases(registered, nvidia_tree, sku, tmp_path):
-    """`pytest suites -m inference --sku X --collect-only` on the nvidia backend with NVIDIA's checkout: the cases
-    come from the checkout's own configs; replaying a results tree for the SKU lists the catalog's, the same."""
+    """`pytest suites -m inference --sku X --collect-only --mlperf-all-configs` on the nvidia backend with NVIDIA's
+    checkout: the cases come from the checkout's own configs, every one registered; replaying a results tree for
+    the SKU lists the catalog's, the same. (Without the flag: tests/test_suite_selection.py.)"""
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     nvidia = _collect(
-        ["--sku", sku, "--mlperf-backend=nvidia", f"--mlperf-nvidia-code={nvidia_tree}", f"--mlperf-scratch={scratch}"],
+        ["--sku", sku, "--mlperf-backend=nvidia", f"--mlperf-nvidia-code={nvidia_tree}", f"--mlperf-scratch={scratch}"]
+        + ["--mlperf-all-configs"],
         tmp_path,
     )
     assert nvidia == _expected(registered, sku, ("MaxP",))
-    replay = _collect(["--sku", sku, f"--mlperf-results={nvidia_tree / 'results'}", "--mlperf-power=all"], tmp_path)
+    replay = _collect(
+        ["--sku", sku, f"--mlperf-results={nvidia_tree / 'results'}", "--mlperf-power=all", "--mlperf-all-configs"],
+        tmp_path,
+    )
     assert replay == _expected(registered, sku, ("MaxP", "MaxQ"))
 
 

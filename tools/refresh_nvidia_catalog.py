@@ -4,7 +4,9 @@
 
 The file holds facts read from NVIDIA's files for the seed's systems: which cases its configs register, its
 published figures (the VALID run_1 summaries, read with the project's own LoadGen parser), its tuned user.conf
-settings and the round's mlperf.conf. tests/test_nvidia_tree.py fails when it and the tree disagree.
+settings, the round's mlperf.conf, each system's type (systems/*.json) and the skips by system type of
+scripts/update_results.py, which draw the MLPerf suite of each category. tests/test_nvidia_tree.py fails when
+it and the tree disagree.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def published(code: Path, benchmarks: tuple[str, ...]) -> dict[str, dict[str, di
 
 def catalog_data(code: Path, cat: Catalog) -> dict:
     """What the built-in catalog keeps of a checkout for the catalog's systems: the per-system case matrix,
-    published figures, tuned settings and the round's rules."""
+    published figures, tuned settings, the round's rules, their system types and the suite's skips."""
     benchmarks = tuple(cat.benchmarks)
     regs = nvidia_tree.matrix(nvidia_tree.registrations(code))
     ids = {system.system_id for system in cat.systems.values()}
@@ -48,11 +50,14 @@ def catalog_data(code: Path, cat: Catalog) -> dict:
         "source": "mlcommons/inference_results_v2.0 closed/NVIDIA: configs/<benchmark>/<Scenario>/__init__.py "
         "(@ConfigRegistry.register), results/<system>/<benchmark>/<Scenario>/performance/run_1/"
         "mlperf_log_summary.txt (VALID runs), measurements/<system>/<benchmark>/<Scenario>/user.conf, "
-        "measurements/mlperf.conf",
+        "measurements/mlperf.conf, systems/<system>.json (system_type), scripts/update_results.py (the skips by "
+        "system type)",
         "matrix": {known: regs.get(known, {}) for known in sorted({s.known_system for s in cat.systems.values()})},
         "published": ours(published(code, benchmarks)),
         "tuned": ours(nvidia_tree.tuned(code, benchmarks)),
         "mlperf_conf": nvidia_tree.mlperf_conf(code),
+        "system_types": ours(nvidia_tree.system_types(code)),
+        "suite_skips": [skip.as_json() for skip in nvidia_tree.suite_skips(code)],
     }
 
 

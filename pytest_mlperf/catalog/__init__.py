@@ -14,6 +14,8 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from .nvidia_tree import SuiteSkip
+
 MODES = ("AccuracyOnly", "PerformanceOnly")
 SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
 HARNESSES = ("custom", "lwis", "triton", "local")
@@ -82,6 +84,17 @@ class Benchmark:
     @property
     def threshold(self) -> float:
         return self.reference * (0.999 if self.level == "99.9" else 0.99)
+
+
+@dataclass(frozen=True)
+class SuiteException:
+    """A registered case kept in a system's default set although the MLPerf suite of its category has none: the
+    `why` says on whose word (the seed's own table)."""
+
+    sku: str
+    benchmark: str
+    scenario: str
+    why: str
 
 
 @dataclass(frozen=True)
@@ -307,6 +320,9 @@ class Catalog:
     tuned: dict[str, dict[str, dict[str, dict]]] = field(default_factory=dict)  # system name -> bench -> scen -> conf
     mlperf_conf: dict[str, dict[str, float]] = field(default_factory=dict)  # scenario -> the round's rules
     marker_help: dict[str, str] = field(default_factory=dict)  # every marker a case can carry -> what it selects
+    system_types: dict[str, str] = field(default_factory=dict)  # system name -> NVIDIA's systems/*.json system_type
+    suite_skips: tuple[SuiteSkip, ...] = ()  # NVIDIA's update_results.py: what a system type never submits
+    suite_exceptions: tuple[SuiteException, ...] = ()
 
     def _lookup(self, table: dict, name: str, what: str, known: str = "known"):
         try:
@@ -370,6 +386,25 @@ class Catalog:
                             )
                         )
         return cases
+
+    def suite_skip(self, system: System, case: InferenceCase) -> SuiteSkip | None:
+        """The skip of NVIDIA's update_results.py that puts the case outside the MLPerf suite of the system's
+        category (its first, in file order); None for a case in the suite or kept by a suite exception."""
+        bench, scenario = case.benchmark.name, case.scenario.name
+        if any((e.sku, e.benchmark, e.scenario) == (system.sku, bench, scenario) for e in self.suite_exceptions):
+            return None
+        return next((s for s in self.suite_skips if s.skips(system.category, bench, scenario)), None)
+
+    def outside_suite(self, system: System, cases: list[InferenceCase]) -> dict[str, list[InferenceCase]]:
+        """The cases outside the MLPerf suite of the system's category, by the benchmark or scenario name that
+        puts them there (Server, bert-99.9 on an edge system): registered, never submitted, no published figure."""
+        out: dict[str, list[InferenceCase]] = {}
+        for case in cases:
+            skip = self.suite_skip(system, case)
+            if skip is not None:
+                key = case.benchmark.name if skip.field == "benchmark" else case.scenario.name
+                out.setdefault(key, []).append(case)
+        return out
 
     def local_cases(self, system_id: str) -> list[InferenceCase]:
         """The local backend's own matrix, for a run with no --sku: every scenario once."""
@@ -494,6 +529,10 @@ def load() -> Catalog:
         tuned=nvidia["tuned"],
         mlperf_conf=nvidia["mlperf_conf"],
         marker_help=_marker_help(inf, tra, benchmarks),
+        # .get: the refresh tool loads the catalog to rewrite a file written before these keys existed
+        system_types=nvidia.get("system_types", {}),
+        suite_skips=tuple(SuiteSkip.from_json(skip) for skip in nvidia.get("suite_skips", ())),
+        suite_exceptions=tuple(SuiteException(**e) for e in inf["suite_exceptions"]),
     )
 
 

@@ -8,11 +8,16 @@ CUDA to load).
 - `tuned(code)`: NVIDIA's `measurements/<system name>/<benchmark>/<Scenario>/user.conf`, the target QPS and
   latencies each published case ran with.
 - `mlperf_conf(code)`: the round's rules, `measurements/mlperf.conf`.
+- `suite_skips(code)`: what `scripts/update_results.py` leaves out of a submission by the system's type (an edge
+  system's Server and bert-99.9, a datacenter system's SingleStream, MultiStream and ssd-mobilenet): the MLPerf
+  suite of each category, as NVIDIA's own tooling draws it.
+- `system_types(code)`: `systems/<system name>.json`'s `system_type`, which update_results.py reads for it.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -234,4 +239,141 @@ def tuned(code: Path, benchmarks: tuple[str, ...]) -> dict[str, dict[str, dict[s
         settings = {key: _number(v) for _, scen, key, v in read_conf(path) if scen in ("*", scenario)}
         if settings:
             out.setdefault(system, {}).setdefault(bench, {})[scenario] = settings
+    return out
+
+
+# ---- the MLPerf suite of a system's category: scripts/update_results.py --------------------------------------------
+UPDATE_RESULTS = "scripts/update_results.py"
+SKIP_FIELDS = ("benchmark", "scenario")  # the loop variables update_results.py tests against a system's type
+
+
+@dataclass(frozen=True)
+class SuiteSkip:
+    """One `if system_type == TYPE and <test of benchmark or scenario>: continue` of update_results.py: the cases
+    a system of that type never submits. NVIDIA compares the type with ==, so a "datacenter,edge" system (or one
+    whose systems/*.json is missing, which update_results.py takes for one) skips nothing."""
+
+    system_type: str
+    field: str  # benchmark | scenario
+    names: tuple[str, ...]  # == or in {...}
+    prefixes: tuple[str, ...]  # .startswith(...)
+    source: str  # scripts/update_results.py:<line>
+
+    def skips(self, system_type: str, benchmark: str, scenario: str) -> bool:
+        value = benchmark if self.field == "benchmark" else scenario
+        return system_type == self.system_type and (value in self.names or value.startswith(self.prefixes))
+
+    def as_json(self) -> dict:
+        return {
+            "system_type": self.system_type,
+            "field": self.field,
+            "names": list(self.names),
+            "prefixes": list(self.prefixes),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> SuiteSkip:
+        return cls(
+            system_type=data["system_type"],
+            field=data["field"],
+            names=tuple(data["names"]),
+            prefixes=tuple(data["prefixes"]),
+            source=data["source"],
+        )
+
+
+def _strings(node: ast.expr) -> tuple[str, ...] | None:
+    """The strings of a literal set, list or tuple of strings; else None."""
+    if isinstance(node, ast.Set | ast.List | ast.Tuple) and all(
+        isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts
+    ):
+        return tuple(sorted(e.value for e in node.elts))
+    return None
+
+
+def _field_test(node: ast.expr, where: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(field, names, prefixes) of `benchmark == "x"`, `scenario in {...}`, `benchmark.startswith("x")`, or an
+    `or` of such tests of one field."""
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+        parts = [_field_test(value, where) for value in node.values]
+        if len({field for field, _, _ in parts}) == 1:
+            names = tuple(sorted({n for _, ns, _ in parts for n in ns}))
+            return parts[0][0], names, tuple(sorted({p for _, _, ps in parts for p in ps}))
+    elif isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Name):
+        op, right = node.ops[0], node.comparators[0]
+        if isinstance(op, ast.Eq) and isinstance(right, ast.Constant) and isinstance(right.value, str):
+            names: tuple[str, ...] | None = (right.value,)
+        else:
+            names = _strings(right) if isinstance(op, ast.In) else None
+        if names is not None and node.left.id in SKIP_FIELDS:
+            return node.left.id, names, ()
+    elif (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "startswith"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id in SKIP_FIELDS
+        and len(node.args) == 1
+        and not node.keywords
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    ):
+        return node.func.value.id, (), (node.args[0].value,)
+    raise TreeError(f"{where}: not a test of {' or '.join(SKIP_FIELDS)} this version reads: {ast.unparse(node)}")
+
+
+def _type_test(node: ast.expr) -> str | None:
+    """TYPE of `system_type == "TYPE"`; else None."""
+    if (
+        isinstance(node, ast.Compare)
+        and isinstance(node.left, ast.Name)
+        and node.left.id == "system_type"
+        and len(node.ops) == 1
+        and isinstance(node.ops[0], ast.Eq)
+        and isinstance(node.comparators[0], ast.Constant)
+        and isinstance(node.comparators[0].value, str)
+    ):
+        return node.comparators[0].value
+    return None
+
+
+def _mentions_system_type(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == "system_type" for n in ast.walk(node))
+
+
+def suite_skips(code: Path) -> list[SuiteSkip]:
+    """Every `if system_type == ... and ...: ... continue` of scripts/update_results.py, in file order. Any other
+    test of system_type is refused, naming its line: a rule this version cannot read must not go unseen."""
+    path = Path(code) / UPDATE_RESULTS
+    out = []
+    for node in ast.walk(_parse(path)):
+        if not (isinstance(node, ast.If) and _mentions_system_type(node.test)):
+            continue
+        where = f"{UPDATE_RESULTS}:{node.lineno}"
+        test = node.test
+        parts = test.values if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) else []
+        system_type = _type_test(parts[0]) if len(parts) == 2 else None
+        skips = any(isinstance(stmt, ast.Continue) for stmt in node.body)
+        if system_type is None or not skips or _mentions_system_type(parts[1]):
+            raise TreeError(f"{where}: not `if system_type == TYPE and <test>: continue`: {ast.unparse(test)}")
+        field_name, names, prefixes = _field_test(parts[1], where)
+        out.append(SuiteSkip(system_type, field_name, names, prefixes, where))
+    if not out:
+        raise TreeError(f"{path}: no `if system_type == ...: continue` (the skips by system type)")
+    return sorted(out, key=lambda skip: int(skip.source.rsplit(":", 1)[1]))
+
+
+def system_types(code: Path) -> dict[str, str]:
+    """system name -> the `system_type` of systems/<system name>.json ("datacenter", "edge" or both, comma-joined),
+    for the files that have one (update_results.py takes a system without it for both)."""
+    out = {}
+    for path in sorted((Path(code) / "systems").glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise TreeError(f"{path}: cannot be read as JSON: {exc}") from None
+        value = data.get("system_type") if isinstance(data, dict) else None
+        if isinstance(value, str):
+            out[path.stem] = value
     return out
