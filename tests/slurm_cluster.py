@@ -23,6 +23,31 @@ def missing_tools() -> list[str]:
     return [tool for tool in NEEDED if shutil.which(tool) is None]
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(count: int) -> int:
+    """The first of `count` consecutive ports that nothing on this machine is bound to, from a range of this
+    pytest-xdist worker's own (so workers never race for one), never a block this process handed out before (a
+    stopped cluster's daemons may linger on theirs)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw-1")[2:]
+    start = 17000 + (int(worker) + 1 if worker.isdigit() else 0) * 1000
+    for base in range(start, start + 1000 - count, 20):
+        if base not in _HANDED_OUT and all(_free(port) for port in range(base, base + count)):
+            _HANDED_OUT.add(base)
+            return base
+    raise RuntimeError(f"no {count} free consecutive ports in {start}..{start + 999}")
+
+
 class SlurmCluster:
     def __init__(
         self,
@@ -36,7 +61,7 @@ class SlurmCluster:
         """private_dir: a host folder that the nodes in private_nodes (all of them when None) see as an empty
         tmpfs of their own. It must not hold the cluster's root (spool, munge socket, config)."""
         self.root, self.nodes, self.cpus = root, nodes, cpus
-        self.base_port = base_port or 17000 + (os.getpid() % 400) * 20
+        self.base_port = base_port or free_port_block(1 + nodes)
         self.conf = root / "slurm.conf"
         self.procs: list[subprocess.Popen] = []
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
@@ -169,6 +194,22 @@ class SlurmCluster:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"Slurm: no {what} after {timeout:.0f} s; see {self.root / 'log'}")
+
+    def set_state(self, node: str, state: str, reason: str) -> None:
+        """scontrol update of one node's state, checked: it answered, and sinfo shows the state (under load a
+        controller can time out on the update, and the test would run against nodes that are still idle)."""
+        done = self.run("scontrol", "update", f"nodename={node}", f"state={state}", f"reason={reason}")
+        if done.returncode != 0:
+            raise RuntimeError(f"scontrol update {node} state={state} failed: {done.stderr.strip()}")
+        self._wait(
+            lambda: (
+                self.run("sinfo", "--noheader", "--Node", f"--nodes={node}", "--format=%T")
+                .stdout.strip()
+                .rstrip("*")
+                .startswith(state)
+            ),
+            f"{node} {state} in sinfo",
+        )
 
     def reset_nodes(self) -> None:
         """Bring nodes a test marked down back to service."""

@@ -163,7 +163,6 @@ def slurm():
     yield from module_cluster(
         Path(f"/tmp/mlperf-slurm-bert-{pid}"),
         Path(f"/tmp/mlperf-nodetmp-{pid}"),
-        base_port=17000 + (pid % 400) * 20 + 10,  # beside the ports of test_nvidia_training's cluster
     )
 
 

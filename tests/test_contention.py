@@ -84,6 +84,7 @@ def _kill(pid: int) -> None:
         pass
 
 
+@pytest.mark.alone
 def test_an_idle_run_is_not_contended():
     summary = _idle_window(2.0)
     _finite(summary)
@@ -93,6 +94,7 @@ def test_an_idle_run_is_not_contended():
     assert summary["cpu_pressure"] is not None and 0 <= summary["cpu_pressure"] <= 1  # PSI is there on this host
 
 
+@pytest.mark.alone
 def test_a_harness_that_queues_behind_itself_is_not_contended():
     """Its children are its own: one busy loop more than it has cores keeps them full and its tasks waiting
     (high CPU pressure), and still no other process took anything from it."""
@@ -117,6 +119,7 @@ def test_a_harness_that_queues_behind_itself_is_not_contended():
     assert summary["contended"] is False, summary
 
 
+@pytest.mark.alone
 def test_busy_neighbours_on_every_core_make_a_run_contended():
     pids: list[int] = []
     try:
@@ -135,6 +138,7 @@ def test_busy_neighbours_on_every_core_make_a_run_contended():
     assert describe(summary).startswith("other processes used ")
 
 
+@pytest.mark.alone
 def test_children_count_once_and_the_run_s_own_processes_are_not_others():
     """A child that ends and is reaped inside the window counts once (its time is in the parent's count of reaped
     children); processes marked as the run's own (own_cgroups, asked anew: here a mark every process carries)

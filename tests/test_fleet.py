@@ -132,7 +132,7 @@ def test_eight_nodes_one_slow_one_lost(slurm, tmp_path, inference_fixtures):
     proc = _controller(slurm, project, inference_fixtures, "--junitxml=junit.xml", f"--html={html}", background=True)
     try:
         _wait_running(slurm, "n5")
-        slurm.run("scontrol", "update", "nodename=n5", "state=down", "reason=lost in test")
+        slurm.set_state("n5", "down", "lost in test")
         out, _ = proc.communicate(timeout=300)
     finally:
         _stop(proc)
@@ -186,15 +186,15 @@ def test_eight_nodes_one_slow_one_lost(slurm, tmp_path, inference_fixtures):
 # ---- faults -------------------------------------------------------------------------------------------------
 def test_down_drained_and_unknown_nodes_get_no_job(slurm, tmp_path, inference_fixtures):
     project = _project(tmp_path, {})
-    slurm.run("scontrol", "update", "nodename=n2", "state=down", "reason=down in test")
-    slurm.run("scontrol", "update", "nodename=n4", "state=drain", "reason=drained in test")
+    slurm.set_state("n2", "down", "down in test")
+    slurm.set_state("n4", "drain", "drained in test")
     try:
         result = _controller(slurm, project, inference_fixtures, nodes="n[1-4]")
     finally:
         slurm.reset_nodes()
     outcomes = _outcomes(result.stdout)
-    assert outcomes[f"{PERF}@n1"] == outcomes[f"{PERF}@n3"] == "PASSED"
-    assert outcomes[f"{PERF}@n2"] == outcomes[f"{PERF}@n4"] == "FAILED"
+    assert outcomes[f"{PERF}@n1"] == outcomes[f"{PERF}@n3"] == "PASSED", result.stdout[-4000:]
+    assert outcomes[f"{PERF}@n2"] == outcomes[f"{PERF}@n4"] == "FAILED", result.stdout[-4000:]
     assert "node n2 is down (sinfo): no job submitted" in result.stdout
     assert re.search(r"node n4 is drain\w* \(sinfo\): no job submitted", result.stdout)
     assert "submitted 2 of 4 node jobs" in result.stdout

@@ -44,6 +44,7 @@ def _props(xml: Path) -> dict[str, dict[str, str]]:
     }
 
 
+@pytest.mark.timing
 def test_every_edge_scenario_runs_under_loadgen(suites, tmp_path):
     out = tmp_path / "out"
     result = suites.runpytest(
@@ -88,6 +89,7 @@ def test_every_edge_scenario_runs_under_loadgen(suites, tmp_path):
     replay.assert_outcomes(passed=6)
 
 
+@pytest.mark.timing
 def test_server_runs_valid_and_an_impossible_target_fails_with_loadgens_reason(suites):
     ok = suites.runpytest("-k", "bert-99-Server-PerformanceOnly", "--mlperf-duration=2", "--junitxml=ok.xml")
     ok.assert_outcomes(passed=1)
@@ -151,6 +153,7 @@ def _readme_example() -> str:
     return match.group(1)
 
 
+@pytest.mark.timing
 def test_readme_bring_your_own_sut_example(suites):
     suites.makeconftest(_readme_example())
     result = suites.runpytest("-m", "rnnt and offline", "--mlperf-duration=1", "--mlperf-json=byo.json")
@@ -264,6 +267,7 @@ def _perf_case(cat, benchmark: str, scenario: str):
         ("ssd-resnet34", "MultiStream", Calibration(500.0, 0.05, 0.05)),
     ],
 )
+@pytest.mark.timing
 def test_a_run_that_outruns_its_sizing_is_kept_and_rerun_from_loadgens_own_measure(tmp_path, benchmark, scenario, slow):
     """A probe that says the SUT is far slower than it is (as one taken while the machine was busy does) makes
     LoadGen run out of the work it pre-generated before min_duration: INVALID by our sizing, not the SUT's.
@@ -309,6 +313,7 @@ def test_stream_and_offline_expectations_come_from_the_fastest_the_probe_saw():
     assert generated * QUERY_BYTES <= GENERATION_BUDGET_BYTES * 1.001
 
 
+@pytest.mark.timing
 def test_short_runs_ask_for_early_stoppings_minimum_query_count(suites):
     """LoadGen's early-stopping estimate needs 64 (SingleStream), 662 (MultiStream) or 459 (Server) queries;
     a smoke run asks for at least those, so a slow SUT runs longer rather than going INVALID for a count we
@@ -327,6 +332,7 @@ def test_short_runs_ask_for_early_stoppings_minimum_query_count(suites):
     result.stdout.fnmatch_lines(["*VALID*bert-99-Server-PerformanceOnly-local*early stopping satisfied*"])
 
 
+@pytest.mark.timing
 def test_a_system_that_cannot_hold_the_bound_at_any_load_stays_invalid(tmp_path):
     """A SUT that stalls 150 ms on every call breaks bert's 130 ms bound at any load: the backend's lighter
     retries cannot help it, every attempt is kept, and LoadGen's INVALID stands. (A SUT of the test's own,
@@ -355,6 +361,7 @@ def test_a_system_that_cannot_hold_the_bound_at_any_load_stays_invalid(tmp_path)
         assert parse_detail(Path(kept) / "mlperf_log_detail.txt").get("result_perf_constraints_met") is False
 
 
+@pytest.mark.timing
 def test_server_load_that_breaks_the_latency_bound_is_retried_lighter_and_kept(tmp_path):
     """A probe that says the SUT is far faster than it is makes the chosen Server load break the latency bound;
     the backend keeps that attempt and runs again at a quarter of the load it scheduled. A target QPS the user

@@ -559,7 +559,7 @@ def test_slurm_node_lost_mid_run_fails_clearly(slurm, slurm_run, tmp_path, train
     proc = slurm_run(code, prepared(tmp_path / "data"), "--mlperf-nodes=8", background=True)
     try:
         job = _wait_for_job(slurm)
-        slurm.run("scontrol", "update", "nodename=n3", "state=down", "reason=lost in test")
+        slurm.set_state("n3", "down", "lost in test")
         out, _ = proc.communicate(timeout=120)
     finally:
         slurm.reset_nodes()

@@ -366,3 +366,13 @@ def test_the_hint_only_when_the_suites_were_not_named(installed, empty, args, hi
     result = _run(installed, empty, "-m", "pytest", *args, "-p", "no:cacheprovider")
     assert result.returncode == 5, result.stdout[-2000:]
     assert (hint in result.stdout) if hint else ("pytest-mlperf: no test ran" not in result.stdout), result.stdout
+
+
+def test_the_readme_and_ci_run_the_same_test_command():
+    """The README's second command is the one .ci/run ends with, word for word (workers and distribution
+    included): the time the README states is the time CI takes."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("2. Run the project's own tests") :]
+    readme_command = re.search(r"```\n\s*(\S.*?)\n\s*```", block).group(1).strip()
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith(".venv/bin/pytest tests")]
+    assert ci == [readme_command], (ci, readme_command)

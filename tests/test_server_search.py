@@ -154,6 +154,7 @@ def _figure(record: dict, name: str) -> float | None:
     return next((m["value"] for m in record["metrics"] if m["name"] == name), None)
 
 
+@pytest.mark.timing
 def test_the_local_peak_matches_fixed_loads_around_it_and_repeats(project):
     """Two searches agree within 10 %; a fixed load 10 % under the peak is VALID and 15 % over it INVALID (the
     rate found by hand brackets the searched peak); the peak, its steps and the search file are reported, and
@@ -189,6 +190,7 @@ def test_the_local_peak_matches_fixed_loads_around_it_and_repeats(project):
     assert peaks and peaks[0]["value"] == pytest.approx(peak)
 
 
+@pytest.mark.timing
 def test_a_lower_peak_is_a_throughput_regression(project):
     """The baseline gate covers the peak: a saved baseline whose peak is a quarter higher than what this machine
     holds now (as before a bad roll-out) fails the case under --mlperf-fail-on=peak_server_qps:5%."""
