@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -233,6 +234,16 @@ def bert_code(mlperf_shared: Path) -> Path:
     if not (code / "run.sub").is_file():
         pytest.skip(f"NVIDIA's v2.1 BERT implementation is not at {code}")
     return code
+
+
+def collect_inference_ids(args: list[str], cwd: Path) -> set[str]:
+    """The ids of the inference cases `pytest suites -m inference ARGS --collect-only` lists, run from cwd."""
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-p", "no:cacheprovider", f"--rootdir={cwd}"]
+    done = subprocess.run(
+        [*cmd, "--collect-only", "-q", "-m", "inference", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return {line.split("[", 1)[1].rstrip("]") for line in done.stdout.splitlines() if "test_inference[" in line}
 
 
 @pytest.fixture

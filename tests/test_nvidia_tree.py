@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, collect_inference_ids
 from pytest_mlperf.catalog import load, split_system_name
 from pytest_mlperf.catalog import nvidia_tree as tree_mod
 
@@ -139,15 +137,6 @@ def test_tuned_settings_and_the_rounds_rules(nvidia_tree):
     assert conf["Offline"]["min_duration"] == cat.scenario("Offline").min_duration_ms
 
 
-def _collect(args: list[str], cwd: Path) -> set[str]:
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-p", "no:cacheprovider", f"--rootdir={cwd}"]
-    done = subprocess.run(
-        [*cmd, "--collect-only", "-q", "-m", "inference", *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return {line.split("[", 1)[1].rstrip("]") for line in done.stdout.splitlines() if "test_inference[" in line}
-
-
 @pytest.mark.parametrize("sku", SKUS)
 def test_collect_only_lists_the_registered_cases(registered, nvidia_tree, sku, tmp_path):
     """`pytest suites -m inference --sku X --collect-only --mlperf-all-configs` on the nvidia backend with NVIDIA's
@@ -155,13 +144,13 @@ def test_collect_only_lists_the_registered_cases(registered, nvidia_tree, sku, t
     the SKU lists the catalog's, the same. (Without the flag: tests/test_suite_selection.py.)"""
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    nvidia = _collect(
+    nvidia = collect_inference_ids(
         ["--sku", sku, "--mlperf-backend=nvidia", f"--mlperf-nvidia-code={nvidia_tree}", f"--mlperf-scratch={scratch}"]
         + ["--mlperf-all-configs"],
         tmp_path,
     )
     assert nvidia == _expected(registered, sku, ("MaxP",))
-    replay = _collect(
+    replay = collect_inference_ids(
         ["--sku", sku, f"--mlperf-results={nvidia_tree / 'results'}", "--mlperf-power=all", "--mlperf-all-configs"],
         tmp_path,
     )
@@ -180,7 +169,7 @@ def test_cases_come_from_the_given_checkout(nvidia_tree, tmp_path):
     )
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    ids = _collect(
+    ids = collect_inference_ids(
         ["--sku", "A30x8", "--mlperf-backend=nvidia", f"--mlperf-nvidia-code={code}", f"--mlperf-scratch={scratch}"],
         tmp_path,
     )

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import collect_inference_ids
 from pytest_mlperf.catalog import load, split_system_name
 from pytest_mlperf.catalog import nvidia_tree as tree_mod
 
@@ -83,21 +81,12 @@ def _ids(cases: set[tuple]) -> set[str]:
     return {"-".join([b, s, m, h] + (["MaxQ"] if p == "MaxQ" else [])) for b, s, m, h, p in cases}
 
 
-def _collect(args: list[str], cwd: Path) -> set[str]:
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "suites"), "-p", "no:cacheprovider", f"--rootdir={cwd}"]
-    done = subprocess.run(
-        [*cmd, "--collect-only", "-q", "-m", "inference", *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return {line.split("[", 1)[1].rstrip("]") for line in done.stdout.splitlines() if "test_inference[" in line}
-
-
 @pytest.mark.parametrize("sku", SKUS)
 def test_the_default_collects_the_suite_of_the_systems_category(registered, skip_tests, nvidia_tree, sku, tmp_path):
     """`pytest suites -m inference --sku X --collect-only` from the catalog (a replay): exactly the registered cases
     in the suite of the system's category, no more, no less."""
     expected = _ids(_default(registered, skip_tests, nvidia_tree, sku, ("MaxP",)))
-    replay = _collect(["--sku", sku, f"--mlperf-results={nvidia_tree / 'results'}"], tmp_path)
+    replay = collect_inference_ids(["--sku", sku, f"--mlperf-results={nvidia_tree / 'results'}"], tmp_path)
     assert replay == expected, (sorted(replay - expected), sorted(expected - replay))
 
 
@@ -109,7 +98,7 @@ def test_the_checkouts_cases_are_held_to_the_suite_too(registered, skip_tests, n
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     nvidia = ["--mlperf-backend=nvidia", f"--mlperf-nvidia-code={nvidia_tree}", f"--mlperf-scratch={scratch}"]
-    assert _collect(["--sku", sku, *nvidia], tmp_path) == expected
+    assert collect_inference_ids(["--sku", sku, *nvidia], tmp_path) == expected
 
 
 def test_the_edge_systems_lose_server_and_bert_99_9_only(registered, skip_tests, nvidia_tree):
