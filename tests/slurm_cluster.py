@@ -119,7 +119,7 @@ class SlurmCluster:
                     "JobCompType=jobcomp/filetxt",
                     f"JobCompLoc={r / 'log' / 'jobcomp.txt'}",
                     "MinJobAge=3600",
-                    "ReturnToService=2",
+                    "ReturnToService=1",  # a node a test sets down stays down until reset_nodes()
                     "SlurmdTimeout=30",
                     "SlurmdParameters=config_overrides",
                     "MpiDefault=none",

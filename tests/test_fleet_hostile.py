@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from slurm_cluster import root_cluster
 from test_fleet import ACC, PERF, SELECT, SKU, _outcomes, _stop
 
-from conftest import ROOT
+from conftest import ROOT, sigint_default
 from pytest_mlperf.fleet import CONTROLLER_FLAGS, node_arguments
 
 
@@ -174,8 +174,17 @@ def _start(slurm, project: Path, fixtures: Path, *args: str, nodes: str = "n[1-2
     full = {**os.environ, "SLURM_CONF": str(slurm.conf), "PYTHONUNBUFFERED": "1", **(env or {})}
     for name in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "SLURM_JOB_ID", "SLURMD_NODENAME"):
         full.pop(name, None)
+    # SIGINT at its default, as at a terminal: a test run started in the background (a CI runner's job, `cmd &`
+    # without job control) has it ignored, the controller would inherit that and never see the test's Ctrl-C.
     return subprocess.Popen(
-        argv, cwd=project, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw
+        argv,
+        cwd=project,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=sigint_default,
+        **kw,
     )
 
 
