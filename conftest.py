@@ -339,9 +339,16 @@ def sigint_default() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_pytest_child(cmd: list[str], cwd: Path, env: dict, background: bool = False, timeout: int = 300):
-    """A pytest run in a child process: its CompletedProcess, or, in the background, its Popen, with SIGINT's
-    default handler so the test can interrupt it as Ctrl-C would."""
+def run_pytest_child(
+    cmd: list[str],
+    cwd: Path,
+    env: dict,
+    background: bool = False,
+    timeout: int = 300,
+    start_new_session: bool = False,
+):
+    """A pytest run in a child process: its CompletedProcess, or, in the background, its Popen (in a session of
+    its own if asked), with SIGINT's default handler so the test can interrupt it as Ctrl-C would."""
     if background:
         return subprocess.Popen(
             cmd,
@@ -351,6 +358,7 @@ def run_pytest_child(cmd: list[str], cwd: Path, env: dict, background: bool = Fa
             stderr=subprocess.STDOUT,
             text=True,
             preexec_fn=sigint_default,
+            start_new_session=start_new_session,
         )
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 

@@ -25,7 +25,7 @@ from xml.etree import ElementTree
 import pytest
 from slurm_cluster import root_cluster
 
-from conftest import ROOT, sigint_default, suite_project
+from conftest import ROOT, run_pytest_child, suite_project
 from pytest_mlperf.fleet import CONTROLLER_FLAGS, FleetCase, NodeCase, fleet_selection, node_arguments
 
 SKU = "A100-SXM-80GBx8"
@@ -81,17 +81,7 @@ def _controller(slurm, project: Path, fixtures: Path, *args: str, nodes: str = "
     env = {**os.environ, "SLURM_CONF": str(slurm.conf)}
     env.pop("PYTEST_ADDOPTS", None)
     env.pop("PYTEST_XDIST_WORKER", None)
-    if background:
-        return subprocess.Popen(  # SIGINT at its default: a test run started in the background has it ignored
-            argv,
-            cwd=project,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=sigint_default,
-        )
-    return subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    return run_pytest_child(argv, project, env, background=background, timeout=600)
 
 
 def _outcomes(out: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from hypothesis import strategies as st
 from slurm_cluster import root_cluster
 from test_fleet import ACC, PERF, SELECT, SKU, _outcomes, _stop
 
-from conftest import ROOT, sigint_default
+from conftest import ROOT, run_pytest_child
 from pytest_mlperf.fleet import CONTROLLER_FLAGS, node_arguments
 
 
@@ -167,25 +166,24 @@ def _project(root: Path, faults: dict) -> Path:
     return project
 
 
-def _start(slurm, project: Path, fixtures: Path, *args: str, nodes: str = "n[1-2]", env: dict | None = None, **kw):
+def _start(
+    slurm,
+    project: Path,
+    fixtures: Path,
+    *args: str,
+    nodes: str = "n[1-2]",
+    env: dict | None = None,
+    start_new_session: bool = False,
+):
     """The controller in the background (its pid names its jobs: pytest-mlperf-fleet-<node>-<pid>)."""
     argv = [sys.executable, "-m", "pytest", "-m", SELECT, "--sku", SKU, f"--mlperf-results={fixtures}"]
     argv += ["--mlperf-fleet", "slurm", "--mlperf-fleet-nodes", nodes, "--mlperf-json=fleet.json", "-rA", *args]
     full = {**os.environ, "SLURM_CONF": str(slurm.conf), "PYTHONUNBUFFERED": "1", **(env or {})}
     for name in ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "SLURM_JOB_ID", "SLURMD_NODENAME"):
         full.pop(name, None)
-    # SIGINT at its default, as at a terminal: a test run started in the background (a CI runner's job, `cmd &`
-    # without job control) has it ignored, the controller would inherit that and never see the test's Ctrl-C.
-    return subprocess.Popen(
-        argv,
-        cwd=project,
-        env=full,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=sigint_default,
-        **kw,
-    )
+    # run_pytest_child gives it SIGINT's default: a test run started in the background (a CI runner's job, `cmd &`
+    # without job control) has SIGINT ignored, and the controller would never see the test's Ctrl-C.
+    return run_pytest_child(argv, project, full, background=True, start_new_session=start_new_session)
 
 
 def _run(slurm, project: Path, fixtures: Path, *args: str, nodes: str = "n[1-2]", env: dict | None = None):
