@@ -267,12 +267,17 @@ def cmd_compare(args) -> int:
         before.header.get("fingerprint") or {}, after.header.get("fingerprint") or {}
     )
     surprising = baseline.unexpected_changes(changes, args.mlperf_expect_change)
+    lost = [f"LOST {line}" for line in baseline.lost_cases(before.records, after.records)]
+    if baseline.nothing_compared(comps, rules):
+        lost.append(f"NOTHING COMPARED: no metric of {len(comps)} matching case(s) is gated by {fail_on}")
     print(f"baseline {before.path}  ->  {after.path}  (fail on {fail_on})")
     for line in baseline.format_comparison(comps, changes, surprising) + unmatched:
         print(line)
+    for line in lost:
+        print(line)
     regressed = [c for c in comps if c.regressed]
-    print(f"{len(regressed)} of {len(comps)} cases regressed")
-    return 1 if regressed else 0
+    print(f"{len(regressed)} of {len(comps)} cases regressed" + (f"; the gate lost {len(lost)}" if lost else ""))
+    return 1 if regressed or lost else 0
 
 
 def cmd_merge(args) -> int:

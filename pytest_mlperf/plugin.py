@@ -290,8 +290,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if save is not None and not complete:  # a stopped run never replaces a full baseline
         save = save.with_name(f"{save.stem}.partial.json")
     mlperf.reporter.write(mlperf.options.json, save, partial=not complete)
-    if mlperf.reporter.nothing_judged() and session.exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a gate that checked nothing must not pass
+    lost = complete and mlperf.reporter.gate_failures()  # a stopped run has lost cases of its own making
+    if (mlperf.reporter.nothing_judged() or lost) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a gate that checked nothing, or lost a case, fails
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

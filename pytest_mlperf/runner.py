@@ -13,7 +13,7 @@ from . import catalog
 from .backends import BackendUnavailable, ResultMissing, RunFailed
 from .fleet import FleetCase, NodeCase
 from .gate import compliance
-from .gate.fleet import compare_peers
+from .gate.fleet import Incomparable, compare_peers
 from .judge.evaluate import CaseResult, evaluate, evaluate_score, trial_outcome
 from .judge.metrics import Metric, headline
 from .judge.verdict import TrialOutcome, Verdict, record_problem
@@ -225,7 +225,10 @@ class Runner:
                 odd.append(node)
             else:  # the direction is the case's, whatever a node's file says of it
                 by_node[node] = {**found, "higher_is_better": higher}
-        row = compare_peers(case.case.id, by_node, spread)
+        try:
+            row = compare_peers(case.case.id, by_node, spread)
+        except Incomparable as exc:
+            pytest.fail(f"INCOMPARABLE: {exc}", pytrace=False)
         unheard = f"; no figure from {', '.join(missing)}" if missing else ""
         if odd:  # a node that judged the case but lacks the figure the others are compared on: not a quiet pass
             pytest.fail(

@@ -298,7 +298,7 @@ def test_a_pass_on_an_accuracy_below_its_threshold_fails(first_run):
     record = first_run["records"][f"{ACC}@n3"]
     assert record["outcome"] == "failed", f"{ACC}@n3 {record['outcome']}: {record['reason']}"
     assert "n3" in record["reason"] and "PASS with AccuracyValue 91.02" in record["reason"], record["reason"]
-    assert "threshold 91.62" in record["reason"]
+    assert "ThresholdValue 91.62" in record["reason"]
     fleet = first_run["records"][f"{ACC}@fleet"]
     assert "n3 (" in fleet["reason"] and "n3" not in fleet["metrics"][0]["metadata"]["nodes"]
 

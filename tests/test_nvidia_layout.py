@@ -18,6 +18,7 @@ from pytest_mlperf import catalog
 from pytest_mlperf.backends import Artifacts, ResultMissing
 from pytest_mlperf.backends.results import ResultsBackend
 from pytest_mlperf.judge.evaluate import evaluate
+from pytest_mlperf.logs import ParseError
 from pytest_mlperf.logs.harness import NO_ACCURACY, parse_stdout
 
 SYSTEM = "DGX-A100_A100-SXM-80GBx8_TRT"
@@ -159,8 +160,8 @@ def test_printed_blocks(tmp_path):
 
 def test_nvidias_raised_accuracy_failure_is_its_message(inference_fixtures):
     """main.py's check_accuracy raises "Accuracy = v, Threshold = t. Accuracy test FAILED!": read back as the
-    message NVIDIA would have written, it holds the verdict to NVIDIA's own (a passing accuracy.txt beside a
-    FAILED check is FAIL, naming both)."""
+    message NVIDIA would have written, it holds the verdict to NVIDIA's own: a passing accuracy.txt beside a FAILED
+    check of another figure is no verdict at all, naming both."""
     from pytest_mlperf.logs.harness import raised_accuracy_failure
 
     output = (
@@ -176,5 +177,5 @@ def test_nvidias_raised_accuracy_failure_is_its_message(inference_fixtures):
         c for c in catalog.load().inference_cases("A100-SXM-80GBx8") if c.id == "rnnt-Offline-AccuracyOnly-custom"
     )
     folder = inference_fixtures / "DGX-A100_A100-SXM-80GBx8_TRT" / "rnnt" / "Offline" / "accuracy"
-    result = evaluate(case, Artifacts(folder, harness_accuracy=message))
-    assert result.verdict.label == "FAIL" and "but NVIDIA's harness said Accuracy test FAILED" in result.verdict.reason
+    with pytest.raises(ParseError, match=r"says Accuracy = 87.555, .*accuracy.txt scores 100-WER 92.555: they are not"):
+        evaluate(case, Artifacts(folder, harness_accuracy=message))

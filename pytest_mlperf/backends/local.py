@@ -27,7 +27,17 @@ from ..logs.loadgen import LoadgenDetail, parse_detail
 from ..options import Duration, Options
 from ..options import duration as parse_duration
 from . import Artifacts, BackendBase, BackendUnavailable, BuildContext, Case, ResultMissing
-from .search import SEARCH, SearchBounds, confirm, find_peak, holds, search_bounds, search_record, write_search
+from .search import (
+    LOCAL_METHOD,
+    SEARCH,
+    SearchBounds,
+    confirm,
+    find_peak,
+    holds,
+    search_bounds,
+    search_record,
+    write_search,
+)
 from .standin import LocalModel, stand_in_for
 
 LOCAL_SYSTEM_ID = "Local-CPU"
@@ -488,7 +498,7 @@ class LocalBackend(BackendBase):
             return self._run(case, model, folder, user_conf(case, model, cal, self.seconds, load)).validity == "VALID"
 
         load, tries = confirm(found, run_full)
-        method = "bisection over short LoadGen runs"
+        method = LOCAL_METHOD
         search = search_record(found, method, start, load, tries, steps_folder=str(steps))
         write_search(folder / SEARCH, search)  # beside the logs it explains, where the judge and the CLI read it
         info = {

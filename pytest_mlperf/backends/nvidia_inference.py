@@ -29,7 +29,18 @@ from ..machine.native import NativeRunner, gpu_locks
 from ..options import Options, flag
 from . import Artifacts, BackendUnavailable, BuildContext, Case, NvidiaCodeBackend, ResultMissing, RunFailed
 from .results import ResultsBackend
-from .search import SEARCH, SearchBounds, confirm, find_peak, holds, search_bounds, search_record, whole, write_search
+from .search import (
+    NVIDIA_METHOD,
+    SEARCH,
+    SearchBounds,
+    confirm,
+    find_peak,
+    holds,
+    search_bounds,
+    search_record,
+    whole,
+    write_search,
+)
 
 DATA_STEPS = ("download_model", "download_data", "preprocess_data")
 SCRATCH_DIRS = ("data", "models", "preprocessed_data")
@@ -416,7 +427,7 @@ class NvidiaInferenceBackend(NvidiaCodeBackend):
 
         load, tries = confirm(found, run_full, quantize=whole)
         artifacts = confirming[-1]
-        method = "bisection over short runs of NVIDIA's harness"
+        method = NVIDIA_METHOD
         record = search_record(found, method, start, load, tries, step_logs=logs)
         write_search(artifacts.path / SEARCH, record)
         return artifacts

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..judge.metrics import metric_class
-from ..logs import ParseError, finite, read_text, strict_json
+from ..logs import ParseError, clean, finite, read_text, strict_json
 
 CLASSES = ("throughput", "latency", "accuracy", "time")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -95,6 +95,7 @@ class Comparison:
     verdict_before: str | None = None
     verdict_after: str | None = None
     regressions: list[str] = field(default_factory=list)  # one sentence each
+    gated: int = 0  # metrics a rule compared (0: the rules found nothing of the baseline's to compare)
 
     @property
     def regressed(self) -> bool:
@@ -117,6 +118,7 @@ class Comparison:
             data.get("verdict_before"),
             data.get("verdict_after"),
             list(data.get("regressions", [])),
+            int(data.get("gated", 0)),
         )
 
     def to_dict(self) -> dict:
@@ -125,6 +127,7 @@ class Comparison:
             "case": self.case_id,
             **verdicts,
             "regressions": self.regressions,
+            "gated": self.gated,
             "deltas": [d.to_dict() for d in self.deltas],
         }
 
@@ -133,13 +136,41 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:+.1f}%"
 
 
+def _gating(metric: dict, rules: list[Rule]) -> Rule | None:
+    """The first rule that gates a metric (by its class or its name), or None."""
+    klass = metric_class(metric)
+    return next((rule for rule in rules if rule.target in (klass, metric["name"])), None)
+
+
+def _not_comparable(old: dict, new: dict | None) -> str | None:
+    """Why a baseline metric cannot be compared with this run's (gone, another unit or direction), or None."""
+    name, unit = old["name"], old.get("unit", "")
+    if new is None:
+        return f"{name} ({unit or 'no unit'}) is in the baseline, not in this run: it was renamed or is gone"
+    if new.get("unit", "") != unit or new.get("higher_is_better") != old.get("higher_is_better"):
+        return f"{name} is in {unit or 'no unit'} in the baseline, {new.get('unit', '') or 'no unit'} now" + (
+            ""
+            if new.get("higher_is_better") == old.get("higher_is_better")
+            else f" (higher is better: {old.get('higher_is_better')} then, {new.get('higher_is_better')} now)"
+        )
+    return None
+
+
 def compare_records(before: dict, after: dict, rules: list[Rule]) -> Comparison:
-    """One case: every metric both runs have; regressions are verdict flips and rule breaches."""
+    """One case: every metric both runs have; regressions are verdict flips and rule breaches. A metric the rules
+    gate in the baseline that this run lacks, or reports in another unit or direction, is NOT COMPARABLE, which
+    fails the case: a gate never passes a figure it did not compare."""
     comp = Comparison(after["id"], verdict_before=before.get("verdict"), verdict_after=after.get("verdict"))
     was = {m["name"]: m for m in before.get("metrics", [])}
+    now = {m["name"]: m for m in after.get("metrics", [])}
+    judged = after.get("verdict") is not None
+    for old in was.values():
+        problem = _not_comparable(old, now.get(old["name"])) if judged and _gating(old, rules) else None
+        if problem is not None:
+            comp.regressions.append(f"NOT COMPARABLE: {problem}")
     for metric in after.get("metrics", []):
         old = was.get(metric["name"])
-        if old is None:
+        if old is None or _not_comparable(old, metric) is not None:
             continue
         comp.deltas.append(
             Delta(
@@ -158,6 +189,7 @@ def compare_records(before: dict, after: dict, rules: list[Rule]) -> Comparison:
         for rule in rules:
             if rule.target not in (delta.klass, delta.metric):
                 continue
+            comp.gated += 1
             limit = rule.limit
             if delta.worsening > 0 and (limit is None or delta.worsening > limit + 1e-12):
                 comp.regressions.append(
@@ -276,7 +308,7 @@ def parse_fields(text: str) -> tuple[str, ...]:
 def compare_runs(
     before: dict[str, dict], after: dict[str, dict], rules: list[Rule]
 ) -> tuple[list[Comparison], list[str]]:
-    """Two runs' records by case id: a comparison per case both hold, and the cases only one holds."""
+    """Two runs' records by case id: a comparison per case both judged, and the cases only one holds."""
     was = dict(before)
     comps, unmatched = [], []
     for record in after.values():
@@ -284,9 +316,35 @@ def compare_runs(
         if old is None:
             unmatched.append(f"only in the new run: {record['id']}")
             continue
-        comps.append(compare_records(old, record, rules))
+        if record.get("verdict") is not None:
+            comps.append(compare_records(old, record, rules))
     unmatched += [f"only in the baseline: {case}" for case in was]
     return comps, unmatched
+
+
+def lost_cases(before: dict[str, dict], after: dict[str, dict | None]) -> list[str]:
+    """The baseline's judged cases this run did not judge: each named with what became of it (skipped, failed
+    before a verdict, not run at all). Each one fails the gate: a roll-out that loses a case passed nothing."""
+    lost = []
+    for case, old in before.items():
+        if old.get("verdict") is None:
+            continue  # the baseline did not judge it either
+        new = after.get(case)
+        if new is None:
+            lost.append(f"{case} ({old['verdict']} in the baseline): not run")
+        elif new.get("verdict") is None:
+            outcome = str(new.get("outcome") or "ended").lower()
+            how = {"skipped": "skipped", "failed": "failed before a verdict"}.get(
+                outcome, f"{outcome} without a verdict"
+            )
+            why = clean(str(new.get("reason") or ""), 200)
+            lost.append(f"{case} ({old['verdict']} in the baseline): {how}" + (f": {why}" if why else ""))
+    return lost
+
+
+def nothing_compared(comps: list[Comparison], rules: list[Rule]) -> bool:
+    """Rules were given, and not one metric of one case was compared under them: such a gate checked nothing."""
+    return bool(rules) and not any(c.gated for c in comps)
 
 
 def format_comparison(

@@ -30,23 +30,45 @@ class FleetRow:
         return -change if self.higher_is_better else change
 
 
+class Incomparable(ValueError):
+    """Peers' figures that cannot share a median (other metrics, other units): the message names them."""
+
+
 def node_names(paths: list[Path], headers: list[dict]) -> list[str]:
-    hosts = [str(h.get("host") or p.stem) for p, h in zip(paths, headers, strict=True)]
-    if len(set(hosts)) == len(hosts):
-        return hosts
-    return [p.stem for p in paths]  # several files from one host (or unnamed): the file names tell them apart
+    """A name per file: its run's host, else its file name, else its folder (the fleet's own `<node>/results.json`
+    layout), else folder and file; the first of these that tells every file apart. Files no name tells apart are
+    refused: two of them would be one node's figures twice in the median."""
+    hosts = [str(h.get("host") or "") for h in headers]
+    for names in (
+        hosts,
+        [p.stem for p in paths],
+        [p.parent.name for p in paths],
+        [f"{p.parent.name}/{p.stem}" for p in paths],
+    ):
+        if all(names) and len(set(names)) == len(names):
+            return names
+    twice = sorted({str(p) for p in paths if [q.resolve() for q in paths].count(p.resolve()) > 1})
+    raise BaselineError(
+        "no name tells these files' nodes apart (host, file name or folder): "
+        + (f"{', '.join(twice)} given twice" if twice else ", ".join(str(p) for p in paths))
+    )
 
 
 def compare_peers(case: str, by_peer: dict[str, dict], spread: float) -> FleetRow | None:
-    """One case's headline figure on each peer (a node of a fleet, a GPU of a node) against their median: the
-    peers more than `spread` worse are marked. None when fewer than two peers have the figure. A peer whose
-    headline is another metric than the first peer's (another scenario's key, say) is left out."""
+    """One case's figure on each peer (a node of a fleet, a GPU of a node) against their median: the peers more
+    than `spread` worse are marked. None when fewer than two peers have the figure. Peers whose figures are other
+    metrics, or one metric in other units, share no median: Incomparable names them."""
     if len(by_peer) < 2:
         return None
     first = next(iter(by_peer.values()))
-    values = {peer: float(m["value"]) for peer, m in by_peer.items() if m["name"] == first["name"]}
-    if len(values) < 2:
-        return None
+    for peer, metric in by_peer.items():
+        for key in ("name", "unit"):
+            if str(metric.get(key) or "") != str(first.get(key) or ""):
+                other = next(iter(by_peer))
+                raise Incomparable(
+                    f"{case}: {peer} reports {key} {metric.get(key)!r}, {other} {first.get(key)!r}: no one median"
+                )
+    values = {peer: float(m["value"]) for peer, m in by_peer.items()}
     median = statistics.median(values.values())
     row = FleetRow(case, first["name"], first.get("unit", ""), bool(first["higher_is_better"]), values, median)
     for peer in values:
@@ -55,9 +77,45 @@ def compare_peers(case: str, by_peer: dict[str, dict], spread: float) -> FleetRo
     return row
 
 
+_CASE_RE = re.compile(
+    r"(?:^|/)[^/@]+?-(?P<scenario>Offline|Server|SingleStream|MultiStream)-(?P<mode>AccuracyOnly|PerformanceOnly)"
+    r"-[^/@]+(?:@[^/]*)?$"
+)
+
+
+def case_figure(case_id: str) -> tuple[str, bool] | None:
+    """The figure a fleet compares an inference case on, read from its id, and its direction: the scenario's
+    (Offline samples/s, Server scheduled QPS, the streams' percentile latency) or the accuracy. None for others."""
+    from ..catalog import load as load_catalog
+
+    match = _CASE_RE.search(case_id)
+    if match is None:
+        return None
+    if match["mode"] == "AccuracyOnly":
+        return "AccuracyValue", True
+    scenario = load_catalog().scenarios.get(match["scenario"])
+    return (scenario.perf_key, scenario.higher_is_better) if scenario is not None else None
+
+
+def _known_cases(sku: object) -> dict:
+    """The catalog's cases of a file's SKU by id (every power setting), to hold its records to; {} when unknown."""
+    from ..catalog import CatalogError
+    from ..catalog import load as load_catalog
+
+    try:
+        cases = load_catalog().inference_cases(str(sku), powers=("MaxP", "MaxQ"))
+    except CatalogError:
+        return {}
+    return {case.id: case for case in cases}
+
+
 def merge(paths: list[Path], spread: float) -> tuple[list[str], list[FleetRow], list[str]]:
-    """The fleet table over the nodes whose files are sound, and a line for each node whose file is not (its
-    figures never reach the median)."""
+    """The fleet table over the nodes' sound records, and a line for each thing that keeps a figure out of the
+    median or fails the fleet: a file that does not load, files no name tells apart, files of other SKUs or rounds
+    (refused together: never one median), a record that does not hold (judge.verdict.record_problem), a case a
+    node did not pass (a failing node), a node without the case's figure, figures in other units."""
+    from ..judge.verdict import record_problem
+
     loaded, bad = [], []
     for path in paths:
         try:
@@ -65,15 +123,52 @@ def merge(paths: list[Path], spread: float) -> tuple[list[str], list[FleetRow], 
         except BaselineError as exc:
             bad.append(f"BAD NODE {path}: {exc}")
     paths = [path for path, _ in loaded]
-    loaded = [run for _, run in loaded]
-    nodes = node_names(paths, [b.header for b in loaded])
+    runs = [run for _, run in loaded]
+    try:
+        nodes = node_names(paths, [b.header for b in runs])
+    except BaselineError as exc:
+        return [], [], [*bad, f"BAD FLEET: {exc}"]
+    for key, what in (("sku", "SKU"), ("catalog", "MLPerf round")):
+        said = {node: run.header.get(key) for node, run in zip(nodes, runs, strict=True)}
+        if len({str(v) for v in said.values()}) > 1:
+            listed = ", ".join(f"{node}: {value}" for node, value in said.items())
+            return nodes, [], [*bad, f"MIXED {what}S ({listed}): these files are never one fleet's median"]
+    known = _known_cases(runs[0].header.get("sku")) if runs else {}
     cases: dict[str, dict[str, dict]] = {}
-    for node, run in zip(nodes, loaded, strict=True):
+    failing: dict[str, list[str]] = {}
+    for node, run in zip(nodes, runs, strict=True):
         for case, record in run.records.items():
-            metric = headline(record.get("metrics", []))
-            if metric is not None:
-                cases.setdefault(case, {})[node] = metric
-    rows = [row for case in sorted(cases) if (row := compare_peers(case, cases[case], spread)) is not None]
+            if record.get("verdict") is None:
+                continue
+            if problem := record_problem(known.get(case), record):
+                bad.append(f"BAD RECORD {node} {case}: {problem}")
+                continue
+            if not record["ok"]:
+                failing.setdefault(node, []).append(f"{case} {record['verdict']}")
+                continue
+            metrics = [m for m in record.get("metrics") or [] if isinstance(m, dict)]
+            figure = case_figure(case)
+            if figure is None:
+                first = headline(metrics)
+                figure = (first["name"], bool(first["higher_is_better"])) if first is not None else None
+            if figure is None:
+                continue
+            found = next((m for m in metrics if m.get("name") == figure[0]), None)
+            if found is None:
+                bad.append(f"INCOMPARABLE {node} {case}: judged {record['verdict']} but recorded no {figure[0]}")
+                continue
+            cases.setdefault(case, {})[node] = {**found, "higher_is_better": figure[1]}  # the case's direction
+    rows = []
+    for case in sorted(cases):
+        try:
+            row = compare_peers(case, cases[case], spread)
+        except Incomparable as exc:
+            bad.append(f"INCOMPARABLE {exc}")
+            continue
+        if row is not None:
+            rows.append(row)
+    for node, what in failing.items():
+        bad.append(f"FAILED NODE {node}: {len(what)} case(s) did not pass: {', '.join(what[:5])}")
     return nodes, rows, bad
 
 
@@ -184,5 +279,14 @@ def peer_report(
             status[peer][outcome] += 1
         if metric is not None:
             figures.setdefault(found["case"], {})[peer] = metric
-    rows = [row for case in sorted(figures) if (row := compare_peers(case, figures[case], spread)) is not None]
+    rows = []
+    for case in sorted(figures):
+        try:
+            row = compare_peers(case, figures[case], spread)
+        except Incomparable as exc:  # one run's own records: other units would be a bug; said, not compared
+            for peer in figures[case]:
+                status[peer].setdefault("problem", f"INCOMPARABLE {exc}")
+            continue
+        if row is not None:
+            rows.append(row)
     return PeerReport(kind, spread, peers, rows, status)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ..catalog import Benchmark, Scenario
+from ..logs import ParseError
 from ..logs.accuracy import AccuracyResult
 from ..logs.harness import AccuracyMessage, PerfMessage
-from ..logs.loadgen import FLAG_LINES, LoadgenDetail, LoadgenSummary
+from ..logs.loadgen import FLAG_LINES, LoadgenDetail, LoadgenSummary, agree
 from ..logs.mllog import TrainingRun
 
 FLAG_TEXT = {key: label.replace(" satisfied", "").lower() for label, key in FLAG_LINES.items()}
@@ -27,8 +29,54 @@ class Verdict:
         return f"Verdict({self.reason!r})"
 
 
+HARNESS_PLACES = 3  # NVIDIA's main.py prints an accuracy message's value and threshold to three places
+HARNESS = "NVIDIA's harness summary"
+
+
+def check_harness_accuracy(result: AccuracyResult, benchmark: Benchmark, harness: AccuracyMessage) -> None:
+    """NVIDIA's accuracy message is main.py's reading of the same accuracy.txt against the same target: its value
+    and threshold, printed to three places, are accuracy.txt's score and the case's threshold, or one of the two is
+    another run's (or another accuracy target's: 99 % against 99.9 %)."""
+    allowed = 0.5 * 10.0**-HARNESS_PLACES + 1e-9
+    where = harness.source or HARNESS
+    if harness.value is not None and abs(harness.value - result.value) > allowed:
+        raise ParseError(
+            where,
+            f"says Accuracy = {harness.value:.3f}, {result.path} scores {result.metric} {result.value:.3f}: "
+            "they are not the same run's",
+        )
+    if harness.threshold is not None and abs(harness.threshold - benchmark.threshold) > allowed:
+        raise ParseError(
+            where,
+            f"says Threshold = {harness.threshold:.3f}, the case's is {benchmark.threshold:.3f} ({benchmark.level}% "
+            f"of {benchmark.reference:g}): another accuracy target's message",
+        )
+
+
+def check_harness_perf(harness: PerfMessage, summary: LoadgenSummary | None, detail: LoadgenDetail | None) -> None:
+    """NVIDIA's perf message copies one figure from LoadGen's detail log: it must be the figure LoadGen's files
+    give under that key (the detail log's six digits, or the summary as printed)."""
+    if harness.key is None or harness.value is None:
+        return
+    logged = detail.get(harness.key) if detail is not None else None
+    if isinstance(logged, int | float) and not isinstance(logged, bool):
+        same, theirs, where = math.isclose(harness.value, logged, rel_tol=1e-5), f"{logged:g}", detail.path
+    elif summary is not None and harness.key in summary.figures:
+        text = summary.figures[harness.key][0]
+        same, theirs, where = agree(text, harness.value), text, summary.path
+    else:
+        return
+    if not same:
+        raise ParseError(
+            harness.source or HARNESS,
+            f"says {harness.key}: {harness.value:g}, {where} says {theirs}: they are not the same run's",
+        )
+
+
 def accuracy_verdict(result: AccuracyResult, benchmark: Benchmark, harness: AccuracyMessage | None = None) -> Verdict:
     threshold = benchmark.threshold
+    if harness is not None:
+        check_harness_accuracy(result, benchmark, harness)
     ok = result.value >= threshold
     relation = ">=" if ok else "<"
     reason = (
@@ -56,6 +104,8 @@ def performance_verdict(
     """VALID iff LoadGen says VALID; the reason names each unmet condition in LoadGen's terms."""
     if summary is None and detail is None:
         raise ValueError("a performance verdict needs the summary or the detail log")
+    if harness is not None:
+        check_harness_perf(harness, summary, detail)
     validity = detail.validity if detail is not None else summary.validity  # type: ignore[union-attr]
     flags = dict(summary.flags) if summary is not None else {}
     if detail is not None:
@@ -106,11 +156,44 @@ def _latency_note(detail: LoadgenDetail | None, scenario: Scenario, benchmark: B
     return f"p99 latency {float(p99) / 1e6:.1f} ms > target {float(target) / 1e6:.0f} ms" if p99 > target else None
 
 
-def training_verdict(run: TrainingRun, target: float) -> Verdict:
+EVAL_SAMPLES = 10_000  # MLPerf Training BERT's evaluation set (run_pretraining.py logs eval_samples)
+SUMMARY_SLACK_S = 1.0  # the run's summary line and its MLLOG clock may differ by this much (rounding, flushing)
+
+
+def training_log_problems(run: TrainingRun, eval_samples: int | None = EVAL_SAMPLES) -> list[str]:
+    """What in a trial log contradicts a convergence: an eval logged after run_stop (it does not count), an
+    evaluation set that is not the benchmark's, a summary line whose times are not this run's (e2e_time shorter
+    than run_stop - run_start, or longer than init_start to run_stop allows; raw_train_time over e2e_time)."""
+    out = [
+        f"eval_accuracy {e.accuracy:.5f} (line {e.line}) is logged after run_stop and does not count"
+        for e in run.late_evals
+    ]
+    logged = run.params.get("eval_samples")
+    if eval_samples is not None and logged is not None and logged != eval_samples:
+        out.append(f"eval_samples is {str(logged)[:20]}, the benchmark evaluates on {eval_samples}")
+    summary, ttt = run.summary or {}, run.time_to_train_s
+    e2e, raw = summary.get("e2e_time"), summary.get("raw_train_time")
+    if e2e is not None and ttt is not None:
+        if e2e < ttt - SUMMARY_SLACK_S:
+            out.append(f"e2e_time {e2e:.1f} s is shorter than run_stop - run_start ({ttt:.1f} s)")
+        if run.init_start_ms is not None and run.run_stop_ms is not None:
+            whole = (run.run_stop_ms - run.init_start_ms) / 1000.0
+            if e2e > whole + max(60.0, 0.05 * whole):
+                out.append(f"e2e_time {e2e:.1f} s is far longer than init_start to run_stop ({whole:.1f} s)")
+    if raw is not None and e2e is not None and raw > e2e + SUMMARY_SLACK_S:
+        out.append(f"raw_train_time {raw:.1f} s is longer than e2e_time {e2e:.1f} s")
+    return out
+
+
+def training_verdict(run: TrainingRun, target: float, eval_samples: int | None = EVAL_SAMPLES) -> Verdict:
     last = run.last_accuracy
     samples = run.evals[-1].samples if run.evals else None
     seen = f" after {samples} samples" if samples is not None else ""
     details = {"status": run.status, "last_eval_accuracy": last, "target": target}
+    problems = training_log_problems(run, eval_samples)
+    if problems:
+        details["problems"] = problems
+        return Verdict(False, "NOT CONVERGED: " + "; ".join(problems), "NOT CONVERGED", details)
     if last is None:
         return Verdict(
             False,
@@ -146,6 +229,7 @@ class TrialOutcome:
     minutes: float | None
     reason: str = ""
     skipped: bool = False  # its test was skipped (nothing to judge): a score of it is skipped too
+    identity: str = ""  # what makes it one run: its seed and run_start, and its log's digest ("" unknown)
 
 
 RUNS_FOR_A_SCORE = 10  # MLPerf Training BERT: 10 runs, fastest and slowest dropped
@@ -158,6 +242,11 @@ def training_score(trials: list[TrialOutcome]) -> tuple[Verdict, float | None]:
     n = len(trials)
     failed = [t for t in trials if not t.converged or t.minutes is None]
     details = {"runs": n, "converged": n - len(failed), "not_converged": [t.id for t in failed]}
+    copies = _copies(trials)
+    if copies:
+        return Verdict(
+            False, "INVALID: copies of one run are not trials: " + "; ".join(copies), "INVALID", details
+        ), None
     short = f"; an MLPerf result needs {RUNS_FOR_A_SCORE} runs" if n < RUNS_FOR_A_SCORE else ""
     if n == 0:
         return Verdict(False, "INVALID: no trials to score", "INVALID", details), None
@@ -192,33 +281,96 @@ def training_score(trials: list[TrialOutcome]) -> tuple[Verdict, float | None]:
     return Verdict(True, reason, "SCORED", details), score
 
 
+def _copies(trials: list[TrialOutcome]) -> list[str]:
+    """Trials that are one run counted twice: the same log content, or the same seed and run_start."""
+    seen: dict[str, str] = {}
+    out = []
+    for trial in trials:
+        for part in (p for p in trial.identity.split("|") if p):
+            if part in seen and seen[part] != trial.id:
+                out.append(f"{trial.id} is {seen[part]} again ({part})")
+                break
+            seen.setdefault(part, trial.id)
+    return out
+
+
 def record_problem(case, record: dict) -> str | None:
     """Why a record another process wrote of this case (a fleet node's) cannot stand as its verdict, or None: its
-    label and ok must agree, and the figures the verdict rests on must be there and say the same as the label
-    against the catalog's own targets (the threshold of an accuracy run, the scenario's figure of a performance
-    run, the target of a training trial, the score of a set)."""
+    label and ok must agree; each metric is named once with one finite value; its state metrics
+    (`<config>-PerformanceMode`, `<config>-AccuracyMode`: 1 or 0) say what its label says, for this case's config;
+    an accuracy is a percentage (0-100) against the case's own threshold; and the figures the verdict rests on
+    must be there and say the same as the label against the catalog's targets (the threshold of an accuracy run,
+    the scenario's figure of a performance run, the target of a training trial, the score of a set). `case` may
+    be None (a file's record of a case this catalog does not know): then only what the record says of itself."""
     from ..catalog import InferenceCase, ScoreCase, TrainingCase
 
     ok, label = record.get("ok"), record.get("verdict")
     if not isinstance(ok, bool) or not isinstance(label, str) or label not in (PASSING if ok else FAILING):
         return f"verdict {label!r} with ok {ok!r}"
-    values = {m.get("name"): m.get("value") for m in record.get("metrics") or [] if isinstance(m, dict)}
+    values: dict[str, float] = {}
+    for metric in record.get("metrics") or []:
+        name = metric.get("name") if isinstance(metric, dict) else None
+        if not isinstance(name, str) or not name:
+            return f"a metric without a name ({str(metric)[:80]})"
+        value = metric.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return f"{name} is {str(value)[:40]}, not a finite number"
+        if name in values and values[name] != value:
+            return f"{name} is given twice, as {values[name]:g} and {value:g}"
+        values[name] = float(value)
+    if problem := _state_problem(case, label, ok, values):
+        return problem
     if isinstance(case, InferenceCase) and case.mode == "AccuracyOnly":
         value, threshold = values.get("AccuracyValue"), case.benchmark.threshold
-        if not isinstance(value, int | float):
+        if value is None:
             return "no AccuracyValue"
         if (value >= threshold) != ok:
             return f"{label} with AccuracyValue {value:g} against the threshold {threshold:g}"
+        said = values.get("ThresholdValue")
+        if said is not None and not math.isclose(said, threshold, rel_tol=1e-6):
+            return f"ThresholdValue {said:g} is not the case's threshold {threshold:g} ({case.benchmark.level}%)"
     elif isinstance(case, InferenceCase):
         value = values.get(case.scenario.perf_key)
-        if ok and (not isinstance(value, int | float) or value <= 0):
+        if ok and (value is None or value <= 0):
             return f"{label} without a positive {case.scenario.perf_key}"
     elif isinstance(case, TrainingCase):
         value = values.get("eval_mlm_accuracy")
-        if ok and (not isinstance(value, int | float) or value < case.target):
+        if ok and (value is None or value < case.target):
             return f"{label} with eval_mlm_accuracy {value!r} against the target {case.target:g}"
     elif isinstance(case, ScoreCase) and ok:
         value = values.get("mlperf_score")
-        if not isinstance(value, int | float) or value <= 0:
+        if value is None or value <= 0:
             return f"{label} without a positive mlperf_score"
+    return None
+
+
+STATE_SUFFIXES = ("-PerformanceMode", "-AccuracyMode")
+
+
+def _state_problem(case, label: str, ok: bool, values: dict[str, float]) -> str | None:
+    """The state metrics and accuracy figures of a record against its own label."""
+    from ..catalog import InferenceCase
+
+    for name, value in values.items():
+        if not name.endswith(STATE_SUFFIXES):
+            continue
+        if value not in (0.0, 1.0):
+            return f"{name} is {value:g}, not 1 or 0"
+        if (value == 1.0) != ok:
+            return f"{name} is {value:g} under the verdict {label}"
+        config = name.rsplit("-", 1)[0]
+        if isinstance(case, InferenceCase) and config != case.config_name:
+            return f"{name} is another config's state (the case's config is {case.config_name})"
+    value, threshold = values.get("AccuracyValue"), values.get("ThresholdValue")
+    for key, figure in (("AccuracyValue", value), ("ThresholdValue", threshold)):
+        if figure is not None and not 0.0 <= figure <= 100.0:
+            return f"{key} {figure:g} is outside 0-100: not an accuracy"
+    if value is not None and threshold is not None:
+        if threshold <= 0:
+            return f"ThresholdValue {threshold:g} is not above 0"
+        if (value >= threshold) != ok:
+            return f"{label} with AccuracyValue {value:g} against its own ThresholdValue {threshold:g}"
+        ratio = values.get("AccuracyThresholdRatio")
+        if ratio is not None and not math.isclose(ratio, value / threshold, rel_tol=1e-6):
+            return f"AccuracyThresholdRatio {ratio:g} is not AccuracyValue / ThresholdValue ({value / threshold:g})"
     return None

@@ -42,6 +42,7 @@ class PerfMessage:
     key: str | None
     value: float | None
     validity: str | None  # None (with key and value): the run was AccuracyOnly, it has no performance result
+    source: str = ""  # where it was read (file, and line or entry), for errors that name it
 
     @property
     def accuracy_only(self) -> bool:
@@ -53,6 +54,7 @@ class AccuracyMessage:
     value: float | None
     threshold: float | None
     passed: bool | None  # None: the run was PerformanceOnly
+    source: str = ""  # where it was read (file, and line or entry), for errors that name it
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def parse_config_name(name: str, where: str = "<config>") -> ConfigName:
 
 def parse_perf_message(message: str, where: str = "<message>") -> PerfMessage:
     if message.strip() == NO_PERFORMANCE:
-        return PerfMessage(None, None, None)
+        return PerfMessage(None, None, None, where)
     match = _PERF_RE.match(message.strip())
     if not match:
         raise ParseError(
@@ -92,7 +94,7 @@ def parse_perf_message(message: str, where: str = "<message>") -> PerfMessage:
     value = _figure(match.group("value"), where)
     if value < 0:  # a rate or a latency
         raise ParseError(where, f"{match.group('key')} is {value:g}: a negative result")
-    return PerfMessage(match.group("key"), value, match.group("validity"))
+    return PerfMessage(match.group("key"), value, match.group("validity"), where)
 
 
 def _figure(text: str, where: str) -> float:
@@ -118,7 +120,7 @@ def raised_accuracy_failure(text: str, where: str = "<output>") -> AccuracyMessa
 def parse_accuracy_message(message: str, where: str = "<message>") -> AccuracyMessage:
     text = message.strip()
     if text == NO_ACCURACY:
-        return AccuracyMessage(None, None, None)
+        return AccuracyMessage(None, None, None, where)
     match = _ACC_RE.match(text)
     if not match:
         raise ParseError(where, f"unrecognised accuracy result {message!r}")
@@ -132,7 +134,7 @@ def parse_accuracy_message(message: str, where: str = "<message>") -> AccuracyMe
         raise ParseError(where, f"says PASSED but accuracy {value:g} < threshold {threshold:g}: it contradicts itself")
     if not passed and value > threshold:
         raise ParseError(where, f"says FAILED but accuracy {value:g} > threshold {threshold:g}: it contradicts itself")
-    return AccuracyMessage(value, threshold, passed)
+    return AccuracyMessage(value, threshold, passed, where)
 
 
 def parse_entry(kind: str, config: str, benchmark: str, message: str, where: str) -> PerfMessage | AccuracyMessage:

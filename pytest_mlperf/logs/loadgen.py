@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,16 @@ FLAG_LINES = {
     "Early stopping satisfied": "early_stopping_met",
 }
 
+# "Additional Stats" lines and the detail-log key each mirrors. MultiStream prints its stats under "Per-query
+# latency:", which are the per-query keys; LoadGen 6 prints the Server rate the headline does not give here.
+_STATS = {"Min latency (ns)": "min", "Max latency (ns)": "max", "Mean latency (ns)": "mean"}
+_QPS_STATS = {
+    "QPS w/ loadgen overhead": "result_qps_with_loadgen_overhead",
+    "QPS w/o loadgen overhead": "result_qps_without_loadgen_overhead",
+}
+_PERCENTILE_LABEL = re.compile(r"^(\d{1,3}(?:\.\d{1,4})?) percentile latency \(ns\)$")
+PER_QUERY_BLOCK = "Per-query latency"
+
 # Detail-log keys a verdict rests on: logged twice, they must agree.
 VERDICT_KEYS = ("result_", "effective_", "early_stopping_", "requested_", "qsl_reported_")
 _COUNT_RE = re.compile(r"^(No|\d+) (warning|error)s? encountered", re.IGNORECASE)
@@ -50,6 +61,9 @@ class LoadgenSummary:
     params: dict[str, str] = field(default_factory=dict)
     warnings: int = 0
     errors: int = 0
+    # detail-log key -> (the figure as printed, its line), for every results and stats line that mirrors one
+    figures: dict[str, tuple[str, int]] = field(default_factory=dict)
+    per_query_block: bool = False  # the stats came under "Per-query latency:" (MultiStream)
 
     @property
     def is_performance(self) -> bool:
@@ -128,11 +142,30 @@ def _once(summary: LoadgenSummary, lines_seen: dict, entry: tuple[str, str, str]
         )
 
 
+def stat_key(label: str, per_query: bool = False) -> str | None:
+    """The detail-log key a summary results or stats line mirrors, or None for a line that mirrors none."""
+    if label in HEADLINES:
+        return HEADLINES[label]
+    if label in _QPS_STATS:
+        return _QPS_STATS[label]
+    if label in _STATS:
+        return f"result_{_STATS[label]}_query_latency_ns" if per_query else f"result_{_STATS[label]}_latency_ns"
+    match = _PERCENTILE_LABEL.match(label)
+    if match:
+        return f"result_{float(match.group(1)):.2f}_percentile_{'per_query_' if per_query else ''}latency_ns"
+    return None
+
+
 def _section_line(summary: LoadgenSummary, section: str, label: str, value: str, number: int) -> None:
     if section == "results":
         _result_line(summary, label, value, number)
+    elif section == "stats" and label == PER_QUERY_BLOCK and not value:
+        summary.per_query_block = True
     elif section == "stats" and value:
         summary.stats[label] = _number(summary.path, number, label, value)
+        key = stat_key(label, summary.per_query_block)
+        if key is not None:
+            _figure(summary, key, value, number)
     elif section == "params":
         summary.params[label] = value
 
@@ -143,6 +176,7 @@ def _result_line(summary: LoadgenSummary, label: str, value: str, number: int) -
         setattr(summary, NAMED[label], value)
     elif label in HEADLINES:
         summary.headline = (HEADLINES[label], _number(path, number, label, value))
+        _figure(summary, HEADLINES[label], value, number)
     elif label == "Result is":
         if value not in ("VALID", "INVALID"):
             raise ParseError(path, f"result is neither VALID nor INVALID: {value!r}", line=number)
@@ -151,6 +185,15 @@ def _result_line(summary: LoadgenSummary, label: str, value: str, number: int) -
         if value not in ("Yes", "NO", "No"):
             raise ParseError(path, f"expected Yes or NO after {label!r}, found {value!r}", line=number)
         summary.flags[FLAG_LINES[label]] = value == "Yes"
+
+
+def _figure(summary: LoadgenSummary, key: str, value: str, number: int) -> None:
+    """A figure the summary prints in two places (a rate in the results and again in the stats) says one value."""
+    before = summary.figures.setdefault(key, (value, number))
+    if float(before[0]) != float(value):
+        raise ParseError(
+            summary.path, f"{key} is printed as {before[0]} (line {before[1]}) and as {value}", line=number
+        )
 
 
 def _check_complete(summary: LoadgenSummary, seen: set[str]) -> None:
@@ -241,7 +284,58 @@ def parse_detail(path: Path | str) -> LoadgenDetail:
         raise ParseError(
             path, f"result_validity is VALID but {unmet[0]} is false: it contradicts itself", lines[unmet[0]]
         )
+    _check_own_figures(path, values, lines)
     return LoadgenDetail(path=path, values=values, warnings=warnings, errors=errors)
+
+
+def _count(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def percentile_key(fraction: float, per_query: bool = False) -> str:
+    """The detail-log key of the latency at a percentile given as LoadGen logs it (0.99 -> result_99.00_...)."""
+    return f"result_{fraction * 100:.2f}_percentile_{'per_query_' if per_query else ''}latency_ns"
+
+
+def _check_own_figures(path: Path, values: dict[str, object], lines: dict[str, int]) -> None:
+    """LoadGen's flags are its own figures compared: min queries met is result_query_count >=
+    effective_min_query_count (every scenario, every LoadGen release), and a Server run (latency-bound, not
+    token-bound) meets its performance constraint only with the latency at effective_target_latency_percentile
+    at or under effective_target_latency_ns. A flag its figures contradict is an edited or broken log."""
+    met = values.get("result_min_queries_met")
+    count, least = _count(values.get("result_query_count")), _count(values.get("effective_min_query_count"))
+    if isinstance(met, bool) and count is not None and least is not None and met != (count >= least):
+        relation = ">=" if count >= least else "<"
+        raise ParseError(
+            path,
+            f"result_min_queries_met is {str(met).lower()} but result_query_count {count:g} {relation} "
+            f"effective_min_query_count {least:g}: it contradicts itself",
+            line=lines.get("result_min_queries_met"),
+        )
+    token_bound = values.get("effective_use_token_latencies") is True or any(
+        "ttft" in key for key in values if key.startswith("effective_")
+    )
+    if (
+        values.get("effective_scenario") != "Server"
+        or token_bound
+        or values.get("result_perf_constraints_met") is not True
+    ):
+        return
+    fraction, target = (
+        _count(values.get("effective_target_latency_percentile")),
+        _count(values.get("effective_target_latency_ns")),
+    )
+    if fraction is None or target is None or not 0 < fraction < 1:
+        return
+    key = percentile_key(fraction)
+    latency = _count(values.get(key))
+    if latency is not None and latency > target:
+        raise ParseError(
+            path,
+            f"result_perf_constraints_met is true but {key} {latency:g} > effective_target_latency_ns {target:g}: "
+            "it contradicts itself",
+            line=lines.get("result_perf_constraints_met"),
+        )
 
 
 def _check_value(path: Path, line: int, key: str, value: object) -> None:
@@ -258,3 +352,65 @@ def _check_value(path: Path, line: int, key: str, value: object) -> None:
             quantity(key, value)
         except ValueError as exc:
             raise ParseError(path, str(exc), line=line) from None
+
+
+_PRINTED_RE = re.compile(r"^[+-]?(\d+)(?:\.(\d*))?(?:[eE]([+-]?\d{1,3}))?$")
+
+
+def agree(text: str, value: float) -> bool:
+    """A figure printed in the summary and logged in the detail log agree when they differ by no more than the
+    rounding of each: half a unit of the summary's last printed place, and the six significant digits the detail
+    log keeps. Text that is not a plain finite number agrees with nothing."""
+    match = _PRINTED_RE.match(text.strip())
+    if match is None or not math.isfinite(value):
+        return False
+    printed = float(text)
+    half_unit = 0.5 * 10.0 ** (int(match.group(3) or 0) - len(match.group(2) or ""))
+    if not math.isfinite(printed) or not math.isfinite(half_unit):
+        return False
+    allowed = half_unit + 5e-6 * abs(value) + 1e-9 * max(abs(printed), abs(value), 1.0)
+    return abs(printed - value) <= allowed
+
+
+def _param_key(label: str) -> str:
+    """'target_latency (ns)' -> 'effective_target_latency_ns': the detail-log key of a summary's test parameter."""
+    name, _, unit = label.partition(" (")
+    unit = unit.rstrip(")")
+    return f"effective_{name.strip()}" + (f"_{unit}" if unit else "")
+
+
+def check_pair(summary: LoadgenSummary, detail: LoadgenDetail) -> None:
+    """A run's summary and detail log are two prints of one run: its scenario, mode, verdict and flags, every figure
+    the summary shows (headline, rates, latencies) and every test parameter the detail log also holds must agree.
+    A pair that does not is refused, naming both files and both values: one of them is not this run's."""
+    wrong: list[str] = []
+
+    def differ(what: str, ours: object, line: int | None, theirs: object) -> None:
+        where = f" (line {line})" if line else ""
+        wrong.append(f"{what} {ours}{where} against {theirs}")
+
+    if summary.scenario and detail.scenario and summary.scenario.replace(" ", "") != detail.scenario:
+        differ("the scenario", summary.scenario, None, detail.scenario)
+    if summary.mode and detail.mode and summary.mode != detail.mode:
+        differ("the test mode", summary.mode, None, detail.mode)
+    if summary.validity and detail.validity and summary.validity != detail.validity:
+        differ("the result", summary.validity, None, detail.validity)
+    theirs_flags = detail.flags
+    for key, met in summary.flags.items():
+        if key in theirs_flags and theirs_flags[key] != met:
+            differ(key, "Yes" if met else "NO", None, str(theirs_flags[key]).lower())
+    for key, (text, line) in summary.figures.items():
+        value = _count(detail.get(key))
+        if value is not None and not agree(text, value):
+            differ(key, text, line, f"{value:g}")
+    for label, text in summary.params.items():
+        key = _param_key(label)
+        if key not in detail.values:
+            continue
+        logged = detail.get(key)
+        logged = int(logged) if isinstance(logged, bool) else logged
+        same = agree(text, float(logged)) if isinstance(logged, int | float) else text == str(logged)
+        if not same:
+            differ(key, text, None, logged)
+    if wrong:
+        raise ParseError(summary.path, f"disagrees with {detail.path}: " + "; ".join(wrong[:6]))

@@ -321,7 +321,7 @@ _SUMMARY_PARAMS = {
     "samples_per_query": "effective_samples_per_query",
 }
 # accuracy.txt's metric (logs/accuracy.py) -> the submission checker's name in metadata.json
-_ACCURACY_NAMES = {"F1": "F1", "mAP": "mAP", "100-WER": "WER"}
+METADATA_NAMES = {"F1": "F1", "mAP": "mAP", "100-WER": "WER"}
 
 
 @dataclass(frozen=True)
@@ -410,7 +410,7 @@ def _detail_facts(detail: LoadgenDetail) -> _Facts:
 def _against_accuracy_txt(meta: AccuracyMetadata | PerformanceMetadata, result: AccuracyResult) -> list[str]:
     if not isinstance(meta, AccuracyMetadata):
         return [f"test mode: {meta.path} says {meta.test_mode}, {result.path} is an accuracy run's score"]
-    name = _ACCURACY_NAMES.get(result.metric, result.metric)
+    name = METADATA_NAMES.get(result.metric, result.metric)
     score = next((s for s in meta.accuracy if s.name == name), None)
     if score is None:
         scored = ", ".join(s.name for s in meta.accuracy)

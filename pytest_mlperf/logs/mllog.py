@@ -16,6 +16,7 @@ MARKER = ":::MLLOG"
 # Multi-node logs carry a rank prefix ("0: :::MLLOG ..."), srun may add more; anything before the marker goes.
 _SUMMARY_RE = re.compile(r"\{'e2e_time':.*\}")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_RANK_RE = re.compile(r"^\s*(\d{1,6})\s*:\s*$")  # srun's "3: " before a rank's line
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Event:
     event_type: str
     metadata: dict
     line: int
+    rank: int | None = None  # the rank prefix of its line ("3: :::MLLOG ..."), None without one
 
 
 def iter_events(path: Path | str, text: str | None = None) -> Iterator[Event]:
@@ -38,9 +40,11 @@ def iter_events(path: Path | str, text: str | None = None) -> Iterator[Event]:
     for number, raw in enumerate(text.split("\n"), start=1):
         raw = raw.removesuffix("\r")
         at = raw.find(MARKER)
+        prefix = _RANK_RE.match(raw[:at]) if at > 0 else None
+        rank = int(prefix.group(1)) if prefix else None
         while at >= 0:
             record, end = _record_at(path, raw, at + len(MARKER), number)
-            yield _event(path, record, number)
+            yield _event(path, record, number, rank)
             at = raw.find(MARKER, end)
             if raw[end : at if at >= 0 else len(raw)].strip():
                 raise ParseError(path, "text after an MLLOG record on its line", line=number)
@@ -58,7 +62,7 @@ def _record_at(path: Path | str, raw: str, start: int, number: int) -> tuple[dic
     return record, end
 
 
-def _event(path: Path | str, record: dict, number: int) -> Event:
+def _event(path: Path | str, record: dict, number: int, rank: int | None = None) -> Event:
     try:
         time_ms = finite(record.get("time_ms", 0.0))
     except ValueError as exc:
@@ -72,6 +76,7 @@ def _event(path: Path | str, record: dict, number: int) -> Event:
         event_type=str(record.get("event_type", "")),
         metadata=record.get("metadata") or {},
         line=number,
+        rank=rank,
     )
 
 
@@ -80,6 +85,8 @@ class EvalPoint:
     accuracy: float
     samples: int | None
     time_ms: float
+    line: int = 0
+    rank: int | None = None
 
 
 @dataclass
@@ -97,6 +104,8 @@ class TrainingRun:
     evals: list[EvalPoint] = field(default_factory=list)
     train_samples: int | None = None
     summary: dict[str, float] | None = None  # the {'e2e_time': ...} line, when the console log kept it
+    late_evals: list[EvalPoint] = field(default_factory=list)  # logged after run_stop: they do not count
+    init_start_ms: float | None = None
 
     @property
     def last_accuracy(self) -> float | None:
@@ -222,7 +231,30 @@ def _build(path: Path, events) -> TrainingRun:
         raise ParseError(
             path, f"run_stop (time_ms {run.run_stop_ms:g}) comes before run_start (time_ms {run.run_start_ms:g})"
         )
+    run.evals = _rank_zero(path, run.evals)
+    run.late_evals = [e for e in run.evals if e.time_ms > run.run_stop_ms]
+    run.evals = [e for e in run.evals if e.time_ms <= run.run_stop_ms]
     return run
+
+
+def _rank_zero(path: Path, evals: list[EvalPoint]) -> list[EvalPoint]:
+    """The evaluations that count where several ranks log them: rank 0's (or the unprefixed lines'); another
+    rank's eval at the same point must say the same, or the ranks disagree and the log is refused."""
+    ranks = {e.rank for e in evals}
+    if len(ranks) <= 1:
+        return evals
+    lead = 0 if 0 in ranks else None if None in ranks else min(r for r in ranks if r is not None)
+    decided = {(e.samples if e.samples is not None else i): e for i, e in enumerate(x for x in evals if x.rank == lead)}
+    for other in (e for e in evals if e.rank != lead):
+        mine = decided.get(other.samples) if other.samples is not None else None
+        if mine is not None and abs(mine.accuracy - other.accuracy) > 1e-9:
+            raise ParseError(
+                path,
+                f"rank {other.rank} logs eval_accuracy {other.accuracy:g} at epoch_num {other.samples}, rank "
+                f"{lead if lead is not None else '(none)'} {mine.accuracy:g} (line {mine.line}): the ranks disagree",
+                line=other.line,
+            )
+    return [e for e in evals if e.rank == lead]
 
 
 def _apply(run: TrainingRun, event: Event) -> None:
@@ -234,6 +266,8 @@ def _apply(run: TrainingRun, event: Event) -> None:
         setattr(run, _SUBMISSION[key], value)
     elif key in _PARAM_KEYS:
         run.params[key] = event.value
+    elif key == "init_start" and run.init_start_ms is None:
+        run.init_start_ms = event.time_ms
     elif key == "run_start" and run.run_start_ms is None:
         run.run_start_ms = event.time_ms  # every rank logs it in some implementations; the first starts the clock
     elif key == "run_stop":
@@ -245,7 +279,7 @@ def _apply(run: TrainingRun, event: Event) -> None:
         accuracy = _bounded(path, event, event.value, 0.0, 1.0, "eval_accuracy")
         samples = event.metadata.get("epoch_num")
         count = int(_bounded(path, event, samples, 0.0, None, "epoch_num")) if samples is not None else None
-        run.evals.append(EvalPoint(accuracy, count, event.time_ms))
+        run.evals.append(EvalPoint(accuracy, count, event.time_ms, event.line, event.rank))
     elif key == "train_samples":
         run.train_samples = int(_bounded(path, event, event.value, 0.0, None, "train_samples"))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import SUITES
-from ..gate.baseline import Comparison, format_comparison
+from ..gate.baseline import Comparison, format_comparison, lost_cases, nothing_compared
 from ..gate.fleet import PeerReport, peer_report
 from ..gate.policy import Gate
 from ..installed import names_suites
@@ -34,7 +34,29 @@ class Reporter:
 
     def payload(self) -> dict:
         peers = {"peers": [report.to_dict() for report in self.peers]} if self.peers else {}
-        return {**self.header, **self.extra, **peers, "results": [record.to_dict() for record in self.records]}
+        failures = self.gate_failures()
+        gate = {"gate_failures": failures} if failures else {}
+        records = [record.to_dict() for record in self.records]
+        return {**self.header, **self.extra, **peers, **gate, "results": records}
+
+    def gate_failures(self) -> list[str]:
+        """What fails the gate as a whole, beside the cases' own failures: the baseline's judged cases this run
+        lost (skipped, failed before a verdict, not run), and rules that compared nothing at all."""
+        baseline = self.gate.baseline
+        if baseline is None:
+            return []
+        now: dict[str, dict | None] = {}
+        for record in self.records:  # a case run twice (a rerun) counts by its last record
+            now[record.id] = record.to_dict()
+        out = [f"LOST vs baseline {baseline.name}: {line}" for line in lost_cases(baseline.records, now)]
+        comps = [Comparison.from_dict(r.baseline) for r in self.records if r.baseline and not r.baseline.get("missing")]
+        if self.records and nothing_compared(comps, list(self.gate.rules)):
+            rules = ",".join(rule.describe() for rule in self.gate.rules)
+            out.append(
+                f"NOTHING COMPARED vs baseline {baseline.name}: no metric of {len(comps)} matching case(s) is "
+                f"gated by {rules}"
+            )
+        return out
 
     def compare_peers(self, kind: str, peers: list[str], spread: float, info: dict | None = None) -> PeerReport:
         """The run's peers (a fleet's nodes, a node's GPUs) from the records of their tests (ids `case@peer`)."""
@@ -126,6 +148,12 @@ class Reporter:
                 " (the run stopped early: saved as partial, the named baseline is untouched)" if self.partial else ""
             )
             terminalreporter.write_line(f"baseline saved: {self.saved}{state}", red=self.partial)
+        failures = self.gate_failures()
+        for line in failures[:20]:
+            terminalreporter.write_line(line, red=True)
+        if failures:
+            more = f" ({len(failures) - 20} more in the results JSON)" if len(failures) > 20 else ""
+            terminalreporter.write_line(f"MLPerf: the gate lost or compared nothing, so this run fails{more}", red=True)
         if self.nothing_judged():
             reasons = sorted({record.reason for record in self.records if record.reason})
             terminalreporter.write_line(

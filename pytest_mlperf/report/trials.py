@@ -35,7 +35,8 @@ class TrialStore:
             data = json.loads(path.read_text(encoding="utf-8"))
             minutes = None if data["minutes"] is None else float(data["minutes"])
             reason, skipped = str(data.get("reason", "")), bool(data.get("skipped", False))
-            return TrialOutcome(str(data["id"]), bool(data["converged"]), minutes, reason, skipped)
+            identity = str(data.get("identity", ""))
+            return TrialOutcome(str(data["id"]), bool(data["converged"]), minutes, reason, skipped, identity)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as exc:  # written atomically: this is not ours

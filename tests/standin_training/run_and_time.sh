@@ -26,9 +26,12 @@ if [ -n "${STANDIN_FAIL:-}" ]; then
 fi
 replay="/fixtures/${STANDIN_REPLAY:?STANDIN_REPLAY not set}"
 lines=$(wc -l < "$replay")
-awk -v total="$lines" -v seconds="${STANDIN_SECONDS:-2}" '
+# The replayed log logs this trial's SEED (each trial has its own), so two trials are never one log twice: the
+# score refuses copies of one run.
+awk -v total="$lines" -v seconds="${STANDIN_SECONDS:-2}" -v seed="$SEED" '
     BEGIN { ticks = seconds * 10; every = ticks > 0 ? int(total / ticks) + 1 : total + 1 }
     /"key": "cache_clear"/ { next }
+    /"key": "seed"/ { sub(/"value": [0-9]+/, "\"value\": " seed) }
     { print; fflush(); if (NR % every == 0) system("sleep 0.1") }' "$replay"
 echo "ENDING TIMING RUN AT $(date '+%Y-%m-%d %H:%M:%S')"
 echo "RESULT,bert,${SEED},0,root,stand-in"
