@@ -41,8 +41,9 @@ _keep_bytecode()
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "alone: the test reads the whole machine's load (/proc) and must run while no other test runs; under "
-        "pytest-xdist it takes the run's turnstile exclusively (it waits for running tests, none start meanwhile)",
+        "alone: the test reads the whole machine's load (/proc), or its figures hold only on an idle machine, so it "
+        "runs while no other test runs; under pytest-xdist it takes the run's turnstile exclusively (it waits for "
+        "running tests, none start meanwhile)",
     )
     config.addinivalue_line(
         "markers",

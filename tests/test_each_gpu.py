@@ -70,6 +70,7 @@ def _run(fake_nvml, spec: str, project: Path, *args: str, timeout: int = 600):
 
 
 @pytest.mark.timing
+@pytest.mark.alone  # eight workers on two cores: another test beside it decides which GPU looks slow
 def test_eight_workers_eight_gpus_and_the_slow_one_flagged(fake_nvml, tmp_path):
     """-n 8 over eight GPUs: 2 cases x 8 GPUs, every test on its own GPU, no GPU ever used by two workers at once,
     and GPU 3 (a quarter as fast) flagged, which fails the run although each of its tests passed.

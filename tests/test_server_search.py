@@ -155,6 +155,7 @@ def _figure(record: dict, name: str) -> float | None:
 
 
 @pytest.mark.timing
+@pytest.mark.alone  # repeatability within 10 % holds only while nothing else takes the cores
 def test_the_local_peak_matches_fixed_loads_around_it_and_repeats(project):
     """Two searches agree within 10 %; a fixed load 10 % under the peak is VALID and 15 % over it INVALID (the
     rate found by hand brackets the searched peak); the peak, its steps and the search file are reported, and
