@@ -365,7 +365,10 @@ def agree(text: str, value: float) -> bool:
     if match is None or not math.isfinite(value):
         return False
     printed = float(text)
-    half_unit = 0.5 * 10.0 ** (int(match.group(3) or 0) - len(match.group(2) or ""))
+    try:
+        half_unit = 0.5 * 10.0 ** (int(match.group(3) or 0) - len(match.group(2) or ""))
+    except OverflowError:  # an exponent no LoadGen figure has
+        return False
     if not math.isfinite(printed) or not math.isfinite(half_unit):
         return False
     allowed = half_unit + 5e-6 * abs(value) + 1e-9 * max(abs(printed), abs(value), 1.0)
