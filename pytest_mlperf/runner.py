@@ -135,7 +135,8 @@ class Runner:
         skipped = next((session.trials[t] for t in case.trials if session.trials[t].skipped), None)
         if skipped is not None:
             pytest.skip(f"trial {skipped.id} was skipped: {skipped.reason}")
-        result = evaluate_score(case, [session.trials[trial] for trial in case.trials])
+        outcomes = [session.trials[trial] for trial in case.trials]
+        result = evaluate_score(case, outcomes, session.options.partial_scores)
         self.record(case, result)
         return result
 

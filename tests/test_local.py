@@ -112,8 +112,9 @@ def test_server_runs_valid_and_an_impossible_target_fails_with_loadgens_reason(s
 def test_training_converges_and_a_step_cap_aborts(suites):
     pytest.importorskip("torch", reason="the local training run needs PyTorch (pytest-mlperf[train])")
     # PyTorch cannot be imported twice in one process, which in-process pytester would do: subprocesses.
-    good = suites.runpytest_subprocess("-m", "training", "--junitxml=t.xml")
-    good.assert_outcomes(passed=2)  # the trial and its score
+    one = ("--mlperf-nexp=1",)  # one trial a run here; the default's ten trials are the main job's (.ci/run)
+    good = suites.runpytest_subprocess("-m", "training", *one, "--mlperf-partial-scores", "--junitxml=t.xml")
+    good.assert_outcomes(passed=2)  # the trial and its score, partial and accepted as such
     props = _props(suites.path / "t.xml")["test_training[bert-local-mlm-trial_1]"]
     assert float(props["eval_mlm_accuracy"]) >= 0.72
     for key in ("e2e_time", "training_sequences_per_second", "final_loss", "raw_train_time", "time_to_train"):
@@ -121,14 +122,23 @@ def test_training_converges_and_a_step_cap_aborts(suites):
     assert float(props["e2e_time"]) > float(props["raw_train_time"]) > 0
 
     score = _props(suites.path / "t.xml")["test_training_score[bert-local-mlm]"]
-    assert float(score["mlperf_score"]) == pytest.approx(float(props["time_to_train"]) / 60)
+    assert "mlperf_score" not in score  # one run is not an MLPerf score, whatever was accepted
+    assert float(score["partial_score"]) == pytest.approx(float(props["time_to_train"]) / 60)
+    good.stdout.fnmatch_lines(["*SCORED*SCORE * min (partial: 1 of the 10 runs an MLPerf BERT score needs, accepted*"])
 
-    # the score alone: it runs its deselected trial itself, on the same backend set-up as a trial test
-    alone = suites.runpytest_subprocess("-m", "score", "--junitxml=s.xml")
-    alone.assert_outcomes(passed=1)
+    # the score alone: it runs its deselected trial itself, on the same backend set-up as a trial test; not asked
+    # to accept a partial score, it fails saying what would make it one
+    alone = suites.runpytest_subprocess("-m", "score", *one, "--junitxml=s.xml")
+    alone.assert_outcomes(failed=1)
     assert float(_props(suites.path / "s.xml")["test_training_score[bert-local-mlm]"]["converged_runs"]) == 1
+    alone.stdout.fnmatch_lines(
+        [
+            "*AssertionError: PARTIAL: 1 of the 10 runs an MLPerf BERT score needs, so * min (mean of 1 run*"
+            "run --mlperf-nexp 10, or accept a partial score with --mlperf-partial-scores"
+        ]
+    )
 
-    capped = suites.runpytest_subprocess("-m", "training", "--mlperf-train-max-steps=10")
+    capped = suites.runpytest_subprocess("-m", "training", *one, "--mlperf-train-max-steps=10")
     capped.assert_outcomes(failed=2)
     capped.stdout.fnmatch_lines(
         [
@@ -139,9 +149,17 @@ def test_training_converges_and_a_step_cap_aborts(suites):
     )
 
 
+def test_the_local_default_is_the_ten_trials_of_an_mlperf_score(suites):
+    """With no --mlperf-nexp the local backend runs the ten trials an MLPerf BERT score needs (its trials take
+    seconds); the score test scores all ten."""
+    result = suites.runpytest_subprocess("-m", "training", "--collect-only", "-q")
+    ids = [line.split("[", 1)[1].rstrip("]") for line in result.outlines if line.startswith("test_training")]
+    assert ids == [f"bert-local-mlm-trial_{i}" for i in range(1, 11)] + ["bert-local-mlm"]
+
+
 def test_training_without_torch_skips_with_the_install_hint(suites):
     suites.makeconftest("import sys\nsys.modules['torch'] = None  # as if PyTorch were not installed\n")
-    result = suites.runpytest_subprocess("-m", "training", "-rs")
+    result = suites.runpytest_subprocess("-m", "training", "--mlperf-nexp=1", "-rs")
     result.assert_outcomes(skipped=2)  # the trial, and so its score
     result.stdout.fnmatch_lines(["*needs PyTorch: pip install 'pytest-mlperf[[]train[]]' torch==2.13.0*"])
 

@@ -96,7 +96,7 @@ def test_auto_picks_the_local_backend_without_a_gpu(suites):
     result = suites.runpytest("--collect-only", "-q", "-m", "inference", "--sku", "A2x2")
     result.stdout.fnmatch_lines(["*test_inference[[]bert-99-Server-PerformanceOnly-local[]]"])
     assert "lwis" not in result.stdout.str()  # NVIDIA's harness variants collapse into one local case
-    result.stdout.fnmatch_lines(["16/18 tests collected (2 deselected)*"])  # the training trial and its score
+    result.stdout.fnmatch_lines(["16/27 tests collected (11 deselected)*"])  # the ten training trials and their score
     header = suites.runpytest("--co", "-m", "inference", "--sku", "A2x2")
     header.stdout.fnmatch_lines(["mlperf: backend local (auto: no NVIDIA GPU (NVML could not start*stand-in models*"])
 
@@ -238,7 +238,10 @@ def test_replay_of_every_system_fails_the_two_ranging_runs(suites, inference_fix
 
 def test_training_replay_passes_converged_and_fails_aborted(suites, training_fixtures, tmp_path):
     js = tmp_path / "t.json"
-    result = suites.runpytest("-m", "training", f"--mlperf-results={training_fixtures}", f"--mlperf-json={js}")
+    # the checker on every trial here (the suites fixture turns it off where a test does not look at it)
+    result = suites.runpytest(
+        "-m", "training", f"--mlperf-results={training_fixtures}", f"--mlperf-json={js}", "--mlperf-compliance=auto"
+    )
     # 32 trials (2 aborted) and 5 sets to score: three of 10 runs, two single aborted runs
     result.assert_outcomes(passed=33, failed=4)
     result.stdout.fnmatch_lines(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_mlperf.catalog import TrainingCase, load, score_cases
 from pytest_mlperf.judge.verdict import TrialOutcome, training_score
@@ -35,12 +37,78 @@ def test_more_than_one_non_converged_run_is_invalid():
 
 
 def test_a_gate_of_one_or_two_runs_needs_every_run_converged():
-    verdict, score = training_score(_trials([12.5]))
-    assert verdict.ok and score == 12.5
-    assert verdict.reason == "SCORE 12.500 min: mean of 1 run (too few to drop any); an MLPerf result needs 10 runs"
-    verdict, score = training_score([TrialOutcome("t0", True, 10.0), TrialOutcome("t1", False, None, "NOT CONVERGED")])
+    verdict, score = training_score(_trials([12.5]), partial_ok=True)
+    assert verdict.ok and score == 12.5 and verdict.details["partial"]
+    assert verdict.reason == (
+        "SCORE 12.500 min (partial: 1 of the 10 runs an MLPerf BERT score needs, accepted by "
+        "--mlperf-partial-scores): mean of 1 run (too few to drop any)"
+    )
+    two = [TrialOutcome("t0", True, 10.0), TrialOutcome("t1", False, None, "NOT CONVERGED")]
+    verdict, score = training_score(two, partial_ok=True)
     assert not verdict.ok and verdict.reason == "INVALID: not converged: t1 (NOT CONVERGED)"
-    assert training_score([])[0].reason == "INVALID: no trials to score"
+    assert training_score([], partial_ok=True)[0].reason == "INVALID: no trials to score"
+
+
+def test_fewer_runs_than_mlperf_needs_are_a_partial_score_that_fails_unless_accepted():
+    verdict, score = training_score(_trials([12.5]))
+    assert not verdict.ok and verdict.label == "PARTIAL" and score == 12.5
+    assert verdict.reason == (
+        "PARTIAL: 1 of the 10 runs an MLPerf BERT score needs, so 12.500 min (mean of 1 run (too few to drop any)) "
+        "is not an MLPerf score; run --mlperf-nexp 10, or accept a partial score with --mlperf-partial-scores"
+    )
+    nine = _trials([10, 20, 12, 14, 16, 11, 13, 15, 17])
+    verdict, score = training_score(nine)
+    assert not verdict.ok and verdict.label == "PARTIAL" and "9 of the 10 runs" in verdict.reason
+    assert "olympic mean of 7 of 9 runs" in verdict.reason
+    verdict, _ = training_score(nine, partial_ok=True)
+    assert verdict.ok and verdict.label == "SCORED" and verdict.details["partial"]
+
+
+def test_a_partial_score_is_never_reported_as_an_mlperf_score():
+    """The figure of a partial score is partial_score in the metrics (JSON, JUnit, baselines), never
+    mlperf_score, and a node's record claiming an mlperf_score over fewer runs is refused."""
+    from pytest_mlperf.catalog import ScoreCase
+    from pytest_mlperf.judge.evaluate import evaluate_score
+    from pytest_mlperf.judge.verdict import record_problem
+
+    case = ScoreCase("bert-local-mlm", ("t0",), None, 0.72)
+    for ok in (False, True):
+        result = evaluate_score(case, _trials([12.5]), partial_ok=ok)
+        names = [m.name for m in result.metrics]
+        assert "partial_score" in names and "mlperf_score" not in names
+    full = evaluate_score(case, _trials([10, 20, 12, 14, 16, 11, 13, 15, 17, 30]))
+    assert full.verdict.label == "SCORED" and full.metrics[0].name == "mlperf_score"
+    lie = {
+        "ok": True,
+        "verdict": "SCORED",
+        "metrics": [{"name": "mlperf_score", "value": 12.5}, {"name": "runs", "value": 1.0}],
+    }
+    assert record_problem(case, lie) == "SCORED with mlperf_score over 1.0 runs (an MLPerf score needs 10)"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    minutes=st.lists(st.floats(1.0, 100.0), min_size=0, max_size=14),
+    failed=st.sets(st.integers(0, 13), max_size=3),
+    copies=st.booleans(),
+)
+def test_fewer_runs_never_score_unless_accepted(minutes, failed, copies):
+    """Whatever the runs: fewer than ten never SCORE without partial_ok; with partial_ok the verdict changes only
+    for those fewer; copies of one run are never scored."""
+    trials = _trials(minutes, failed=failed)
+    if copies and trials:
+        trials = [*trials, TrialOutcome("copy", trials[0].converged, trials[0].minutes, identity="seed|1")]
+        trials[0] = TrialOutcome(trials[0].id, trials[0].converged, trials[0].minutes, identity="seed|1")
+    strict, _ = training_score(trials)
+    lenient, _ = training_score(trials, partial_ok=True)
+    if len(trials) < 10:
+        assert not strict.ok
+    else:
+        assert strict == lenient
+    if copies and trials:
+        assert not strict.ok and not lenient.ok and strict.label == "INVALID"
+    if lenient.ok:
+        assert lenient.label == "SCORED" and lenient.details["partial"] == (len(trials) < 10)
 
 
 def test_score_cases_group_trials_by_set_and_config():

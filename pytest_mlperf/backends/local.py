@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..catalog import Catalog, InferenceCase, TrainingCase
+from ..judge.verdict import RUNS_FOR_A_SCORE
 from ..logs.loadgen import LoadgenDetail, parse_detail
 from ..options import Duration, Options
 from ..options import duration as parse_duration
@@ -354,7 +355,7 @@ class LocalBackend(BackendBase):
         server_target_qps: float | None = None,
         make_model: Callable[[Case], LocalModel | None] | None = None,
         train_max_steps: int | None = None,
-        nexp: int = 1,
+        nexp: int | None = None,
         search: SearchBounds | None = None,
         search_step_seconds: int = 5,
     ):
@@ -365,7 +366,8 @@ class LocalBackend(BackendBase):
         super().__init__(output)
         self.catalog = catalog
         self.train_max_steps = train_max_steps
-        self.nexp = nexp  # training trials per run
+        # Training trials per run: by default the runs an MLPerf BERT score needs (a stand-in trial takes seconds).
+        self.nexp = nexp if nexp is not None else RUNS_FOR_A_SCORE
         self.duration = duration if isinstance(duration, Duration) else parse_duration(duration)
         self.seconds = self.duration.seconds
         self.server_target_qps = server_target_qps

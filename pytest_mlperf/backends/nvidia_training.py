@@ -244,7 +244,7 @@ class NvidiaTrainingBackend(NvidiaCodeBackend):
             code_dir=options.training_code,
             data_dir=options.bert_data,
             launcher=options.launcher,
-            nexp=options.nexp,
+            nexp=options.nexp or 1,  # one trial (hours on a GPU node): a convergence gate
             partition=options.slurm_partition,
             timeout=options.step_timeout,
             gpus=options.gpus,

@@ -182,7 +182,13 @@ def compare_records(before: dict, after: dict, rules: list[Rule]) -> Comparison:
                 float(metric["value"]),
             )
         )
-    flips = {("VALID", "INVALID"), ("PASS", "FAIL"), ("CONVERGED", "NOT CONVERGED"), ("SCORED", "INVALID")}
+    flips = {
+        ("VALID", "INVALID"),
+        ("PASS", "FAIL"),
+        ("CONVERGED", "NOT CONVERGED"),
+        ("SCORED", "INVALID"),
+        ("SCORED", "PARTIAL"),
+    }
     if (comp.verdict_before, comp.verdict_after) in flips:
         comp.regressions.append(f"verdict {comp.verdict_before} -> {comp.verdict_after}")
     for delta in comp.deltas:

@@ -178,14 +178,17 @@ def trial_outcome(case_id: str, result: CaseResult | None, failure: str = "") ->
     )
 
 
-def evaluate_score(case: ScoreCase, outcomes: list[TrialOutcome]) -> CaseResult:
-    verdict, score = training_score(outcomes)
+def evaluate_score(case: ScoreCase, outcomes: list[TrialOutcome], partial_ok: bool = False) -> CaseResult:
+    """The trials' score. A score of fewer runs than MLPerf needs is named partial_score, never mlperf_score, so
+    that no report, baseline or fleet takes it for one."""
+    verdict, score = training_score(outcomes, partial_ok)
     metrics = [
         Metric("runs", float(len(outcomes)), "runs", None),
         Metric("converged_runs", float(verdict.details["converged"]), "runs", None),
     ]
     if score is not None:
-        metrics.insert(0, Metric("mlperf_score", score, "min", False, {"method": verdict.details["method"]}))
+        name = "partial_score" if verdict.details["partial"] else "mlperf_score"
+        metrics.insert(0, Metric(name, score, "min", False, {"method": verdict.details["method"]}))
     info = {
         "config": case.config.name if case.config else None,
         "trials": {o.id: (round(o.minutes, 4) if o.minutes is not None else None) for o in outcomes},

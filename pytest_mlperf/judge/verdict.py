@@ -15,7 +15,7 @@ from ..logs.mllog import TrainingRun
 FLAG_TEXT = {key: label.replace(" satisfied", "").lower() for label, key in FLAG_LINES.items()}
 # Every label a verdict can carry, by whether it passes: a record whose `ok` disagrees with its label is refused.
 PASSING = frozenset({"PASS", "VALID", "CONVERGED", "SCORED"})
-FAILING = frozenset({"FAIL", "INVALID", "NOT CONVERGED"})
+FAILING = frozenset({"FAIL", "INVALID", "NOT CONVERGED", "PARTIAL"})
 
 
 @dataclass(frozen=True)
@@ -235,19 +235,23 @@ class TrialOutcome:
 RUNS_FOR_A_SCORE = 10  # MLPerf Training BERT: 10 runs, fastest and slowest dropped
 
 
-def training_score(trials: list[TrialOutcome]) -> tuple[Verdict, float | None]:
+def training_score(trials: list[TrialOutcome], partial_ok: bool = False) -> tuple[Verdict, float | None]:
     """MLPerf's score across trials: the olympic mean of run_stop - run_start (fastest and slowest dropped), a
     non-converged run counting as the slowest, more than one making the result invalid. With fewer than three
-    trials (a gate) nothing can be dropped: every trial must converge and the score is their mean."""
+    trials nothing can be dropped: every trial must converge and the figure is their mean.
+
+    Fewer trials than the benchmark's RUNS_FOR_A_SCORE make a PARTIAL score: not an MLPerf result, so it fails
+    (label PARTIAL, the figure kept for the record) unless the user asked for partial scores (`partial_ok`), when
+    it is SCORED and its reason says it is partial. Copies of one run, no run at all and too many failed runs are
+    INVALID whatever was asked."""
     n = len(trials)
     failed = [t for t in trials if not t.converged or t.minutes is None]
-    details = {"runs": n, "converged": n - len(failed), "not_converged": [t.id for t in failed]}
+    details = {"runs": n, "converged": n - len(failed), "not_converged": [t.id for t in failed], "partial": False}
     copies = _copies(trials)
     if copies:
         return Verdict(
             False, "INVALID: copies of one run are not trials: " + "; ".join(copies), "INVALID", details
         ), None
-    short = f"; an MLPerf result needs {RUNS_FOR_A_SCORE} runs" if n < RUNS_FOR_A_SCORE else ""
     if n == 0:
         return Verdict(False, "INVALID: no trials to score", "INVALID", details), None
     if n < 3:
@@ -255,8 +259,9 @@ def training_score(trials: list[TrialOutcome]) -> tuple[Verdict, float | None]:
             names = ", ".join(f"{t.id} ({t.reason})" if t.reason else t.id for t in failed)
             return Verdict(False, f"INVALID: not converged: {names}", "INVALID", details), None
         score = sum(t.minutes for t in trials) / n  # type: ignore[misc]
-        reason = f"SCORE {score:.3f} min: mean of {n} run{'s' if n > 1 else ''} (too few to drop any){short}"
-        return Verdict(True, reason, "SCORED", {**details, "score_min": score, "method": "mean"}), score
+        how = f"mean of {n} run{'s' if n > 1 else ''} (too few to drop any)"
+        details.update(score_min=score, method="mean")
+        return _scored(score, how, n, partial_ok, details), score
     if len(failed) > 1:
         names = ", ".join(t.id for t in failed)
         return (
@@ -273,12 +278,32 @@ def training_score(trials: list[TrialOutcome]) -> tuple[Verdict, float | None]:
     score = sum(t.minutes for t in kept) / len(kept)  # type: ignore[misc]
     slowest = ordered[-1]
     slow_text = "not converged" if slowest in failed else f"{slowest.minutes:.2f}"
-    reason = (
-        f"SCORE {score:.3f} min: olympic mean of {len(kept)} of {n} runs (fastest {ordered[0].minutes:.2f} and "
-        f"slowest {slow_text} dropped){short}"
-    )
+    how = f"olympic mean of {len(kept)} of {n} runs (fastest {ordered[0].minutes:.2f} and slowest {slow_text} dropped)"
     details.update(score_min=score, method="olympic mean", dropped=[ordered[0].id, slowest.id])
-    return Verdict(True, reason, "SCORED", details), score
+    return _scored(score, how, n, partial_ok, details), score
+
+
+def _scored(score: float, how: str, n: int, partial_ok: bool, details: dict) -> Verdict:
+    """A computed score's verdict: SCORED with all the runs the benchmark needs; with fewer, PARTIAL (failing)
+    unless partial scores were asked for."""
+    if n >= RUNS_FOR_A_SCORE:
+        return Verdict(True, f"SCORE {score:.3f} min: {how}", "SCORED", details)
+    details["partial"] = True
+    short = f"{n} of the {RUNS_FOR_A_SCORE} runs an MLPerf BERT score needs"
+    if partial_ok:
+        return Verdict(
+            True,
+            f"SCORE {score:.3f} min (partial: {short}, accepted by --mlperf-partial-scores): {how}",
+            "SCORED",
+            details,
+        )
+    return Verdict(
+        False,
+        f"PARTIAL: {short}, so {score:.3f} min ({how}) is not an MLPerf score; run --mlperf-nexp "
+        f"{RUNS_FOR_A_SCORE}, or accept a partial score with --mlperf-partial-scores",
+        "PARTIAL",
+        details,
+    )
 
 
 def _copies(trials: list[TrialOutcome]) -> list[str]:
@@ -338,9 +363,13 @@ def record_problem(case, record: dict) -> str | None:
         if ok and (value is None or value < case.target):
             return f"{label} with eval_mlm_accuracy {value!r} against the target {case.target:g}"
     elif isinstance(case, ScoreCase) and ok:
-        value = values.get("mlperf_score")
+        name = "partial_score" if "partial_score" in values else "mlperf_score"
+        value = values.get(name)
         if value is None or value <= 0:
             return f"{label} without a positive mlperf_score"
+        runs = values.get("runs")
+        if (name == "mlperf_score") != (runs is not None and runs >= RUNS_FOR_A_SCORE):
+            return f"{label} with {name} over {runs!r} runs (an MLPerf score needs {RUNS_FOR_A_SCORE})"
     return None
 
 
