@@ -808,3 +808,193 @@ def test_a_score_of_copies_of_one_trial_is_refused(suites, training_fixtures, tm
         ["*INVALID: copies of one run are not trials: *result_1* is *result_0* again (same seed *"]
     )
     assert result.ret == 1
+
+
+# ---- properties of classes 2 and 4-8: one edit of one file of a consistent pair never passes -------------------------
+def _failing_ssd(inference_fixtures: Path, tmp_path: Path) -> Path:
+    """The published ssd-resnet34 Offline accuracy run made to fail consistently: table and mAP line both 19.0."""
+    run = _accuracy_copy(inference_fixtures, tmp_path, "ssd-resnet34")
+    path = run / "accuracy.txt"
+    path.write_text(
+        path.read_text().replace(COCO_AP + "0.201", COCO_AP + "0.190").replace("mAP=20.116%", "mAP=19.016%")
+    )
+    return run
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from(["table", "line"]), value=st.floats(min_value=0.0, max_value=100.0))
+def test_one_edited_figure_of_a_failing_coco_run_never_passes(inference_fixtures, tmp_path_factory, which, value):
+    """Class 2, Hypothesis: a failing ssd accuracy run (19.0 < 19.8), its COCO table's AP or its mAP line set to
+    any figure: FAIL, or refused as a contradiction; never PASS."""
+    run = _failing_ssd(inference_fixtures, tmp_path_factory.mktemp("ssd"))
+    case = _case("A100-SXM-80GBx8", "ssd-resnet34-Offline-AccuracyOnly-lwis")
+    assert evaluate(case, Artifacts(run)).verdict.label == "FAIL"
+    path = run / "accuracy.txt"
+    text = path.read_text()
+    if which == "table":
+        text = text.replace(COCO_AP + "0.190", COCO_AP + f"{value / 100:.3f}")
+    else:
+        text = text.replace("mAP=19.016%", f"mAP={value:.3f}%")
+    path.write_text(text)
+    try:
+        verdict = evaluate(case, Artifacts(run)).verdict
+    except ParseError:
+        return
+    assert verdict.label == "FAIL", (which, value, verdict)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    which=st.sampled_from(["accuracy.txt f1", "metadata pass", "metadata value", "metadata threshold"]),
+    value=st.floats(min_value=0.0, max_value=100.0),
+)
+def test_one_edited_file_of_a_failing_accuracy_pair_never_passes(inference_fixtures, tmp_path_factory, which, value):
+    """Class 2, Hypothesis: a bert-99 accuracy run failing in both its files (accuracy.txt F1 89.0, metadata.json
+    saying failed at the case's threshold), one of the two edited: never PASS."""
+    run = _accuracy_copy(inference_fixtures, tmp_path_factory.mktemp("bert"), "bert-99")
+    accuracy = run / "accuracy.txt"
+    accuracy.write_text(accuracy.read_text().replace('"f1": 90.38087866142499', '"f1": 89.0'))
+    meta = {"value": 89.0, "pass": False, "accuracy_pass": False}
+    case = _case("A100-SXM-80GBx8", "bert-99-Offline-AccuracyOnly-custom")
+    _metadata(inference_fixtures, run, **meta)
+    assert evaluate(case, Artifacts(run)).verdict.label == "FAIL"
+    if which == "accuracy.txt f1":
+        accuracy.write_text(accuracy.read_text().replace('"f1": 89.0', f'"f1": {value!r}'))
+    elif which == "metadata pass":
+        _metadata(inference_fixtures, run, **{**meta, "pass": True, "accuracy_pass": True})
+    elif which == "metadata value":
+        _metadata(inference_fixtures, run, **{**meta, "value": value})
+    else:
+        _metadata(inference_fixtures, run, **{**meta, "threshold": value})
+    try:
+        verdict = evaluate(case, Artifacts(run)).verdict
+    except ParseError:
+        return
+    assert verdict.label == "FAIL", (which, value, verdict)
+
+
+_GATED = _throughput(27971.4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.sampled_from([_GATED["name"], "result_completed_samples_per_sec", "samples_per_second"]),
+    unit=st.sampled_from(["samples/s", "queries/s", "", "ms"]),
+    higher=st.sampled_from([True, False, None]),
+    factor=st.floats(min_value=0.5, max_value=1.5),
+    dropped=st.booleans(),
+    limit=st.sampled_from([0.02, 0.05, 0.10]),
+)
+def test_a_gated_metric_edited_in_one_way_is_compared_or_fails(name, unit, higher, factor, dropped, limit):
+    """Class 4, Hypothesis: this run's record of a case, its gated figure renamed, in another unit or direction,
+    scaled, or gone: the comparison passes only when the figure is the baseline's own (same name, unit and
+    direction) and within the limit."""
+    from pytest_mlperf.gate.baseline import Rule, compare_records
+
+    before = _record(OFFLINE, "VALID", dict(_GATED))
+    metric = {"name": name, "value": 27971.4 * factor, "unit": unit, "higher_is_better": higher}
+    after = _record(OFFLINE, "VALID", *([] if dropped else [metric]))
+    comp = compare_records(before, after, [Rule("throughput", limit)])
+    same = not dropped and (name, unit, higher) == (_GATED["name"], "samples/s", True)
+    if not comp.regressed:
+        assert same and factor >= 1 - limit - 1e-9, (name, unit, higher, factor, dropped, comp.regressions)
+        assert comp.gated == 1
+    elif same and factor >= 1 - limit + 1e-9:
+        raise AssertionError(f"a figure {factor:.4f} of the baseline's regressed at {limit}: {comp.regressions}")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations([0, 1, 2, 3]), slow=st.sampled_from([27971.4, 24000.0]))
+def test_merge_does_not_depend_on_the_order_of_its_files(tmp_path_factory, capsys, order, slow):
+    """Class 5, Hypothesis: the same four node files in any order give the same exit and the same lines."""
+    base = tmp_path_factory.mktemp("fleet")
+    rates = [27971.4, 27900.0, slow, 27950.0]
+    paths = [_node_file(base / f"n{i + 1}", _node_records(rate)) for i, rate in enumerate(rates)]
+    reference = _merge(capsys, *paths)
+    shuffled = _merge(capsys, *[paths[i] for i in order])
+    assert shuffled[0] == reference[0] == (1 if slow < 27000 else 0)
+    assert sorted(shuffled[1].splitlines()) == sorted(reference[1].splitlines())
+
+
+_FIELDS = [
+    (OFFLINE, f"{CONFIG}-Offline-PerformanceMode"),
+    (OFFLINE, "result_samples_per_second"),
+    (ACCURACY, f"{CONFIG}-Offline-AccuracyMode"),
+    (ACCURACY, "AccuracyValue"),
+    (ACCURACY, "ThresholdValue"),
+    (ACCURACY, "AccuracyThresholdRatio"),
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    field=st.sampled_from(_FIELDS),
+    value=st.sampled_from([0.0, 1.0, 50.0, 89.0, 89.9653, 90.3809, 90.7831, 100.0, 120.0, 27971.4, -1.0]),
+    flip=st.booleans(),
+)
+def test_a_node_record_edited_in_one_field_is_refused_or_still_true(field, value, flip):
+    """Class 6, Hypothesis: a node's consistent records, one metric set to another value (or its verdict flipped):
+    either refused, or what it says still holds: its state metric is its verdict, an accuracy verdict is its value
+    against the case's threshold, and a VALID performance record has a positive figure."""
+    from pytest_mlperf.judge.verdict import record_problem
+
+    cases = {c.id: c for c in load().inference_cases("A100-SXM-80GBx8")}
+    records = {r["id"]: r for r in _lie(_node_records(), field[0], field[1], value)}
+    record = records[field[0]]
+    if flip:
+        record["ok"] = not record["ok"]
+        record["verdict"] = {"VALID": "INVALID", "INVALID": "VALID", "PASS": "FAIL", "FAIL": "PASS"}[record["verdict"]]
+    if record_problem(cases[record["id"]], record) is not None:
+        return
+    metrics = {m["name"]: m["value"] for m in record["metrics"]}
+    state = next(v for k, v in metrics.items() if k.endswith("Mode"))
+    assert state == float(record["ok"]), record
+    if record["id"] == ACCURACY:
+        threshold = cases[ACCURACY].benchmark.threshold
+        assert (metrics["AccuracyValue"] >= threshold) == record["ok"], record
+    elif record["ok"]:
+        assert metrics["result_samples_per_second"] > 0, record
+
+
+ABORTED = "16xXE8545x4A100-SXM-40GB/bert/result_5.txt"  # run_stop aborted, last eval 0.71967 at epoch 3151872
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    forged=st.lists(
+        st.tuples(
+            st.sampled_from(["after run_stop", "another rank, same eval", "another rank, new eval"]),
+            st.floats(min_value=0.5, max_value=0.99),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    success=st.booleans(),
+)
+def test_evals_the_run_did_not_make_never_converge_it(training_fixtures, tmp_path_factory, forged, success):
+    """Class 7, Hypothesis: an aborted trial (last eval 0.71967), its run_stop perhaps relabelled success, with
+    forged evals appended: after run_stop, or from a rank other than 0 (at rank 0's last eval, or at a point rank 0
+    never logged). None of them counts: NOT CONVERGED, or the log is refused; never CONVERGED."""
+    path = _trial(training_fixtures, tmp_path_factory.mktemp("mllog"), ABORTED)
+    text = path.read_text()
+    if success:
+        text = text.replace('"status": "aborted"', '"status": "success"')
+    stop = int(re.search(r'"time_ms": (\d+), "event_type": "INTERVAL_END", "key": "run_stop"', text)[1])
+    lines = []
+    for kind, value in forged:
+        rank, time_ms, epoch = {
+            "after run_stop": (0, stop + 1000, 3400000),
+            "another rank, same eval": (3, stop - 8000, 3151872),
+            "another rank, new eval": (5, stop - 1000, 3300000),
+        }[kind]
+        lines.append(
+            f' {rank}: :::MLLOG {{"namespace": "", "time_ms": {time_ms}, "event_type": "POINT_IN_TIME", '
+            f'"key": "eval_accuracy", "value": {value!r}, "metadata": {{"file": "x.py", "lineno": 1, '
+            f'"epoch_num": {epoch}}}}}'
+        )
+    path.write_text(text + "\n".join(lines) + "\n")
+    try:
+        verdict = _training_verdict(path)
+    except ParseError:
+        return
+    assert verdict.label == "NOT CONVERGED", (forged, success, verdict.reason)

@@ -109,6 +109,11 @@ def _known_cases(sku: object) -> dict:
     return {case.id: case for case in cases}
 
 
+def _natural(name: str) -> list:
+    """A sort key that orders the digits in a name by their value: n2 < n10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
+
+
 def merge(paths: list[Path], spread: float) -> tuple[list[str], list[FleetRow], list[str]]:
     """The fleet table over the nodes' sound records, and a line for each thing that keeps a figure out of the
     median or fails the fleet: a file that does not load, files no name tells apart, files of other SKUs or rounds
@@ -133,6 +138,10 @@ def merge(paths: list[Path], spread: float) -> tuple[list[str], list[FleetRow], 
         if len({str(v) for v in said.values()}) > 1:
             listed = ", ".join(f"{node}: {value}" for node, value in said.items())
             return nodes, [], [*bad, f"MIXED {what}S ({listed}): these files are never one fleet's median"]
+    # The nodes in name order (natural: n2 before n10), so that the table and its lines never depend on the order
+    # the files were named in.
+    ordered = sorted(zip(nodes, runs, strict=True), key=lambda pair: _natural(pair[0]))
+    nodes, runs = [node for node, _ in ordered], [run for _, run in ordered]
     known = _known_cases(runs[0].header.get("sku")) if runs else {}
     cases: dict[str, dict[str, dict]] = {}
     failing: dict[str, list[str]] = {}
