@@ -37,8 +37,28 @@ def _keep_bytecode() -> None:
 _keep_bytecode()
 
 
+CHILD_OPTS = "-p no:hypothesispytest"  # what a child pytest run of the suites can do without (_lighter_children)
+# What a test's users' project leaves out unless the test asks for it: mlperf-logging's checker on every training
+# trial (a child interpreter each, 200 a test run); the tests that read its findings name --mlperf-compliance.
+PROJECT_OPTS = f"--strict-markers -p no:cacheprovider --mlperf-compliance=off {CHILD_OPTS}"
+
+
+def _lighter_children() -> None:
+    """The tests' child pytest runs run the suites, never a Hypothesis test; Hypothesis's own pytest plugin still
+    imports the whole of Hypothesis at their terminal summary (0.27 s of a child's 1.3 s, a few hundred children a
+    test run). Children are started without it, through the environment they inherit; set where the tests run (an
+    xdist worker, or a run without workers), never in the xdist controller, whose workers read PYTEST_ADDOPTS
+    again and run this repository's Hypothesis tests. A test that gives a child an environment of its own keeps or
+    drops this as it sees fit."""
+    words = os.environ.get("PYTEST_ADDOPTS", "")
+    if CHILD_OPTS not in words:
+        os.environ["PYTEST_ADDOPTS"] = f"{words} {CHILD_OPTS}".strip()
+
+
 # ---- the test run under pytest-xdist: tests that need the machine to themselves --------------------------------
 def pytest_configure(config):
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        _lighter_children()
     config.addinivalue_line(
         "markers",
         "alone: the test reads the whole machine's load (/proc), or its figures hold only on an idle machine, so it "
@@ -252,7 +272,7 @@ def suites(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester folder holding the real suites (suites/*.py), as users run them."""
     for name in ("test_inference.py", "test_training.py"):
         (pytester.path / name).write_text((ROOT / "suites" / name).read_text())
-    pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider\n")
+    pytester.makeini(f"[pytest]\naddopts = {PROJECT_OPTS}\n")
     return pytester
 
 
@@ -364,7 +384,7 @@ def run_pytest_child(
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def suite_project(folder: Path, conftest: str, ini: str = "--strict-markers -p no:cacheprovider") -> Path:
+def suite_project(folder: Path, conftest: str, ini: str = PROJECT_OPTS) -> Path:
     """A users' project in folder/project: the real inference suite, a pytest.ini and the given conftest.py (a
     test's stand-in model, or what a fleet node does differently)."""
     project = folder / "project"

@@ -193,16 +193,22 @@ def test_the_local_peak_matches_fixed_loads_around_it_and_repeats(project):
 
 @pytest.mark.timing
 def test_a_lower_peak_is_a_throughput_regression(project):
-    """The baseline gate covers the peak: a saved baseline whose peak is a quarter higher than what this machine
-    holds now (as before a bad roll-out) fails the case under --mlperf-fail-on=peak_server_qps:5%."""
+    """The baseline gate covers the peak: a saved baseline whose peak is four times what this machine holds now (as
+    before a bad roll-out) fails the case under --mlperf-fail-on=peak_server_qps:5%. (A quarter more was not
+    enough: beside five other test workers on two cores the saved search itself ran a quarter low once.)"""
     search = ["--mlperf-server-search", "--mlperf-search-step-seconds=2", "--mlperf-duration=4"]
-    saved, _ = _run(project, "base.json", *search, "--mlperf-save=peak")
+    # The baseline needs a peak that held. Beside five other busy test workers on two cores a confirming run can
+    # miss the latency bound (then no peak is recorded, rightly); as a user would, save again, up to three times.
+    for _ in range(3):
+        saved, _ = _run(project, "base.json", *search, "--mlperf-save=peak")
+        if saved.returncode == 0:
+            break
     assert saved.returncode == 0, saved.stdout[-2000:]
     base = project / ".mlperf-baselines" / "peak.json"
     data = json.loads(base.read_text())
     for metric in data["results"][0]["metrics"]:
         if metric["name"] == "peak_server_qps":
-            metric["value"] *= 1.25  # the node held a quarter more before the roll-out
+            metric["value"] *= 4.0  # the node held four times more before the roll-out
     base.write_text(json.dumps(data))
     gated, _ = _run(project, "gated.json", *search, "--mlperf-baseline=peak", "--mlperf-fail-on=peak_server_qps:5%")
     assert gated.returncode == 1 and "REGRESSED vs baseline peak" in gated.stdout and "peak_server_qps" in gated.stdout
