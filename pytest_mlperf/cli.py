@@ -262,7 +262,7 @@ def cmd_compare(args) -> int:
     except baseline.BaselineError as exc:
         print(f"pytest-mlperf compare: {exc}", file=sys.stderr)
         return 2
-    comps, unmatched = baseline.compare_runs(before.records, after.records, rules)
+    comps, unmatched = baseline.compare_runs(before.records, after.records, rules, args.mlperf_confidence)
     changes = baseline.fingerprint_changes(
         before.header.get("fingerprint") or {}, after.header.get("fingerprint") or {}
     )
@@ -276,8 +276,14 @@ def cmd_compare(args) -> int:
     for line in lost:
         print(line)
     regressed = [c for c in comps if c.regressed]
-    print(f"{len(regressed)} of {len(comps)} cases regressed" + (f"; the gate lost {len(lost)}" if lost else ""))
-    return 1 if regressed or lost else 0
+    undecided = [c for c in comps if c.inconclusive and not c.regressed]
+    fails = bool(undecided) and args.mlperf_inconclusive == "fail"
+    print(
+        f"{len(regressed)} of {len(comps)} cases regressed"
+        + (f", {len(undecided)} inconclusive" if undecided else "")
+        + (f"; the gate lost {len(lost)}" if lost else "")
+    )
+    return 1 if regressed or lost or fails else 0
 
 
 def cmd_merge(args) -> int:
@@ -330,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("baseline", metavar="A.json")
     compare.add_argument("run", metavar="B.json")
     add_gate_options(
-        compare.add_argument, prefix="--", only=("fail_on", "expect_change"), defaults={"fail_on": DEFAULT_FAIL_ON}
+        compare.add_argument,
+        prefix="--",
+        only=("fail_on", "expect_change", "confidence", "inconclusive"),
+        defaults={"fail_on": DEFAULT_FAIL_ON},
     )
     compare.set_defaults(func=cmd_compare)
     merge = sub.add_parser("merge", help="join several nodes' results JSON files into a fleet table")

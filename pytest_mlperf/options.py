@@ -87,6 +87,39 @@ def fraction(text: str) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class Repeat:
+    """--mlperf-repeat: N runs of each performance case, or `auto`: runs until the gate can decide (or its budget
+    is spent)."""
+
+    text: str
+    runs: int | None  # None: auto
+
+    @property
+    def auto(self) -> bool:
+        return self.runs is None
+
+
+def repeat(text: str) -> Repeat:
+    if text == "auto":
+        return Repeat(text, None)
+    try:
+        runs = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of runs (1 or more) or auto") from None
+    if runs < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 1 or more (or auto)")
+    return Repeat(text, runs)
+
+
+def confidence(text: str) -> float:
+    """A confidence level: 0.95, or 95%."""
+    value = fraction(text)
+    if value < 0.5:
+        raise argparse.ArgumentTypeError(f"{text!r}: a confidence below 0.5 decides nothing (0.95 is usual)")
+    return value
+
+
 FLEET_SCHEDULERS = ("off", "slurm")
 
 
@@ -435,6 +468,41 @@ GATE = (
         type=fail_on,
     ),
     Spec(
+        "repeat",
+        "repeat",
+        "Run each performance case N times and keep every run (performance/run_1 .. run_N); its verdict needs every "
+        "run VALID, and the gate decides on all of them against the baseline's runs. 'auto' adds runs until the "
+        "gate can decide (at least 3; 5 where there is no baseline to decide against) or --mlperf-gate-budget is "
+        "spent (default 1)",
+        default=Repeat("1", 1),
+        metavar="N|auto",
+        type=repeat,
+    ),
+    Spec(
+        "gate_budget",
+        "gate-budget",
+        "Minutes --mlperf-repeat auto may spend on one case before it stops undecided (default 10)",
+        default=10.0,
+        metavar="MINUTES",
+        type=positive,
+    ),
+    Spec(
+        "confidence",
+        "confidence",
+        "Confidence of the gate's interval for a change (default 0.95): a regression is a change whose whole "
+        "interval is worse than the --mlperf-fail-on limit",
+        default=0.95,
+        metavar="LEVEL",
+        type=confidence,
+    ),
+    Spec(
+        "inconclusive",
+        "inconclusive",
+        "What an undecided gate does (its interval straddles the limit): fail the test (default) or warn",
+        default="fail",
+        choices=("fail", "warn"),
+    ),
+    Spec(
         "baseline_dir",
         "baseline-dir",
         "Where named baselines are kept (default .mlperf-baselines)",
@@ -570,6 +638,10 @@ class Options:
     fail_on: tuple[Rule, ...] | None = None
     baseline_dir: Path = Path(".mlperf-baselines")
     expect_change: tuple[str, ...] = EXPECTED_CHANGES
+    repeat: Repeat = Repeat("1", 1)
+    gate_budget: float = 10.0
+    confidence: float = 0.95
+    inconclusive: str = "fail"
     min_published: float | None = None
     spread: float = 0.05
     telemetry_interval: float = 1.0

@@ -4,6 +4,7 @@ hold it to the gate, and record it for every report."""
 from __future__ import annotations
 
 import math
+import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from .backends import BackendUnavailable, ResultMissing, RunFailed
 from .fleet import FleetCase, NodeCase
 from .gate import compliance
 from .gate.fleet import Incomparable, compare_peers
-from .judge.evaluate import CaseResult, evaluate, evaluate_score, trial_outcome
+from .judge.evaluate import CaseResult, combine_runs, evaluate, evaluate_score, trial_outcome
 from .judge.metrics import Metric, headline
 from .judge.verdict import TrialOutcome, Verdict, record_problem
 from .logs import ParseError, clean
@@ -30,6 +31,9 @@ PEER_KEY = pytest.StashKey[dict]()  # a node test's node and job, for its record
 REASON_KEY = pytest.StashKey[str]()  # the line its record gives as the reason (the message goes on with logs)
 REFERENCES = ("published_pct", "tuned_target_pct")  # a node's references to NVIDIA's figures, recomputed here
 FAILURE_LIMIT = 4000  # characters of a failure message (a step's last lines, say) a test report carries
+# --mlperf-repeat auto: at least AUTO_MIN_RUNS runs (a spread to measure), at most AUTO_MAX_RUNS; with nothing to
+# decide against (saving a baseline, a case the baseline lacks) AUTO_BASELINE_RUNS, so a later gate has a spread.
+AUTO_MIN_RUNS, AUTO_MAX_RUNS, AUTO_BASELINE_RUNS = 3, 20, 5
 
 
 class Runner:
@@ -52,15 +56,20 @@ class Runner:
             indices = (pinned,) if pinned is not None else None
             sampler = telemetry.Sampler(interval, indices=indices).start() if session.telemetry_on else None
             watcher = self._watcher(case, indices)
+            repeated = self._repeats(case)
             try:
-                artifacts, failure = self.execute(case)
+                if repeated:
+                    result, why = self._repeated(case)
+                else:
+                    artifacts, failure = self.execute(case)
             except Exception as exc:  # pytest's skip and fail are not Exceptions: they pass through unrecorded
                 self.trial(case, None, f"{type(exc).__name__}: {exc}")
                 raise
             finally:
                 watched = sampler.stop().summary() if sampler is not None else None
                 room = watcher.stop() if watcher is not None else None
-        result, why = self._settle(case, artifacts, failure)
+        if not repeated:
+            result, why = self._settle(case, artifacts, failure)
         if result is not None and pinned is not None:
             device = session.pinned_gpu(pinned)
             result.info["gpu"] = {"index": pinned, "name": device.name, "uuid": device.uuid, "serial": device.serial}
@@ -80,6 +89,76 @@ class Runner:
                 extras["contended"] = list(room.get("reasons") or [])
         self.record(case, result, **extras)
         return result
+
+    # ---- repeated runs (--mlperf-repeat) ------------------------------------------------------------------
+    def _repeats(self, case) -> bool:
+        """A performance case run more than once: asked for, and on a backend that runs (a replay judges the run
+        its tree holds)."""
+        plan = self.session.options.repeat
+        if not isinstance(case, catalog.InferenceCase) or case.mode != "PerformanceOnly":
+            return False
+        if self.session.backend_for(case).name in ("results", "none"):
+            return False
+        return plan.auto or (plan.runs or 1) > 1
+
+    def _repeated(self, case) -> tuple[CaseResult | None, str | None]:
+        """Run a performance case N times, or (auto) until the gate decides every gated figure against the
+        baseline, the case's budget would be spent by one more run, or AUTO_MAX_RUNS; each run in its own
+        performance/run_<k> folder, judged on its own. An INVALID run ends the repeats: the case is INVALID
+        whatever the others say. (result, None), or (None, why there is no verdict)."""
+        options, gate = self.session.options, self.session.reporter.gate
+        plan, budget = options.repeat, options.gate_budget * 60.0
+        started = time.monotonic()
+        runs: list[CaseResult] = []
+        stopped = ""
+        while True:
+            number = len(runs) + 1
+            run_case = case if number == 1 else case.with_(run=f"run_{number}")
+            artifacts, failure = self.execute(run_case)
+            if failure is not None:
+                return None, failure if number == 1 else f"run {number}: {failure}"
+            try:
+                runs.append(evaluate(run_case, artifacts))
+            except ParseError as exc:
+                return None, f"cannot judge {case.id} (run {number}): {exc}"
+            elapsed = time.monotonic() - started
+            if not runs[-1].verdict.ok:
+                stopped = f"run {number} was {runs[-1].verdict.label}"
+                break
+            if not plan.auto:
+                if number >= (plan.runs or 1):
+                    stopped = f"{number} runs asked"
+                    break
+                continue
+            if number >= AUTO_MAX_RUNS:
+                stopped = f"at most {AUTO_MAX_RUNS} runs"
+                break
+            if elapsed + elapsed / number > budget:
+                stopped = f"the budget ({options.gate_budget:g} min) would be spent by one more run"
+                break
+            if number < AUTO_MIN_RUNS:
+                continue
+            try:
+                open_metrics = gate.undecided(case.id, combine_runs(case.id, runs))
+            except ParseError as exc:
+                return None, f"cannot judge {case.id}: {exc}"
+            if open_metrics is None and number >= AUTO_BASELINE_RUNS:
+                stopped = f"{number} runs: nothing to decide against (no baseline record or gated figure)"
+                break
+            if open_metrics == []:
+                stopped = "decided"
+                break
+        try:
+            result = combine_runs(case.id, runs)
+        except ParseError as exc:
+            return None, f"cannot judge {case.id}: {exc}"
+        result.info["repeat"] = {
+            "asked": plan.text,
+            "runs": len(runs),
+            "stopped": stopped,
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        return result, None
 
     def _watcher(self, case, indices):
         """What the run really got, watched during every performance run the backend makes here (a replay judges
@@ -297,6 +376,7 @@ class Runner:
         record = CaseRecord.judged(case_id, result, backend, baseline=check.to_dict() if check else None, **extras)
         record.metrics += [m.to_dict() for m in references]
         record.notes = gate.reference_notes(case, published) if result.kind != "fleet" else []
+        record.notes += gate.warnings(check)
         self.request.node.stash[RECORD_KEY] = record
         self.request.node.user_properties.extend(case_properties(record))
         record.gate = gate.problems(case_id, check, published)

@@ -400,7 +400,13 @@ class MlperfSession:
 
     def _gate(self) -> Gate:
         opts = self.options
-        gate = Gate(self.catalog, rules=opts.fail_on or (), expect_change=opts.expect_change)
+        gate = Gate(
+            self.catalog,
+            rules=opts.fail_on or (),
+            expect_change=opts.expect_change,
+            confidence=opts.confidence,
+            inconclusive=opts.inconclusive,
+        )
         gate.min_published = opts.min_published
         gate.min_published_source = f"{flag('min_published')} {opts.min_published:g}" if opts.min_published else ""
         try:

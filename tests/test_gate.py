@@ -65,12 +65,17 @@ def test_baseline_passes_twice_and_a_10pct_drop_fails_exactly_that_test(suites, 
     worse.stdout.fnmatch_lines(
         [
             f"____*test_inference[[]{BERT_CASE}[]]*",
-            "REGRESSED vs baseline before: result_samples_per_second 27971.4 -> 25174.3 samples/s (-10.0%, worse "
-            "than throughput:5%)",
+            "REGRESSED vs baseline before: result_samples_per_second: median 27971.4 -> 25174.3 samples/s; mean "
+            "change -10.0 % (one run a side: no spread, the point rule), limit 5.0 %: regression (1 baseline run vs "
+            "1), worse than throughput:5%",
         ]
     )
     worse.stdout.fnmatch_lines(
-        ["*MLPerf baseline before*", f"REGRESSED  {BERT_CASE}  worst result_samples_per_second -10.0%"]
+        [
+            "*MLPerf baseline before*",
+            f"REGRESSED  {BERT_CASE}  result_samples_per_second: median 27971.4 -> 25174.3 samples/s; mean change "
+            "-10.0 % (*",
+        ]
     )
     xml = (suites.path / "g.xml").read_text()
     assert "REGRESSED vs baseline before" in xml and 'name="mlperf:regressions"' in xml
@@ -89,8 +94,8 @@ def test_compare_cli_prints_the_regression(inference_fixtures, tmp_path, capsys,
     capsys.readouterr()
     assert cli(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 1
     out = capsys.readouterr().out
-    assert f"REGRESSED  {BERT_CASE}  worst result_samples_per_second -10.0%" in out
-    assert "result_samples_per_second 27971.4 -> 25174.3 samples/s (-10.0%, worse than throughput:5%)" in out
+    assert f"REGRESSED  {BERT_CASE}  result_samples_per_second: median 27971.4 -> 25174.3 samples/s; mean" in out
+    assert "limit 5.0 %: regression (1 baseline run vs 1)" in out
     assert "1 of 28 cases regressed" in out  # the 4 cases neither run judged are not compared
     assert cli(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--fail-on=throughput:15%"]) == 0
 

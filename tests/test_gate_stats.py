@@ -33,7 +33,7 @@ def test_a_clear_slowdown_is_a_regression_with_its_interval():
     assert d.change == pytest.approx(-0.15, abs=0.01)
     sentence = d.sentence("result_samples_per_second")
     assert sentence.startswith("result_samples_per_second -15.")
-    assert "(95 % CI -1" in sentence and "limit 5.0 %: regression (5 baseline runs vs 5)" in sentence
+    assert "(95 % CI -1" in sentence and "limit 5.0 %: regression (5 baseline runs vs 5; detectable " in sentence
 
 
 def test_the_same_speed_is_no_regression():
@@ -49,7 +49,7 @@ def test_a_change_near_the_limit_with_a_wide_spread_is_inconclusive():
     d = decide(noisy_base, now, higher_is_better=True, limit=0.05)
     assert d.outcome == INCONCLUSIVE and d.low < -0.05 < d.high
     assert d.detectable > 0.05
-    assert d.sentence("x").endswith("limit 5.0 %: inconclusive (3 baseline runs vs 3)")
+    assert "limit 5.0 %: inconclusive (3 baseline runs vs 3; detectable " in d.sentence("x")
 
 
 def test_latency_is_worse_when_it_grows():
@@ -62,7 +62,7 @@ def test_one_run_a_side_has_no_spread_and_applies_the_point_rule():
     d = decide([1000.0], [940.0], higher_is_better=True, limit=0.05)
     assert d.outcome == REGRESSION and d.method == POINT and d.detectable is None
     assert d.sentence("x") == (
-        "x -6.0 % (point rule (one run a side: no spread to measure)), limit 5.0 %: regression (1 baseline run vs 1)"
+        "x -6.0 % (one run a side: no spread, the point rule), limit 5.0 %: regression (1 baseline run vs 1)"
     )
     assert decide([1000.0], [960.0], True, 0.05).outcome == NO_REGRESSION
     # "any": every worsening is one, with no spread

@@ -5,12 +5,17 @@ direction; VALID -> INVALID and PASS -> FAIL are regressions whatever the gate s
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import asdict, dataclass, field
+import statistics
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..judge.metrics import metric_class
+from ..judge.metrics import headline, metric_class
 from ..logs import ParseError, clean, finite, read_text, strict_json
+from .stats import INCONCLUSIVE, REGRESSION, Decision, StatsError, decide
+
+DECISION_FIELDS = tuple(f.name for f in fields(Decision))
 
 CLASSES = ("throughput", "latency", "accuracy", "time")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -96,6 +101,10 @@ class Comparison:
     verdict_after: str | None = None
     regressions: list[str] = field(default_factory=list)  # one sentence each
     gated: int = 0  # metrics a rule compared (0: the rules found nothing of the baseline's to compare)
+    decisions: list[dict] = field(default_factory=list)  # each gated metric's Decision (gate/stats.py), with its rule
+    inconclusive: list[str] = field(
+        default_factory=list
+    )  # the gated metrics the runs could not decide, a sentence each
 
     @property
     def regressed(self) -> bool:
@@ -119,6 +128,8 @@ class Comparison:
             data.get("verdict_after"),
             list(data.get("regressions", [])),
             int(data.get("gated", 0)),
+            [dict(d) for d in data.get("decisions", [])],
+            list(data.get("inconclusive", [])),
         )
 
     def to_dict(self) -> dict:
@@ -127,7 +138,9 @@ class Comparison:
             "case": self.case_id,
             **verdicts,
             "regressions": self.regressions,
+            "inconclusive": self.inconclusive,
             "gated": self.gated,
+            "decisions": self.decisions,
             "deltas": [d.to_dict() for d in self.deltas],
         }
 
@@ -136,10 +149,26 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:+.1f}%"
 
 
-def _gating(metric: dict, rules: list[Rule]) -> Rule | None:
-    """The first rule that gates a metric (by its class or its name), or None."""
-    klass = metric_class(metric)
-    return next((rule for rule in rules if rule.target in (klass, metric["name"])), None)
+def gated_metrics(metrics: list[dict], rules: list[Rule]) -> dict[str, Rule]:
+    """Which of a record's metrics the rules gate, each with the first rule that does: a rule naming a metric gates
+    that metric; a rule naming a class (throughput, latency, accuracy, time) gates the record's headline figure
+    when it is of that class: the scenario's figure as MLPerf reports it (Offline samples/s, Server's scheduled
+    QPS or its searched peak, the 90th / 99th percentile latency of SingleStream / MultiStream), the accuracy, the
+    time to train or the score. The other figures LoadGen prints (its max and min latency, every percentile) move
+    with every run and gate nothing unless a rule names them."""
+    first = headline(metrics)
+    out: dict[str, Rule] = {}
+    for metric in metrics:
+        klass = metric_class(metric) if metric is first else None
+        rule = next((r for r in rules if r.target == metric["name"] or (klass and r.target == klass)), None)
+        if rule is not None:
+            out[metric["name"]] = rule
+    return out
+
+
+def samples(metric: dict) -> list[float]:
+    """Every run's figure of a metric: its samples, or (one run, or a baseline saved before repeats) its value."""
+    return [float(v) for v in metric.get("samples") or [metric["value"]]]
 
 
 def _not_comparable(old: dict, new: dict | None) -> str | None:
@@ -156,16 +185,19 @@ def _not_comparable(old: dict, new: dict | None) -> str | None:
     return None
 
 
-def compare_records(before: dict, after: dict, rules: list[Rule]) -> Comparison:
-    """One case: every metric both runs have; regressions are verdict flips and rule breaches. A metric the rules
-    gate in the baseline that this run lacks, or reports in another unit or direction, is NOT COMPARABLE, which
-    fails the case: a gate never passes a figure it did not compare."""
+def compare_records(before: dict, after: dict, rules: list[Rule], confidence: float = 0.95) -> Comparison:
+    """One case: every metric both runs have, as deltas of their medians; regressions are verdict flips and, for
+    each gated metric, a decision (gate/stats.py) from the baseline's runs and this run's at `confidence`: a
+    regression, no regression, or inconclusive. A metric the rules gate in the baseline that this run lacks, or
+    reports in another unit or direction, is NOT COMPARABLE, which fails the case: a gate never passes a figure it
+    did not compare."""
     comp = Comparison(after["id"], verdict_before=before.get("verdict"), verdict_after=after.get("verdict"))
     was = {m["name"]: m for m in before.get("metrics", [])}
     now = {m["name"]: m for m in after.get("metrics", [])}
     judged = after.get("verdict") is not None
-    for old in was.values():
-        problem = _not_comparable(old, now.get(old["name"])) if judged and _gating(old, rules) else None
+    gated = gated_metrics(before.get("metrics", []), rules)
+    for name, old in was.items():
+        problem = _not_comparable(old, now.get(name)) if judged and name in gated else None
         if problem is not None:
             comp.regressions.append(f"NOT COMPARABLE: {problem}")
     for metric in after.get("metrics", []):
@@ -191,18 +223,31 @@ def compare_records(before: dict, after: dict, rules: list[Rule]) -> Comparison:
     }
     if (comp.verdict_before, comp.verdict_after) in flips:
         comp.regressions.append(f"verdict {comp.verdict_before} -> {comp.verdict_after}")
-    for delta in comp.deltas:
-        for rule in rules:
-            if rule.target not in (delta.klass, delta.metric):
-                continue
-            comp.gated += 1
-            limit = rule.limit
-            if delta.worsening > 0 and (limit is None or delta.worsening > limit + 1e-12):
-                comp.regressions.append(
-                    f"{delta.metric} {delta.baseline:.6g} -> {delta.now:.6g} {delta.unit} ({_pct(delta.change)}, "
-                    f"worse than {rule.describe()})"
-                )
-                break
+    for name, rule in gated.items():
+        old, new = was[name], now.get(name)
+        if new is None or _not_comparable(old, new) is not None or old.get("higher_is_better") is None:
+            continue
+        comp.gated += 1
+        try:
+            decision = decide(samples(old), samples(new), bool(old["higher_is_better"]), rule.limit, confidence)
+        except StatsError as exc:
+            comp.regressions.append(f"NOT COMPARABLE: {name}: {exc}")
+            continue
+        comp.decisions.append(
+            {
+                "metric": name,
+                "unit": old.get("unit", ""),
+                "rule": rule.describe(),
+                **decision.to_dict(),
+                "samples_before": samples(old),
+                "samples_now": samples(new),
+            }
+        )
+        sentence = decision_line(comp.decisions[-1])
+        if decision.outcome == REGRESSION:
+            comp.regressions.append(f"{sentence}, worse than {rule.describe()}")
+        elif decision.outcome == INCONCLUSIVE:
+            comp.inconclusive.append(sentence)
     return comp
 
 
@@ -284,6 +329,22 @@ def _check_metric(path: Path, where: str, metric: object) -> None:
         raise BaselineError(
             f"{path}: {where}.value ({name}) is {value:g}: a change from it cannot be measured, so it cannot gate"
         )
+    if "samples" in metric:
+        runs = metric["samples"]
+        if not isinstance(runs, list) or not runs:
+            raise BaselineError(f"{path}: {where}.samples ({name}) is not a list of the runs' figures")
+        try:
+            figures = [finite(v) for v in runs]
+        except ValueError as exc:
+            raise BaselineError(f"{path}: {where}.samples ({name}): {exc}") from None
+        if metric_class(metric) is not None and min(figures) <= 0:
+            raise BaselineError(f"{path}: {where}.samples ({name}) holds {min(figures):g}: it cannot gate")
+        middle = statistics.median(figures)
+        if not math.isclose(middle, value, rel_tol=1e-9, abs_tol=1e-12):
+            raise BaselineError(
+                f"{path}: {where}.value ({name}) is {value:g}, the median of its {len(figures)} runs is {middle:g}: "
+                "the record contradicts itself"
+            )
 
 
 def check_compatible(baseline: Baseline, header: dict) -> None:
@@ -312,7 +373,7 @@ def parse_fields(text: str) -> tuple[str, ...]:
 
 
 def compare_runs(
-    before: dict[str, dict], after: dict[str, dict], rules: list[Rule]
+    before: dict[str, dict], after: dict[str, dict], rules: list[Rule], confidence: float = 0.95
 ) -> tuple[list[Comparison], list[str]]:
     """Two runs' records by case id: a comparison per case both judged, and the cases only one holds."""
     was = dict(before)
@@ -323,7 +384,7 @@ def compare_runs(
             unmatched.append(f"only in the new run: {record['id']}")
             continue
         if record.get("verdict") is not None:
-            comps.append(compare_records(old, record, rules))
+            comps.append(compare_records(old, record, rules, confidence))
     unmatched += [f"only in the baseline: {case}" for case in was]
     return comps, unmatched
 
@@ -366,12 +427,32 @@ def format_comparison(
             f"WARNING: more than the driver/firmware changed ({', '.join(surprising)}): this comparison is not a "
             "driver test"
         )
-    ordered = sorted(comps, key=lambda c: (not c.regressed, -(c.worst.worsening if c.worst else 0.0)))
+    ordered = sorted(
+        comps, key=lambda c: (not c.regressed, not c.inconclusive, -(c.worst.worsening if c.worst else 0.0))
+    )
     for comp in ordered:
-        worst = comp.worst
-        head = f"{'REGRESSED' if comp.regressed else 'ok':<10} {comp.case_id}"
-        if worst is not None and worst.change is not None:
-            head += f"  worst {worst.metric} {_pct(worst.change)}"
+        state = "REGRESSED" if comp.regressed else "INCONCLUSIVE" if comp.inconclusive else "ok"
+        head = f"{state:<10} {comp.case_id}"
+        decided = [decision_line(d) for d in comp.decisions]
+        if decided:
+            head += f"  {decided[0]}"
+        else:
+            worst = comp.worst
+            if worst is not None and worst.change is not None:
+                head += f"  worst {worst.metric} {_pct(worst.change)}"
         lines.append(head)
-        lines += [f"    {r}" for r in comp.regressions]
+        lines += [f"    {line}" for line in decided[1:]]
+        lines += [
+            f"    {r}" for r in comp.regressions if not any(r.startswith(d["metric"] + " ") for d in comp.decisions)
+        ]
     return lines
+
+
+def decision_line(decision: dict) -> str:
+    """A gated figure in one line: both sides' medians, then the change (of the geometric means, which the
+    interval is of: it can differ from the medians' ratio, even in sign) with its interval, the limit and the
+    decision."""
+    shown = Decision(**{k: decision[k] for k in DECISION_FIELDS})
+    unit = f" {decision.get('unit')}" if decision.get("unit") else ""
+    medians = f"median {shown.median_before:.6g} -> {shown.median_now:.6g}{unit}"
+    return f"{decision['metric']}: {medians}; " + shown.sentence("mean change")

@@ -32,6 +32,8 @@ class Gate:
     min_published: float | None = None
     min_published_source: str = ""  # how the floor was asked for, for the failure message
     expect_change: tuple[str, ...] = ()
+    confidence: float = 0.95  # of the interval of a change (gate/stats.py)
+    inconclusive: str = "fail"  # what an undecided comparison does: fail the test, or warn
 
     def published(self, case, result: CaseResult) -> Metric | None:
         """A performance case's share of NVIDIA's published v2.0 figure for the same system and case, as a
@@ -83,13 +85,29 @@ class Gate:
         if before is None:
             return BaselineCheck(self.baseline.name, None)
         now = {"id": case_id, "verdict": verdict, "metrics": metrics}
-        return BaselineCheck(self.baseline.name, compare_records(before, now, list(self.rules)))
+        return BaselineCheck(self.baseline.name, compare_records(before, now, list(self.rules), self.confidence))
+
+    def undecided(self, case_id: str, result: CaseResult) -> list[str] | None:
+        """For --mlperf-repeat auto after each run: the gated metrics the runs so far leave inconclusive ([] when
+        every one is decided, a regression and a lost figure included), or None when there is nothing to decide
+        against (no baseline, no rule, no record of the case, no gated figure)."""
+        if self.baseline is None or not self.rules or self.baseline.record(case_id) is None:
+            return None
+        metrics = [m.to_dict() for m in result.metrics]
+        check = self.compare(case_id, result.verdict.label, metrics)
+        comp = check.comparison if check is not None else None
+        if comp is None or (comp.gated == 0 and not comp.regressions):
+            return None
+        return [] if comp.regressions else list(comp.inconclusive)
 
     def problems(self, case_id: str, check: BaselineCheck | None, published: Metric | None) -> list[str]:
         """Why the gate fails this case: regressions against the baseline, a share below the published floor."""
         found = []
         if check is not None and check.comparison is not None and check.comparison.regressed:
             found.append(f"REGRESSED vs baseline {check.name}: " + "; ".join(check.comparison.regressions))
+        if check is not None and check.comparison is not None and check.comparison.inconclusive:
+            if self.inconclusive == "fail":
+                found.append(f"INCONCLUSIVE vs baseline {check.name}: " + "; ".join(check.comparison.inconclusive))
         floor = self.min_published
         if floor is not None and published is not None and published.value / 100.0 < floor:
             found.append(
@@ -97,6 +115,12 @@ class Gate:
                 f"({self.min_published_source})"
             )
         return found
+
+    def warnings(self, check: BaselineCheck | None) -> list[str]:
+        """What the report says beside a passing case: an undecided comparison, when it only warns."""
+        if check is None or check.comparison is None or self.inconclusive != "warn":
+            return []
+        return [f"INCONCLUSIVE vs baseline {check.name} (warn only): {line}" for line in check.comparison.inconclusive]
 
     def fingerprint_changes(self, fingerprint: dict) -> tuple[list, list[str]]:
         """The fingerprint fields that differ from the baseline's, and those of them a roll-out should not

@@ -38,8 +38,8 @@ REGRESSION, NO_REGRESSION, INCONCLUSIVE = "regression", "no regression", "inconc
 OUTCOMES = (REGRESSION, NO_REGRESSION, INCONCLUSIVE)
 WELCH = "Welch t-interval on log figures"
 POOLED = "pooled t-interval on log figures (one side has a single run)"
-POINT = "point rule (one run a side: no spread to measure)"
-EXACT = "exact (no spread on either side)"
+POINT = "one run a side: no spread, the point rule"
+EXACT = "every run alike on both sides: no spread, the point rule"
 
 
 class StatsError(ValueError):
@@ -70,12 +70,12 @@ class Decision:
         """`throughput -3.1 % (95 % CI -6.8 % .. +0.4 %), limit 5 %: inconclusive after 8 runs`."""
         limit = f"limit {_pct(self.limit, sign=False)}" if self.limit else "limit: any worsening"
         if self.spread:
-            ci = f"{self.confidence * 100:g} % CI {_pct(self.low)} .. {_pct(self.high)}"
-            detect = f"; detectable {_pct(self.detectable, sign=False)}" if self.detectable is not None else ""
-            shape = f"{_pct(self.change)} ({ci}){detect}"
+            shape = f"{_pct(self.change)} ({self.confidence * 100:g} % CI {_pct(self.low)} .. {_pct(self.high)})"
         else:
             shape = f"{_pct(self.change)} ({self.method})"
         runs = f"{self.runs_before} baseline run{'s' if self.runs_before != 1 else ''} vs {self.runs_now}"
+        if self.detectable is not None:
+            runs += f"; detectable {_pct(self.detectable, sign=False)}"
         return f"{metric} {shape}, {limit}: {self.outcome} ({runs})"
 
     def to_dict(self) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -194,3 +195,41 @@ def evaluate_score(case: ScoreCase, outcomes: list[TrialOutcome], partial_ok: bo
         "trials": {o.id: (round(o.minutes, 4) if o.minutes is not None else None) for o in outcomes},
     }
     return CaseResult(case.id, "training-score", verdict, metrics, [], info)
+
+
+def combine_runs(case_id: str, runs: list[CaseResult]) -> CaseResult:
+    """One case run several times (--mlperf-repeat): VALID only when every run is; otherwise INVALID naming each
+    run that was not, with its reason. Each metric's value is the median of the runs' figures and `samples` keeps
+    every one, in run order, for the gate's statistics. A metric some run lacks is not combined: its runs did not
+    measure the same things, which is refused."""
+    if not runs:
+        raise ValueError("no runs to combine")
+    if len(runs) == 1:
+        return replace(runs[0], case_id=case_id)
+    names = [m.name for m in runs[0].metrics]
+    for number, run in enumerate(runs[1:], start=2):
+        if [m.name for m in run.metrics] != names:
+            raise ParseError(
+                run.artifacts[0] if run.artifacts else case_id,
+                f"run {number} reports {', '.join(m.name for m in run.metrics)}, run 1 {', '.join(names)}: "
+                "the runs of one case did not measure the same figures",
+            )
+    metrics = []
+    for index, first in enumerate(runs[0].metrics):
+        values = tuple(run.metrics[index].value for run in runs)
+        metrics.append(replace(first, value=statistics.median(values), samples=values))
+    failed = [(number, run) for number, run in enumerate(runs, start=1) if not run.verdict.ok]
+    n = len(runs)
+    if failed:
+        said = "; ".join(f"run {number} of {n}: {run.verdict.reason}" for number, run in failed)
+        verdict = Verdict(False, f"INVALID: {said}", "INVALID", {"runs": n, "invalid_runs": [k for k, _ in failed]})
+    else:
+        first = runs[0].verdict
+        verdict = Verdict(True, f"{first.reason} (all {n} runs {first.label})", first.label, {"runs": n})
+    info = dict(runs[0].info)
+    info["runs"] = [
+        {"run": number, "verdict": run.verdict.label, "reason": run.verdict.reason, "folder": run.info.get("folder")}
+        for number, run in enumerate(runs, start=1)
+    ]
+    artifacts = [path for run in runs for path in run.artifacts]
+    return CaseResult(case_id, runs[0].kind, verdict, metrics, artifacts, info)

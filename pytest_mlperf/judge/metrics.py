@@ -19,9 +19,15 @@ class Metric:
     unit: str
     higher_is_better: bool | None  # None: a state (PASS/FAIL), not a quantity to trend
     metadata: dict = field(default_factory=dict)
+    samples: tuple[float, ...] = ()  # every run's figure when the case ran more than once (value: their median)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if self.samples:
+            out["samples"] = list(self.samples)
+        else:
+            del out["samples"]
+        return out
 
 
 _LATENCY_STATS = ("min", "mean", "max")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from html import escape
 
@@ -9,11 +10,11 @@ W, H, PAD = 520, 200, 42
 PERCENTILE_RE = re.compile(r"^result_(\d+(?:\.\d+)?)_percentile(?:_per_query)?_latency_ns$")
 
 
-def _frame(title: str, body: str, x_label: str, y_label: str, y_max: float, klass: str) -> str:
+def _frame(title: str, body: str, x_label: str, y_label: str, y_max: float, klass: str, y_min: float = 0.0) -> str:
     ticks = "".join(
         f"<line x1='{PAD}' x2='{W - 8}' y1='{y:.1f}' y2='{y:.1f}' stroke='#ddd'/>"
-        f"<text x='{PAD - 4}' y='{y + 4:.1f}' font-size='10' text-anchor='end'>{value:.3g}</text>"
-        for value, y in ((y_max * f, H - PAD - (H - 2 * PAD) * f) for f in (0, 0.5, 1))
+        f"<text x='{PAD - 4}' y='{y + 4:.1f}' font-size='10' text-anchor='end'>{value:.4g}</text>"
+        for value, y in ((y_min + (y_max - y_min) * f, H - PAD - (H - 2 * PAD) * f) for f in (0, 0.5, 1))
     )
     return (
         f"<svg class='mlperf-chart {klass}' xmlns='http://www.w3.org/2000/svg' width='{W}' height='{H}' "
@@ -89,3 +90,47 @@ def bar_chart(items: list[tuple[str, float]], title: str, unit: str, signed: boo
         + "".join(bars)
         + "</svg>"
     )
+
+
+def gate_chart(decision: dict) -> str:
+    """One gated figure: the baseline's runs and this run's as dots side by side, this run's interval (the change's
+    interval applied to the baseline's geometric mean) as a bar, and the limit as a dashed line."""
+    before = [float(v) for v in decision.get("samples_before") or []]
+    now = [float(v) for v in decision.get("samples_now") or []]
+    if not before or not now:
+        return ""
+    base = math.exp(sum(math.log(v) for v in before) / len(before))
+    limit = float(decision.get("limit") or 0.0)
+    line = base * (1 - limit) if decision.get("higher_is_better") else base * (1 + limit)
+    low, high = base * (1 + float(decision["low"])), base * (1 + float(decision["high"]))
+    values = [*before, *now, line, low, high]
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or abs(hi) or 1.0
+    lo, hi = lo - 0.1 * span, hi + 0.1 * span
+
+    def y(v: float) -> float:
+        return H - PAD - (H - 2 * PAD) * (v - lo) / (hi - lo)
+
+    def dots(xs: float, runs: list[float], colour: str, what: str) -> str:
+        return "".join(
+            f"<circle cx='{xs + (i % 5 - 2) * 6:.1f}' cy='{y(v):.1f}' r='3.5' fill='{colour}'>"
+            f"<title>{escape(what)} run {i + 1}: {v:.6g}</title></circle>"
+            for i, v in enumerate(runs)
+        )
+
+    left, right = PAD + (W - PAD) * 0.3, PAD + (W - PAD) * 0.65
+    outcome = str(decision.get("outcome", ""))
+    colour = {"regression": "#c0504d", "inconclusive": "#d08a00"}.get(outcome, "#2e7d32")
+    body = (
+        f"<line x1='{PAD}' x2='{W - 8}' y1='{y(line):.1f}' y2='{y(line):.1f}' stroke='#c0504d' stroke-dasharray='5,4'>"
+        f"<title>limit: {line:.6g}</title></line>"
+        f"<rect class='interval' x='{right + 22:.1f}' y='{y(high):.1f}' width='8' "
+        f"height='{max(1.0, y(low) - y(high)):.1f}' fill='{colour}' opacity='0.6'><title>{escape(outcome)}: "
+        f"{float(decision.get('confidence', 0.95)) * 100:g} % interval {low:.6g} .. {high:.6g}</title></rect>"
+        + dots(left, before, "#4a7ebb", "baseline")
+        + dots(right, now, colour, "this")
+        + f"<text x='{left:.1f}' y='{H - PAD + 14}' font-size='10' text-anchor='middle'>baseline ({len(before)})</text>"
+        f"<text x='{right:.1f}' y='{H - PAD + 14}' font-size='10' text-anchor='middle'>this run ({len(now)})</text>"
+    )
+    title = f"{decision.get('metric', '')}: {outcome}"
+    return _frame(title, body, "", str(decision.get("unit") or ""), hi, "mlperf-gate", y_min=lo)

@@ -125,6 +125,7 @@ def _charts(record: CaseRecord) -> str:
     series = (record.telemetry or {}).get("series") or []
     charts.append(charts_mod.series_chart(series, "power_w", "GPU power (mean over GPUs)", "W"))
     charts.append(charts_mod.series_chart(series, "sm_clock_mhz", "SM clock (mean over GPUs)", "MHz"))
+    charts += [charts_mod.gate_chart(d) for d in (record.baseline or {}).get("decisions") or []]
     return "".join(f"<div class='mlperf-chart-box'>{c}</div>" for c in charts if c)
 
 

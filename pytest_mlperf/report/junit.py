@@ -26,6 +26,16 @@ def case_properties(record: CaseRecord) -> list[tuple[str, str]]:
     if record.baseline and not record.baseline.get("missing"):
         props.append(("mlperf:baseline", record.baseline["name"]))
         props.append(("mlperf:regressions", "; ".join(record.regressions) or "none"))
+        for decision in record.baseline.get("decisions") or []:  # each gated figure's change, interval, decision
+            prefix = f"mlperf:gate.{decision['metric']}"
+            props += [
+                (f"{prefix}.change", _number(decision["change"])),
+                (f"{prefix}.ci_low", _number(decision["low"])),
+                (f"{prefix}.ci_high", _number(decision["high"])),
+                (f"{prefix}.confidence", _number(decision["confidence"])),
+                (f"{prefix}.decision", decision["outcome"]),
+                (f"{prefix}.runs", f"{decision['runs_before']} vs {decision['runs_now']}"),
+            ]
     props += [("mlperf:note", note) for note in record.notes]
     props += [(m["name"], _number(m["value"])) for m in record.metrics]
     return [_safe(name, value) for name, value in props]
