@@ -8,6 +8,7 @@ pytest-mlperf gpus              this machine's GPU inventory and the catalog SKU
 pytest-mlperf systems           the catalog's SKUs
 pytest-mlperf compare A.json B.json   B against baseline A; exits 1 on a regression
 pytest-mlperf merge RUN.json...       a fleet table of several nodes; exits 1 when a node is marked slow
+pytest-mlperf history DIR [--metric M] [--case C]   saved baselines in time order, with change points
 """
 
 from __future__ import annotations
@@ -286,6 +287,23 @@ def cmd_compare(args) -> int:
     return 1 if regressed or lost or fails else 0
 
 
+def cmd_history(args) -> int:
+    from .gate import history
+
+    if not 0 < args.max_pvalue < 1:
+        print(f"pytest-mlperf history: --max-pvalue {args.max_pvalue!r} is not between 0 and 1", file=sys.stderr)
+        return 2
+    try:
+        lines, _ = history.history_lines(args.folder, args.metric, args.case, args.max_pvalue)
+    except history.HistoryError as exc:
+        print(f"pytest-mlperf history: {exc}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line)
+    worse = any("CHANGE POINT (WORSE)" in line for line in lines)
+    return 1 if worse and args.fail_on_worse else 0
+
+
 def cmd_merge(args) -> int:
     from .gate import fleet
 
@@ -342,6 +360,18 @@ def main(argv: list[str] | None = None) -> int:
         defaults={"fail_on": DEFAULT_FAIL_ON},
     )
     compare.set_defaults(func=cmd_compare)
+    history = sub.add_parser(
+        "history",
+        help="saved baselines in time order, their fingerprints, and each case's change points (Apache Otava)",
+    )
+    history.add_argument("folder", metavar="BASELINE_DIR", type=Path)
+    history.add_argument("--metric", help="the figure to trend (default: each case's headline, as the gate's)")
+    history.add_argument("--case", help="a case id, or an fnmatch pattern of ids (default: every case)")
+    history.add_argument(
+        "--max-pvalue", type=float, default=0.001, help="significance of a change point (default 0.001)"
+    )
+    history.add_argument("--fail-on-worse", action="store_true", help="exit 1 when a change point makes a figure worse")
+    history.set_defaults(func=cmd_history)
     merge = sub.add_parser("merge", help="join several nodes' results JSON files into a fleet table")
     merge.add_argument("runs", nargs="+", metavar="RUN.json")
     add_gate_options(merge.add_argument, prefix="--", only=("spread",))

@@ -5,6 +5,7 @@ config under SESSION_KEY and is closed in pytest_unconfigure."""
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
 import platform
 import shlex
@@ -387,6 +388,8 @@ class MlperfSession:
             "training_backend": self.backends["training"].name,
             "training_backend_reason": self.reasons["training"],
             "host": platform.node(),
+            # when the run began (UTC): `pytest-mlperf history` orders saved baselines by it
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "fingerprint": fingerprint.fingerprint(inventory, why, identities),
             **self._slurm_stamp(),
         }

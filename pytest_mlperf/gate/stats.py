@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 POWER = 0.8  # the power `detectable` is stated at
 LOG_CAP = 50.0  # log ratios are held within +-50 (see decide)
@@ -107,6 +106,8 @@ def decide(
 ) -> Decision:
     """The gate's outcome for one metric: see the module's docstring. `limit` is a fraction (None: any worsening,
     taken as a limit of 0)."""
+    from scipy import stats  # here, not at import: the plugin loads this module in every pytest process
+
     if not 0.5 <= confidence < 1:
         raise StatsError(f"confidence {confidence!r} is not in [0.5, 1)")
     base, mine = _positive(before, "baseline"), _positive(now, "this run's")
