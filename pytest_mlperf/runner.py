@@ -306,7 +306,7 @@ class Runner:
             else:  # the direction is the case's, whatever a node's file says of it
                 by_node[node] = {**found, "higher_is_better": higher}
         try:
-            row = compare_peers(case.case.id, by_node, spread)
+            row = compare_peers(case.case.id, by_node, spread, self.session.options.confidence)
         except Incomparable as exc:
             pytest.fail(f"INCOMPARABLE: {exc}", pytrace=False)
         unheard = f"; no figure from {', '.join(missing)}" if missing else ""
@@ -334,6 +334,7 @@ class Runner:
                 f"FLEET OK: {len(row.values)} nodes within {spread * 100:g}% of the median {row.median:.6g}{unit} "
                 f"({furthest})"
             )
+        reason += "".join(f"; INCONCLUSIVE: {said}" for said in row.undecided.values())
         reason += unheard
         label = "SLOW NODES" if row.behind else "FLEET OK"
         metrics = [

@@ -240,3 +240,40 @@ def test_class_rules_gate_the_scenarios_headline_figure_only():
         single.perf_key: "latency:5%",
         "result_max_latency_ns": "result_max_latency_ns:50%",
     }
+
+
+def test_peers_with_repeats_are_outliers_only_when_their_interval_is_beyond_the_spread():
+    """A node's GPUs, each run five times: gpu3 30 % slower with tight runs is flagged; gpu2 6 % slower with runs
+    that spread 20 % is inconclusive, said so and not flagged; the rest are clear."""
+    from pytest_mlperf.gate.fleet import compare_peers, format_fleet
+
+    def figure(runs):
+        return {
+            "name": FIGURE,
+            "unit": "samples/s",
+            "higher_is_better": True,
+            "value": sorted(runs)[2],
+            "samples": runs,
+        }
+
+    healthy = [1000.0, 1008.0, 995.0, 1003.0, 998.0]
+    peers = {
+        "gpu0": figure(healthy),
+        "gpu1": figure([v * 1.002 for v in healthy]),
+        "gpu2": figure([940.0, 1130.0, 760.0, 1010.0, 880.0]),
+        "gpu3": figure([v * 0.7 for v in healthy]),
+    }
+    row = compare_peers(CASE, peers, 0.05)
+    assert list(row.behind) == ["gpu3"]
+    assert list(row.undecided) == ["gpu2"] and "inconclusive" in row.undecided["gpu2"]
+    assert {peer: d["outcome"] for peer, d in row.decisions.items()} == {
+        "gpu0": "no regression",
+        "gpu1": "no regression",
+        "gpu2": "inconclusive",
+        "gpu3": "regression",
+    }
+    lines, slow = format_fleet(list(peers), [row], 0.05)
+    assert slow == ["gpu3"] and any(line.startswith(f"INCONCLUSIVE {CASE}: gpu2 against the others:") for line in lines)
+    # one run each: the point rule against the median, as before
+    single = {peer: {**m, "samples": [m["value"]]} for peer, m in peers.items()}
+    assert list(compare_peers(CASE, single, 0.05).behind) == ["gpu3"]

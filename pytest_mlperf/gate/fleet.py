@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..judge.metrics import headline
-from .baseline import BaselineError, load
+from .baseline import BaselineError, load, samples
+from .stats import INCONCLUSIVE, REGRESSION, StatsError, decide
 
 
 @dataclass
@@ -21,6 +22,9 @@ class FleetRow:
     values: dict[str, float]  # node -> value
     median: float
     behind: dict[str, float] = field(default_factory=dict)  # node -> how much worse than the median (fraction)
+    # With repeated runs on every peer: each peer's runs against the others' (gate/stats.py), the spread as limit
+    decisions: dict[str, dict] = field(default_factory=dict)
+    undecided: dict[str, str] = field(default_factory=dict)  # peer -> its inconclusive decision, in words
 
     def worse(self, peer: str) -> float:
         """How much worse than the median this peer is, as a fraction (negative: better)."""
@@ -54,10 +58,13 @@ def node_names(paths: list[Path], headers: list[dict]) -> list[str]:
     )
 
 
-def compare_peers(case: str, by_peer: dict[str, dict], spread: float) -> FleetRow | None:
+def compare_peers(case: str, by_peer: dict[str, dict], spread: float, confidence: float = 0.95) -> FleetRow | None:
     """One case's figure on each peer (a node of a fleet, a GPU of a node) against their median: the peers more
-    than `spread` worse are marked. None when fewer than two peers have the figure. Peers whose figures are other
-    metrics, or one metric in other units, share no median: Incomparable names them."""
+    than `spread` worse are marked. When every peer ran the case more than once (its metric has samples), a peer
+    is marked only when the interval of its runs against the other peers' runs lies wholly beyond the spread
+    (gate/stats.py, at `confidence`); an interval across it is inconclusive and said so. None when fewer than two
+    peers have the figure. Peers whose figures are other metrics, or one metric in other units, share no median:
+    Incomparable names them."""
     if len(by_peer) < 2:
         return None
     first = next(iter(by_peer.values()))
@@ -71,6 +78,20 @@ def compare_peers(case: str, by_peer: dict[str, dict], spread: float) -> FleetRo
     values = {peer: float(m["value"]) for peer, m in by_peer.items()}
     median = statistics.median(values.values())
     row = FleetRow(case, first["name"], first.get("unit", ""), bool(first["higher_is_better"]), values, median)
+    runs = {peer: samples(m) for peer, m in by_peer.items()}
+    if all(len(r) > 1 for r in runs.values()):
+        for peer, mine in runs.items():
+            others = [v for other, theirs in runs.items() if other != peer for v in theirs]
+            try:
+                decision = decide(others, mine, row.higher_is_better, spread, confidence)
+            except StatsError as exc:
+                raise Incomparable(f"{case}: {peer}: {exc}") from None
+            row.decisions[peer] = decision.to_dict()
+            if decision.outcome == REGRESSION:
+                row.behind[peer] = row.worse(peer)
+            elif decision.outcome == INCONCLUSIVE:
+                row.undecided[peer] = decision.sentence(f"{peer} against the others:")
+        return row
     for peer in values:
         if row.worse(peer) > spread:
             row.behind[peer] = row.worse(peer)
@@ -197,6 +218,8 @@ def format_fleet(nodes: list[str], rows: list[FleetRow], spread: float) -> tuple
         lines.append(f"{row.case:<{width}}  {row.metric:<34} " + " ".join(cells) + f" {row.median:>14.6g}")
     for node, why in slow.items():
         lines.append(f"SLOW NODE {node} (more than {spread * 100:g}% behind the fleet median): " + "; ".join(why))
+    for row in rows:  # with repeated runs: a node whose interval straddles the spread is neither slow nor clear
+        lines += [f"INCONCLUSIVE {row.case}: {said}" for said in row.undecided.values()]
     if not slow:
         lines.append(f"no node more than {spread * 100:g}% behind the fleet median on any case")
     return lines, sorted(slow)
@@ -251,7 +274,7 @@ class PeerReport:
             out += [f"    {text}" for text in slow.get(peer, [])]
         if self.rows:
             table, _ = format_fleet(self.order(), self.rows, self.spread)
-            out += table[:-1] if slow else table  # the SLOW lines were said per peer above
+            out += [line for line in table if not line.startswith("SLOW NODE")]  # said per peer above
         return out
 
     def to_dict(self) -> dict:
@@ -262,7 +285,14 @@ class PeerReport:
             "peers": self.status,
             "slow": self.slow,
             "cases": [
-                {"case": r.case, "metric": r.metric, "unit": r.unit, "median": r.median, "values": r.values}
+                {
+                    "case": r.case,
+                    "metric": r.metric,
+                    "unit": r.unit,
+                    "median": r.median,
+                    "values": r.values,
+                    **({"decisions": r.decisions, "inconclusive": r.undecided} if r.decisions else {}),
+                }
                 for r in self.rows
             ],
         }
