@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -125,11 +126,19 @@ def test_auto_stops_on_a_decision_and_on_its_budget(project):
     """auto: a clear regression is decided at the third run; against a baseline whose runs spread widely, the
     interval stays wide and the budget ends the case inconclusive, which fails it (and only warns when asked)."""
     base = _save(project, "--mlperf-repeat=3", "--mlperf-duration=2")
-    slow, records = _run(project, "auto.json", *GATE, "--mlperf-repeat=auto", "--mlperf-duration=2", slower=1.4)
+    slow, records = _run(
+        project, "auto.json", *GATE, "--mlperf-repeat=auto", "--mlperf-duration=2", "--junitxml=j.xml", slower=1.4
+    )
     assert slow.returncode == 1, slow.stdout[-3000:]
     repeat = records[0]["info"]["repeat"]
     assert repeat["runs"] == 3 and repeat["stopped"] == "decided", repeat
-    assert _decision(records[0])["outcome"] == "regression"
+    decision = _decision(records[0])
+    assert decision["outcome"] == "regression"
+    props = {p.get("name"): p.get("value") for p in ElementTree.parse(project / "j.xml").getroot().iter("property")}
+    prefix = f"mlperf:gate.{FIGURE}"
+    assert props[f"{prefix}.decision"] == "regression" and props[f"{prefix}.runs"] == "3 vs 3"
+    assert float(props[f"{prefix}.ci_low"]) <= float(props[f"{prefix}.change"]) <= float(props[f"{prefix}.ci_high"])
+    assert float(props[f"{prefix}.ci_high"]) < -0.05
 
     # the baseline's three runs made to spread widely (each figure, with its median, as the file keeps them)
     data = json.loads(base.read_text())
@@ -277,3 +286,24 @@ def test_peers_with_repeats_are_outliers_only_when_their_interval_is_beyond_the_
     # one run each: the point rule against the median, as before
     single = {peer: {**m, "samples": [m["value"]]} for peer, m in peers.items()}
     assert list(compare_peers(CASE, single, 0.05).behind) == ["gpu3"]
+
+
+def test_the_gate_chart_draws_both_sides_and_escapes_what_it_shows():
+    from pytest_mlperf.report.charts import gate_chart
+
+    decision = {
+        "metric": "<script>alert(1)</script>",
+        "unit": "samples/s",
+        "outcome": "regression",
+        "limit": 0.05,
+        "higher_is_better": True,
+        "confidence": 0.95,
+        "low": -0.2,
+        "high": -0.1,
+        "samples_before": [1000.0, 1010.0, 990.0],
+        "samples_now": [850.0, 860.0, 845.0],
+    }
+    svg = gate_chart(decision)
+    assert svg.count("<circle") == 6 and "class='interval'" in svg and "stroke-dasharray" in svg
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert gate_chart({**decision, "samples_now": []}) == ""
