@@ -9,7 +9,6 @@ The default run tries a few dozen inputs per parser; benchmarks/fuzz_parsers.py 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,30 +21,28 @@ SHARED = shared_dir()
 pytestmark = pytest.mark.skipif(SHARED is None, reason="the published fixtures (../shared) seed the fuzzing")
 SEEDS = seeds(SHARED) if SHARED else {}
 FEW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
-WORK = Path(tempfile.mkdtemp(prefix="mlperf-fuzz-"))
 
 
-def _property(name: str):
+def _property(name: str, work: Path):
     file_name, seed = SEEDS.get(name, ("x", b""))
 
     @FEW
     @given(data=mutated(seed))
     def run(data: bytes) -> None:
-        check(name, WORK / file_name, data)
+        check(name, work / file_name, data)
 
     return run
 
 
 @pytest.mark.parametrize("name", sorted(PARSERS))
-def test_a_broken_log_parses_or_says_why(name):
-    _property(name)()
+def test_a_broken_log_parses_or_says_why(name, tmp_path):
+    _property(name, tmp_path)()
 
 
 @pytest.mark.parametrize("log", ["mlperf_log_summary.txt", "mlperf_log_detail.txt"])
-def test_evaluate_judges_or_says_why(log):
-    folder = WORK / f"case-{log}"
-    if not folder.exists():
-        shutil.copytree(SHARED / "fixtures" / "inference" / PERF, folder)
+def test_evaluate_judges_or_says_why(log, tmp_path):
+    folder = tmp_path / f"case-{log}"
+    shutil.copytree(SHARED / "fixtures" / "inference" / PERF, folder)
     seed = (SHARED / "fixtures" / "inference" / PERF / log).read_bytes()
 
     @FEW

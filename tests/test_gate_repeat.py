@@ -1,7 +1,8 @@
 """--mlperf-repeat and the gate's decision, end to end: the local backend with the real LoadGen and a user's model
-(pytest_mlperf_make_sut) whose service time is a sleep, so its speed is what the test sets, not how busy the two
-cores here are: 1 ms a sample on one thread, times a drift that takes it 5 % slower over 3 s and back over the
-next 3 s (a triangle wave), times GATE_SLOWER (a slower build). Runs of 6 s cover a whole drift cycle.
+(pytest_mlperf_make_sut) whose service time is a sleep until a deadline on its own timeline, so its speed is what
+the test sets, not how busy the two cores here are (a late wake-up is made up by the next batch): 1 ms a sample
+on one thread, times a drift that takes it 5 % slower over 3 s and back over the next 3 s (a triangle wave), times
+GATE_SLOWER (a slower build). Runs of 6 s cover a whole drift cycle.
 
 The model is the stand-in at the outermost boundary (no GPU here); LoadGen, the backend, the baseline files and
 the gate are the real ones."""
@@ -37,6 +38,7 @@ from pytest_mlperf.backends.standin import LocalModel
 
 LOCK = threading.Lock()
 SLOWER = float(os.environ.get("GATE_SLOWER", "1"))
+FREE = [0.0]  # when the model is next free (time.monotonic)
 
 
 def speed(now):
@@ -49,8 +51,13 @@ class Drifting(LocalModel):
     name = "drifting"
 
     def predict(self, indices):
+        """Busy until a deadline on the model's own timeline: a batch starts when the last one ended (or now, if
+        the model was idle) and takes its service time; the sleep is until that deadline, so a late wake-up on a
+        crowded machine is made up by the next batch instead of adding up."""
         with LOCK:
-            time.sleep(0.001 * len(indices) * SLOWER / speed(time.time()))
+            start = max(time.monotonic(), FREE[0])
+            FREE[0] = start + 0.001 * len(indices) * SLOWER / speed(time.time())
+            time.sleep(max(0.0, FREE[0] - time.monotonic()))
         return [np.zeros(1, dtype=np.float32) for _ in indices]
 
 
