@@ -258,6 +258,21 @@ def test_class_rules_gate_the_scenarios_headline_figure_only():
     }
 
 
+def test_a_case_no_rule_gates_says_so_beside_ok():
+    """throughput:5% gates nothing of a SingleStream case: its line says "nothing gated", and the largest move of
+    its figures is named as not gated (a bare "ok ... +52 %" read as a checked figure)."""
+    from pytest_mlperf.gate.baseline import Comparison, Delta, format_comparison
+
+    moved = Delta("result_max_latency_ns", "ns", "latency", False, 1e6, 1.526e6)
+    lines = format_comparison([Comparison("ssd-resnet34-SingleStream-PerformanceOnly-local", [moved])], [], [])
+    assert lines == [
+        "ok         ssd-resnet34-SingleStream-PerformanceOnly-local  nothing gated (largest change, not gated: "
+        "result_max_latency_ns +52.6%)"
+    ]
+    gated = Comparison("bert-99-SingleStream-PerformanceOnly-local", [moved], gated=1)
+    assert format_comparison([gated], [], [])[0].endswith("  worst result_max_latency_ns +52.6%")
+
+
 def test_peers_with_repeats_are_outliers_only_when_their_interval_is_beyond_the_spread():
     """A node's GPUs, each run five times: gpu3 30 % slower with tight runs is flagged; gpu2 6 % slower with runs
     that spread 20 % is inconclusive, said so and not flagged; the rest are clear."""

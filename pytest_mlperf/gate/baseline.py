@@ -438,8 +438,11 @@ def format_comparison(
             head += f"  {decided[0]}"
         else:
             worst = comp.worst
-            if worst is not None and worst.change is not None:
-                head += f"  worst {worst.metric} {_pct(worst.change)}"
+            moved = f"{worst.metric} {_pct(worst.change)}" if worst is not None and worst.change is not None else ""
+            if comp.gated == 0:  # no rule names a figure of this case: say so, never a bare figure beside "ok"
+                head += "  nothing gated" + (f" (largest change, not gated: {moved})" if moved else "")
+            elif moved:
+                head += f"  worst {moved}"
         lines.append(head)
         lines += [f"    {line}" for line in decided[1:]]
         lines += [
