@@ -473,7 +473,7 @@ GATE = (
         "Run each performance case N times and keep every run (performance/run_1 .. run_N); its verdict needs every "
         "run VALID, and the gate decides on all of them against the baseline's runs. 'auto' adds runs until the "
         "gate can decide (at least 3; 5 where there is no baseline to decide against) or --mlperf-gate-budget is "
-        "spent (default 1)",
+        "spent. Default: 1 (one run a case)",
         default=Repeat("1", 1),
         metavar="N|auto",
         type=repeat,

@@ -155,11 +155,13 @@ def _figure(record: dict, name: str) -> float | None:
 
 
 @pytest.mark.timing
-@pytest.mark.alone  # repeatability within 10 % holds only while nothing else takes the cores
+@pytest.mark.alone  # beside the other test workers the search found 174 QPS where it finds ~1,000 alone
 def test_the_local_peak_matches_fixed_loads_around_it_and_repeats(project):
     """Two searches agree within 10 %; a fixed load 10 % under the peak is VALID and 15 % over it INVALID (the
     rate found by hand brackets the searched peak); the peak, its steps and the search file are reported, and
-    `pytest-mlperf metrics` reads the same peak from the kept logs."""
+    `pytest-mlperf metrics` reads the same peak from the kept logs. (It held beside six busy loops on the two
+    cores, three times of three, at the raised priority of a timing test and once without it; beside the other
+    test workers, whose Python work competes with every query's, it did not.)"""
     search = ["--mlperf-server-search", "--mlperf-search-step-seconds=2", "--mlperf-duration=4"]
     first, records = _run(project, "first.json", *search, "--mlperf-output=out1")
     assert first.returncode == 0, first.stdout[-3000:]
