@@ -17,6 +17,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from paced import IMPORT
 
 from conftest import A100X8, fake_gpu_env, run_pytest_child, suite_project
 from pytest_mlperf.gate.fleet import peer_report
@@ -24,7 +25,9 @@ from pytest_mlperf.machine.native import gpu_locks
 
 A30X2 = "count=2;name=NVIDIA A30;memory_mib=24576;pci=0x20B710DE;power_w=165"
 
-CONFTEST = '''
+CONFTEST = (
+    IMPORT
+    + '''
 import os, time
 from pathlib import Path
 
@@ -35,35 +38,26 @@ SEEN = Path(__file__).parent / "seen"
 
 class OnOneGpu(LocalModel):
     """The stand-in's answers in 2.5 ms a sample (10 ms on GPU 3), as a GPU's work leaves the CPU free (eight workers
-    share two cores here): a batch ends at a deadline on the model's own timeline, the stand-in's own work (under
-    0.1 ms a sample) and a late wake-up inside it. Within a LoadGen run (load() starts the timeline) a batch asked
-    for up to 2 s after the last one's end starts at that end: an Offline run queues all its work at once, so the
-    model is never idle in it, and a stall of the process on a crowded machine (a wake-up late, a write held up) is
-    made up rather than added. Outside a run (the backend's probe of the model alone, with real gaps between its
-    calls) a batch never starts before it is asked for. Every batch notes its GPU, process and time."""
+    share two cores here): a batch ends at a deadline on the model's own timeline (tests/paced.py), the stand-in's
+    own work (under 0.1 ms a sample) inside it. Every batch notes its GPU, process and time."""
 
     def __init__(self, inner, gpu):
         self.inner, self.gpu = inner, gpu
         self.name = f"on-gpu-{gpu}"
         self.total_samples, self.performance_samples = inner.total_samples, inner.performance_samples
         self.batch_size = inner.batch_size
-        self.free, self.in_run = None, False
+        self.timeline = Timeline()
 
     def load(self, indices):
-        self.free, self.in_run = None, True
+        self.timeline.begin_run()  # LoadGen loads the samples before each run
 
     def predict(self, indices):
         assert os.environ.get("CUDA_VISIBLE_DEVICES") == self.gpu, "the model ran outside its GPU's run"
-        now = time.monotonic()
-        if self.free is None or now - self.free > 2.0 or not self.in_run:  # outside a run: never before asked
-            start = max(now, self.free or now)
-        else:
-            start = self.free
-        self.free = start + len(indices) * (0.010 if self.gpu == "3" else 0.0025)
+        self.timeline.book(len(indices) * (0.010 if self.gpu == "3" else 0.0025))
         with (SEEN / f"gpu{self.gpu}").open("a") as fh:
             fh.write(f"{os.getpid()} {time.time():.6f}\\n")
         answers = self.inner.predict(indices)
-        time.sleep(max(0.0, self.free - time.monotonic()))
+        self.timeline.wait()
         return answers
 
     def score(self, responses):
@@ -74,6 +68,7 @@ def pytest_mlperf_make_sut(config, case):
     SEEN.mkdir(exist_ok=True)
     return OnOneGpu(stand_in_for(case.benchmark), os.environ["CUDA_VISIBLE_DEVICES"])
 '''
+)
 
 
 def _project(tmp_path: Path) -> Path:

@@ -1,6 +1,6 @@
 """--mlperf-repeat and the gate's decision, end to end: the local backend with the real LoadGen and a user's model
-(pytest_mlperf_make_sut) whose service time is a sleep until a deadline on its own timeline, so its speed is what
-the test sets, not how busy the two cores here are (a late wake-up is made up by the next batch): 1 ms a sample
+(pytest_mlperf_make_sut) whose service time is a sleep until a deadline on its own timeline (tests/paced.py), so
+its speed is what the test sets, not how busy the two cores here are: 1 ms a sample
 on one thread, times a drift that takes it 5 % slower over 3 s and back over the next 3 s (a triangle wave), times
 GATE_SLOWER (a slower build). GATE_PERIOD sets the cycle: 6 s in benchmarks/gate_drift.py (the 5 % every 3 s a
 user asked about, runs of 6 s), 2 s here with runs of 2 s (a whole cycle a run, a third of the time).
@@ -18,6 +18,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from paced import IMPORT
 
 from conftest import run_pytest_child, suite_project
 from pytest_mlperf.catalog import load
@@ -28,7 +29,9 @@ from pytest_mlperf.judge.evaluate import CaseResult, combine_runs
 from pytest_mlperf.judge.metrics import Metric
 from pytest_mlperf.judge.verdict import Verdict
 
-CONFTEST = '''
+CONFTEST = (
+    IMPORT
+    + '''
 import os
 import threading
 import time
@@ -40,9 +43,7 @@ from pytest_mlperf.backends.standin import LocalModel
 LOCK = threading.Lock()
 SLOWER = float(os.environ.get("GATE_SLOWER", "1"))
 PERIOD = float(os.environ.get("GATE_PERIOD", "6"))  # s: one drift cycle
-FREE = [None]  # when the model is next free (time.monotonic); None: a run has just begun
-CATCH_UP = 2.0  # s: how late a batch may be asked for and still start where the last one ended
-IN_RUN = [False]  # in a LoadGen run (after its first load of samples)
+TIMELINE = Timeline()
 
 
 def speed(now):
@@ -55,30 +56,20 @@ class Drifting(LocalModel):
     name = "drifting"
 
     def load(self, indices):
-        """LoadGen loads the samples before each run: the model's timeline starts again with the run."""
-        FREE[0], IN_RUN[0] = None, True
+        TIMELINE.begin_run()  # LoadGen loads the samples before each run
 
     def predict(self, indices):
-        """Busy until a deadline on the model's own timeline: a batch starts where the last one ended and takes its
-        service time; the sleep is until that deadline. An Offline run queues all its work at once, so within a
-        LoadGen run the model is never idle: a batch asked for up to CATCH_UP s after the last one's end (a late
-        wake-up, a stall of the process, LoadGen's and the backend's own work on a crowded machine) still starts
-        at that end, and the lateness is made up instead of adding up. Outside a run (the backend's probe of the
-        model alone, whose calls have real gaps between them) a batch never starts before it is asked for."""
+        """Busy until the batch's end on the model's own timeline (tests/paced.py)."""
         with LOCK:
-            now = time.monotonic()
-            if FREE[0] is None or now - FREE[0] > CATCH_UP or not IN_RUN[0]:
-                start = max(now, FREE[0] or now)
-            else:
-                start = FREE[0]
-            FREE[0] = start + 0.001 * len(indices) * SLOWER / speed(time.time())
-            time.sleep(max(0.0, FREE[0] - time.monotonic()))
+            TIMELINE.book(0.001 * len(indices) * SLOWER / speed(time.time()))
+            TIMELINE.wait()
         return [np.zeros(1, dtype=np.float32) for _ in indices]
 
 
 def pytest_mlperf_make_sut(config, case):
     return Drifting()
 '''
+)
 CASE = "bert-99-Offline-PerformanceOnly-local"
 FIGURE = "result_samples_per_second"
 

@@ -312,7 +312,7 @@ def test_a_run_that_outruns_its_sizing_is_kept_and_rerun_from_loadgens_own_measu
     # runs out only if a query takes under 7.5 ms. The stand-in's 8-sample MultiStream query of ssd-resnet34 took
     # more than that beside busy test workers; the SUT here is one that is fast whatever the machine's load
     # (0.1 ms a sample, a sleep: about 1 ms a MultiStream query with LoadGen's own work).
-    backend = LocalBackend(cat, output=tmp_path, duration="5", make_model=lambda case: _Quick(case))
+    backend = LocalBackend(cat, output=tmp_path, duration="5", make_model=_Quick)
     case = _perf_case(cat, benchmark, scenario)
     backend._calibrations[benchmark] = slow
     artifacts = backend.run(case, tmp_path)
