@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -62,8 +64,12 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "alone: the test reads the whole machine's load (/proc), or its figures hold only on an idle machine, so it "
-        "runs while no other test runs; under pytest-xdist it takes the run's turnstile exclusively (it waits for "
-        "running tests, none start meanwhile)",
+        "runs while no other test runs; under pytest-xdist it waits for running tests, and none start meanwhile",
+    )
+    config.addinivalue_line(
+        "markers",
+        "quiet: the test's figures come from child processes that mostly sleep and hold only with no busy test "
+        "beside them; under pytest-xdist it runs beside other quiet tests only (the run starts them together)",
     )
     config.addinivalue_line(
         "markers",
@@ -72,10 +78,40 @@ def pytest_configure(config):
     )
 
 
+def _kind(item) -> str:
+    for kind in ("alone", "quiet"):
+        if item.get_closest_marker(kind) is not None:
+            return kind
+    return "shared"
+
+
+def _chunk_starts(count: int, workers: int) -> list[int]:
+    """Where each worker's first test is in the collection: pytest-xdist's worksteal scheduler hands the workers
+    contiguous runs of it, each len(rest) // (workers left) long. Another split only costs time (the quiet tests
+    then wait for each other), never a wrong result: the turnstile below is what keeps tests apart."""
+    starts, start = [], 0
+    for left in range(workers, 0, -1):
+        starts.append(start)
+        start += (count - start) // left
+    return starts
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked alone go first (a stable sort, the same on every worker): they then wait only for the other
-    workers' first tests."""
-    items.sort(key=lambda item: item.get_closest_marker("alone") is None)
+    """Alone and quiet tests first, quiet ones at the heads of the workers' shares of the run, so that they start
+    together and their waits overlap instead of adding up (the order is the same on every worker)."""
+    kinds = {item.nodeid: _kind(item) for item in items}
+    quiet = [item for item in items if kinds[item.nodeid] == "quiet"]
+    rest = [item for item in items if kinds[item.nodeid] != "quiet"]
+    rest.sort(key=lambda item: kinds[item.nodeid] != "alone")
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    heads = _chunk_starts(len(items), workers)
+    ordered: list = []
+    for head in heads:
+        while len(ordered) < head and rest:
+            ordered.append(rest.pop(0))
+        if quiet:
+            ordered.append(quiet.pop(0))
+    items[:] = ordered + quiet + rest
 
 
 def _turnstile_dir(config) -> Path | None:
@@ -87,24 +123,66 @@ def _turnstile_dir(config) -> Path | None:
     return Path(basetemp).resolve().parent
 
 
+def _may_enter(kind: str, running: set[str], waiting: set[str]) -> bool:
+    """Who may start beside whom: an alone test with nothing running; a quiet test beside quiet ones while no
+    alone test waits; the rest beside each other while no alone or quiet test waits (so a waiting test is never
+    starved by new arrivals: there are few of them, and they come first)."""
+    if kind == "alone":
+        return not running
+    if kind == "quiet":
+        return running <= {"quiet"} and "alone" not in waiting
+    return running <= {"shared"} and not waiting & {"alone", "quiet"}
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
 @contextlib.contextmanager
-def _turn(folder: Path, alone: bool):
-    """A readers-writer lock across processes: every test holds `turns` shared, an alone test holds it exclusive.
-    `gate` is taken first by everyone and held by a waiting alone test, so that no new test starts while it waits
-    (flock alone would let readers starve it)."""
+def _turn(folder: Path, kind: str):
+    """The run's turnstile: one JSON file, read and written under an exclusive flock, of the tests running and
+    waiting (by worker pid, each with its kind). A worker that died is dropped from it the next time anyone looks,
+    so a crash never stalls the run."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "mlperf-gate.lock", "a+") as gate, open(folder / "mlperf-turns.lock", "a+") as turns:
-        fcntl.flock(gate, fcntl.LOCK_EX)
-        try:
-            fcntl.flock(turns, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
-        finally:
-            if not alone:
-                fcntl.flock(gate, fcntl.LOCK_UN)
-        try:
-            yield
-        finally:
-            fcntl.flock(turns, fcntl.LOCK_UN)
-            fcntl.flock(gate, fcntl.LOCK_UN)
+    me = str(os.getpid())
+
+    def update(change):
+        with open(folder / "mlperf-turns.json", "a+") as state_file:
+            fcntl.flock(state_file, fcntl.LOCK_EX)
+            state_file.seek(0)
+            text = state_file.read()
+            state = json.loads(text) if text.strip() else {"running": {}, "waiting": {}}
+            for table in state.values():
+                for pid in [pid for pid in table if pid != me and not _alive(pid)]:
+                    del table[pid]
+            result = change(state)
+            state_file.seek(0)
+            state_file.truncate()
+            json.dump(state, state_file)
+            return result
+
+    def try_enter(state):
+        running = set(state["running"].values())
+        waiting = {k for pid, k in state["waiting"].items() if pid != me}
+        if _may_enter(kind, running, waiting):
+            state["waiting"].pop(me, None)
+            state["running"][me] = kind
+            return True
+        state["waiting"][me] = kind
+        return False
+
+    while not update(try_enter):
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        update(lambda state: state["running"].pop(me, None))
 
 
 @contextlib.contextmanager
@@ -129,7 +207,7 @@ def pytest_runtest_protocol(item, nextitem):
     if folder is None or TESTS not in item.path.parents:
         return (yield)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_turn(folder, alone=item.get_closest_marker("alone") is not None))
+        stack.enter_context(_turn(folder, _kind(item)))
         if item.get_closest_marker("timing") is not None:
             stack.enter_context(_raised_priority())
         return (yield)

@@ -110,7 +110,7 @@ def _save(project: Path, *args: str) -> Path:
 GATE = ("--mlperf-baseline=base", "--mlperf-fail-on=throughput:5%")
 
 
-@pytest.mark.alone  # beside busy workers this model's runs lost whole seconds: unchanged, -18 % (CI -41..+15)
+@pytest.mark.quiet  # beside busy workers this model's runs lost whole seconds: unchanged, -18 % (CI -41..+15)
 def test_a_drifting_model_unchanged_is_no_regression_and_15_percent_slower_is_one(project):
     """Five runs a side: an unchanged build is no regression, a build 15 % slower fails naming the regression and
     its interval. Every run is kept (performance/run_1 .. run_5) and in the JSON."""
@@ -137,7 +137,7 @@ def test_a_drifting_model_unchanged_is_no_regression_and_15_percent_slower_is_on
     _said(slow, f"*REGRESSED vs baseline base: {FIGURE}: median * -> * samples/s; mean change -1*% (95 % CI -*")
 
 
-@pytest.mark.alone  # beside busy workers this model's runs lost whole seconds: unchanged, -18 % (CI -41..+15)
+@pytest.mark.quiet  # beside busy workers this model's runs lost whole seconds: unchanged, -18 % (CI -41..+15)
 def test_auto_stops_on_a_decision_and_on_its_budget(project):
     """auto: a clear regression is decided at the third run; against a baseline whose runs spread widely, the
     interval stays wide and the budget ends the case inconclusive, which fails it (and only warns when asked)."""

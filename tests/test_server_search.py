@@ -155,7 +155,7 @@ def _figure(record: dict, name: str) -> float | None:
 
 
 @pytest.mark.timing
-@pytest.mark.alone  # beside the other test workers the search found 174 QPS where it finds ~1,000 alone
+@pytest.mark.quiet  # beside the other test workers the search found 174 QPS where it finds ~1,000 alone
 def test_the_local_peak_matches_fixed_loads_around_it_and_repeats(project):
     """Two searches agree within 10 %; a fixed load 10 % under the peak is VALID and 15 % over it INVALID (the
     rate found by hand brackets the searched peak); the peak, its steps and the search file are reported, and

@@ -1,50 +1,151 @@
-"""The lock the project's own test run uses under pytest-xdist (conftest.py): a test marked `alone` runs while no
-other test runs. Real processes and real flock(2) locks, as the workers use them."""
+"""The turnstile the project's own test run uses under pytest-xdist (conftest.py): a test marked `alone` runs while
+no other test runs; tests marked `quiet` run beside each other and beside nothing else; the rest run side by side.
+Real processes, a real flock(2)-guarded state file and a real pytest-xdist run, as the workers use them."""
 
 from __future__ import annotations
 
+import os
+import select
+import signal
 import subprocess
 import sys
+import textwrap
 import time
 
-from conftest import ROOT, _turn
+from conftest import ROOT, _chunk_starts, _turn
 
-READER = """
+TEST = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 from conftest import _turn
-with _turn(Path(sys.argv[2]), alone=False):
+with _turn(Path(sys.argv[2]), sys.argv[3]):
     print(f"in {time.time():.6f}", flush=True)
-    time.sleep(float(sys.argv[3]))
+    time.sleep(float(sys.argv[4]))
     print(f"leaving {time.time():.6f}", flush=True)
 """
 
 
-def _reader(folder, hold: float) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", READER, str(ROOT), str(folder), str(hold)]
+def _test(folder, kind: str, hold: float) -> subprocess.Popen:
+    """A worker's test of the given kind that holds its turn for `hold` seconds."""
+    cmd = [sys.executable, "-c", TEST, str(ROOT), str(folder), kind, str(hold)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
 
 
+def _stamp(process: subprocess.Popen, word: str) -> float:
+    said, stamp = process.stdout.readline().split()
+    assert said == word
+    return float(stamp)
+
+
+def _waits(process: subprocess.Popen, seconds: float = 0.8) -> bool:
+    """True when the process has not entered within `seconds` (it prints nothing before it does)."""
+    readable, _, _ = select.select([process.stdout], [], [], seconds)
+    return not readable and process.poll() is None
+
+
 def test_an_alone_turn_waits_for_a_running_test_and_holds_off_new_ones(tmp_path):
-    running = _reader(tmp_path, 1.0)
-    assert running.stdout.readline().startswith("in ")
-    with _turn(tmp_path, alone=True):
+    running = _test(tmp_path, "shared", 1.0)
+    _stamp(running, "in")
+    with _turn(tmp_path, "alone"):
         began = time.time()
-        left = float(running.stdout.readline().split()[1])  # the running test was done before it began
-        later = _reader(tmp_path, 0.0)
-        time.sleep(0.8)
-        assert later.poll() is None  # a test that wants to start waits
+        left = _stamp(running, "leaving")  # the running test was done before it began
+        later = _test(tmp_path, "shared", 0.0)
+        assert _waits(later)  # a test that wants to start waits
         ended = time.time()
     assert left <= began
-    entered = float(later.stdout.readline().split()[1])
-    assert entered >= ended
+    assert _stamp(later, "in") >= ended
     assert later.wait(timeout=30) == 0 and running.wait() == 0
 
 
-def test_tests_that_are_not_alone_run_side_by_side(tmp_path):
-    first, second = _reader(tmp_path, 1.0), _reader(tmp_path, 1.0)
-    starts = [float(p.stdout.readline().split()[1]) for p in (first, second)]
-    ends = [float(p.stdout.readline().split()[1]) for p in (first, second)]
+def test_tests_that_are_neither_alone_nor_quiet_run_side_by_side(tmp_path):
+    first, second = _test(tmp_path, "shared", 1.0), _test(tmp_path, "shared", 1.0)
+    starts = [_stamp(p, "in") for p in (first, second)]
+    ends = [_stamp(p, "leaving") for p in (first, second)]
     assert max(starts) < min(ends)  # both were in at once
     assert first.wait() == second.wait() == 0
+
+
+def test_quiet_tests_run_together_and_beside_nothing_else(tmp_path):
+    """A quiet test waits for a running shared test; while it waits no new shared test starts (it is not starved),
+    a second quiet test joins it, and the shared test that came later starts once both quiet ones are done."""
+    shared = _test(tmp_path, "shared", 1.5)
+    shared_in = _stamp(shared, "in")
+    quiet = _test(tmp_path, "quiet", 1.5)
+    time.sleep(0.3)
+    later = _test(tmp_path, "shared", 0.0)
+    assert _waits(later, 0.3)
+    other_quiet = _test(tmp_path, "quiet", 1.5)
+    shared_out = _stamp(shared, "leaving")
+    quiet_in, other_in = _stamp(quiet, "in"), _stamp(other_quiet, "in")
+    assert shared_in < shared_out <= min(quiet_in, other_in)
+    quiet_out, other_out = _stamp(quiet, "leaving"), _stamp(other_quiet, "leaving")
+    assert max(quiet_in, other_in) < min(quiet_out, other_out)  # the two quiet tests were in at once
+    assert _stamp(later, "in") >= max(quiet_out, other_out)
+    assert all(p.wait(timeout=30) == 0 for p in (shared, quiet, other_quiet, later))
+
+
+def test_an_alone_test_waits_for_quiet_ones_and_no_new_quiet_one_joins(tmp_path):
+    quiet = _test(tmp_path, "quiet", 1.0)
+    _stamp(quiet, "in")
+    alone = _test(tmp_path, "alone", 0.5)
+    time.sleep(0.2)
+    late_quiet = _test(tmp_path, "quiet", 0.0)
+    quiet_out = _stamp(quiet, "leaving")
+    alone_in, alone_out = _stamp(alone, "in"), _stamp(alone, "leaving")
+    assert quiet_out <= alone_in
+    assert _stamp(late_quiet, "in") >= alone_out
+    assert all(p.wait(timeout=30) == 0 for p in (quiet, alone, late_quiet))
+
+
+def test_a_worker_killed_in_its_turn_does_not_stall_the_run(tmp_path):
+    """A worker that dies holding its turn (kill -9: no clean-up runs) is dropped the next time anyone looks."""
+    dead = _test(tmp_path, "shared", 600.0)
+    _stamp(dead, "in")
+    os.kill(dead.pid, signal.SIGKILL)
+    dead.wait()
+    alone = _test(tmp_path, "alone", 0.0)
+    _stamp(alone, "in")
+    assert alone.wait(timeout=30) == 0
+
+
+def test_quiet_tests_head_the_workers_shares_of_a_real_worksteal_run(pytester):
+    """The run's order puts quiet tests where pytest-xdist's worksteal split starts each worker's share, so each of
+    them is the first test of a different worker (the split is xdist's own, in a real -n 3 run)."""
+    pytester.makeconftest(
+        textwrap.dedent(
+            """
+            import importlib.util
+            import os
+
+            spec = importlib.util.spec_from_file_location("repo_conftest", os.environ["REPO_CONFTEST"])
+            repo = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(repo)
+            pytest_configure, pytest_collection_modifyitems = repo.pytest_configure, repo.pytest_collection_modifyitems
+
+            def pytest_runtest_logstart(nodeid, location):
+                if "PYTEST_XDIST_WORKER" not in os.environ:
+                    return  # the controller hears of every test too
+                with open(os.environ["ORDER_FILE"], "a") as out:
+                    out.write(f"{os.environ['PYTEST_XDIST_WORKER']} {nodeid}\\n")
+            """
+        )
+    )
+    tests = ["import pytest"]
+    for index in range(30):
+        mark = "@pytest.mark.quiet\n" if index in (5, 17, 29) else ""
+        tests.append(f"{mark}def test_{index:02d}():\n    pass\n")
+    pytester.makepyfile(test_order="\n".join(tests))
+    order_file = pytester.path / "order.txt"
+    os.environ.update(ORDER_FILE=str(order_file), REPO_CONFTEST=str(ROOT / "conftest.py"))
+    try:
+        result = pytester.runpytest_subprocess("-n", "3", "--dist", "worksteal", "-p", "no:randomly")
+    finally:
+        del os.environ["ORDER_FILE"], os.environ["REPO_CONFTEST"]
+    result.assert_outcomes(passed=30)
+    first: dict[str, str] = {}
+    for line in order_file.read_text().splitlines():
+        worker, nodeid = line.split()
+        first.setdefault(worker, nodeid)
+    assert sorted(first.values()) == ["test_order.py::test_05", "test_order.py::test_17", "test_order.py::test_29"]
+    assert _chunk_starts(30, 3) == [0, 10, 20] and _chunk_starts(7, 3) == [0, 2, 4]
