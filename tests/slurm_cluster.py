@@ -184,6 +184,18 @@ class SlurmCluster:
     def jobs(self) -> list[str]:
         return [j for j in self.run("squeue", "--noheader", "--format=%i").stdout.split() if j]
 
+    def jobs_left(self, settle: float = 15.0) -> list[str]:
+        """The jobs still queued, running or completing once those that are only completing have had `settle`
+        seconds to go: an srun that has returned leaves its job in CG for a moment on a busy machine, which is
+        not a job left behind. One still there after that is, whatever its state."""
+        deadline = time.monotonic() + settle
+        while True:
+            listed = self.run("squeue", "--noheader", "--format=%i %t").stdout.split("\n")
+            jobs = dict(line.split() for line in listed if line.strip())
+            if not jobs or any(state != "CG" for state in jobs.values()) or time.monotonic() > deadline:
+                return sorted(f"{job} ({state})" if state == "CG" else job for job, state in jobs.items())
+            time.sleep(0.5)
+
     def _wait(self, ready, what: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -252,7 +264,7 @@ def module_cluster(root: Path, private_dir: Path, base_port: int | None = None):
         cluster.stop()
         raise
     yield cluster
-    left = cluster.jobs()
+    left = cluster.jobs_left()
     cluster.stop()
     shutil.rmtree(cluster.root, ignore_errors=True)
     shutil.rmtree(private_dir, ignore_errors=True)

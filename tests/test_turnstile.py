@@ -123,11 +123,10 @@ def test_quiet_tests_head_the_workers_shares_of_a_real_worksteal_run(pytester):
             spec.loader.exec_module(repo)
             pytest_configure, pytest_collection_modifyitems = repo.pytest_configure, repo.pytest_collection_modifyitems
 
-            def pytest_runtest_logstart(nodeid, location):
-                if "PYTEST_XDIST_WORKER" not in os.environ:
-                    return  # the controller hears of every test too
+            def pytest_runtest_setup(item):  # on the worker that runs the test (the environment's name may be the
+                worker = item.config.workerinput["workerid"]  # outer run's: this run is itself a test's child)
                 with open(os.environ["ORDER_FILE"], "a") as out:
-                    out.write(f"{os.environ['PYTEST_XDIST_WORKER']} {nodeid}\\n")
+                    out.write(f"{worker} {item.nodeid}\\n")
             """
         )
     )
