@@ -263,6 +263,15 @@ def nvidia_tree(mlperf_shared: Path) -> Path:
     return tree
 
 
+@pytest.fixture(scope="session")
+def nvidia_tree_v41(mlperf_shared: Path) -> Path:
+    """NVIDIA's closed MLPerf Inference v4.1 tree (Makefile, code/, configs/, results/, measurements/)."""
+    tree = mlperf_shared / "upstream" / "inference_results_v4.1" / "closed" / "NVIDIA"
+    if not (tree / "configs").is_dir():
+        pytest.skip(f"NVIDIA's v4.1 tree is not at {tree}")
+    return tree
+
+
 def nvidia_checkout(tree: Path, folder: Path, **controls: str) -> tuple[Path, Path]:
     """A closed/NVIDIA checkout under folder with NVIDIA's real Makefile, configs/ and code/common/ (copied: the
     steps write build/ into it), the stand-in image's controls in .standin/ (delay 0 unless given), and an empty

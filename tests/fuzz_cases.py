@@ -91,15 +91,38 @@ STDOUT = (
 )
 
 
+V41_ACCURACY = {
+    "llm": "H200-SXM-141GBx8_TRT/mixtral-8x7b/Offline",
+    "sdxl": "H200-SXM-141GBx8_TRT/stable-diffusion-xl/Offline",
+    "dice": "H200-SXM-141GBx8_TRT/3d-unet-99/Offline",
+    "auc": "H200-SXM-141GBx8_TRT/dlrm-v2-99/Offline",
+}
+V41_LLM_SERVER = "H200-SXM-141GBx8_TRT/llama2-70b-99/Server"
+PERCENT_SCORES = {"F1", "mAP", "100-WER", "acc", "AUC", "ROUGE1", "ROUGE2", "ROUGEL", "ROUGELSUM", "gsm8k", "mbxp"}
+PERCENT_SCORES |= {"CLIP_SCORE", "exact_match", "word_error_rate", "accuracy", "coco_ap"}
+UNIT_SCORES = {"DICE", "kidney", "tumor"}
+
+
 def seeds(shared: Path) -> dict[str, tuple[str, bytes]]:
     """parser name -> (file name to write, seed bytes): real published logs, or the documented format where
     the fixtures hold none (NVIDIA's harness JSON and console blocks)."""
     inference, training = shared / "fixtures" / "inference", shared / "fixtures" / "training"
+    v41 = shared / "upstream" / "inference_results_v4.1" / "closed" / "NVIDIA" / "results"
     fujitsu = training / "gx_A100-SXMx8_pytorch_NGC_22.09" / "bert"
     return {
         "summary": ("mlperf_log_summary.txt", (inference / PERF / "mlperf_log_summary.txt").read_bytes()),
         "detail": ("mlperf_log_detail.txt", (inference / PERF / "mlperf_log_detail.txt").read_bytes()),
         "accuracy": ("accuracy.txt", (inference / DGX / "rnnt/Offline/accuracy/accuracy.txt").read_bytes()),
+        # v4.1's formats: an LLM's ROUGE dictionary (mixtral's, with GSM8K, MBXP and tokens per sample), SDXL's FID
+        # and CLIP, 3d-unet's DICE; a LoadGen 4.x LLM Server summary with its token rates and TTFT/TPOT blocks
+        **{
+            f"accuracy_v41_{name}": ("accuracy.txt", (v41 / case / "accuracy/accuracy.txt").read_bytes())
+            for name, case in V41_ACCURACY.items()
+        },
+        "summary_v41_llm": (
+            "mlperf_log_summary.txt",
+            (v41 / V41_LLM_SERVER / "performance/run_1/mlperf_log_summary.txt").read_bytes(),
+        ),
         "training": ("result_5.txt", (training / "16xXE8545x4A100-SXM-40GB/bert/result_5.txt").read_bytes()),
         "harness_json": ("perf_harness_summary.json", HARNESS_JSON.encode()),
         "stdout": ("stdout.txt", STDOUT.encode()),
@@ -118,6 +141,8 @@ PARSERS = {
     "summary": parse_summary,
     "detail": parse_detail,
     "accuracy": parse_accuracy,
+    **{f"accuracy_v41_{name}": parse_accuracy for name in V41_ACCURACY},
+    "summary_v41_llm": parse_summary,
     "training": parse_training_log,
     "harness_json": lambda path: parse_summary_json(path, "perf"),
     "stdout": parse_stdout,
@@ -199,11 +224,18 @@ def sound(value, where: str = "record") -> None:
 
 def in_domain(name: str, record) -> None:
     """What each record's meaning asks of its numbers, checked apart from the parser's own rules."""
-    if name == "accuracy":
-        assert 0 <= record.value <= 100 and all(0 <= v <= 100 for v in record.extra.values())
-    elif name == "summary" and record.headline is not None:
+    if name.startswith("accuracy") and not name.endswith("_rows"):
+        for key, value in record.scores.items():
+            if key in PERCENT_SCORES:
+                assert 0 <= value <= 100, (key, value)
+            elif key in UNIT_SCORES:
+                assert 0 <= value <= 1, (key, value)
+            else:
+                assert value >= 0, (key, value)  # counts, FID, tokens per sample
+    elif name.startswith("summary") and record.headline is not None:
         key, value = record.headline
         assert value >= 0 and (value > 0 or key.endswith("_ns"))
+        assert record.tokens is None or record.tokens[1] > 0
     elif name == "training":
         assert all(0 <= e.accuracy <= 1 for e in record.evals)
         assert record.run_stop_ms >= record.run_start_ms

@@ -22,6 +22,31 @@ HEADLINES = {
     "99.0th percentile latency (ns)": "result_99.00_percentile_per_query_latency_ns",
 }
 
+# The token rates LoadGen 4.x prints beside the samples rate for the LLMs (measured from their first-token and
+# token-count callbacks, or inferred from a fixed tokens-per-sample), and the detail-log key of each.
+TOKEN_LINES = {
+    "Tokens per second": "result_tokens_per_second",
+    "Tokens per second (inferred)": "result_inferred_tokens_per_second",
+    "Completed tokens per second": "result_completed_tokens_per_second",
+    "Completed tokens per second (inferred)": "result_inferred_completed_tokens_per_second",
+}
+# Its token-latency stats (Server LLMs): time to the first token (TTFT) and time per output token (TPOT).
+_TOKEN_STATS = {
+    "Min First Token latency (ns)": "result_first_token_min_latency_ns",
+    "Max First Token latency (ns)": "result_first_token_max_latency_ns",
+    "Mean First Token latency (ns)": "result_first_token_mean_latency_ns",
+    "Min Time to Output Token (ns)": "result_time_to_output_token_min",
+    "Max Time to Output Token (ns)": "result_time_to_output_token_max",
+    "Mean Time to Output Token (ns)": "result_time_to_output_token_mean",
+    "Min Time per Output Token (ns)": "result_time_to_output_token_min",
+    "Max Time per Output Token (ns)": "result_time_to_output_token_max",
+    "Mean Time per Output Token (ns)": "result_time_to_output_token_mean",
+}
+_TOKEN_PERCENTILE_LABEL = re.compile(
+    r"^(\d{1,3}(?:\.\d{1,4})?) percentile (first token latency|time to output token) \(ns\)$"
+)
+EARLY_STOPPING_BLOCKS = ("Early Stopping Result:", "TTFT Early Stopping Result:", "TPOT Early Stopping Result:")
+
 FLAG_LINES = {
     "Performance constraints satisfied": "result_perf_constraints_met",
     "Min duration satisfied": "result_min_duration_met",
@@ -64,6 +89,9 @@ class LoadgenSummary:
     # detail-log key -> (the figure as printed, its line), for every results and stats line that mirrors one
     figures: dict[str, tuple[str, int]] = field(default_factory=dict)
     per_query_block: bool = False  # the stats came under "Per-query latency:" (MultiStream)
+    tokens: tuple[str, float] | None = None  # an LLM's token rate: (detail key, value)
+    # LoadGen 4.x's early-stopping blocks of a token-latency run, "TTFT" and "TPOT", each as early_stopping is
+    token_early_stopping: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def is_performance(self) -> bool:
@@ -118,8 +146,8 @@ def parse_summary(path: Path | str) -> LoadgenSummary:
         elif stripped in SECTIONS:
             section, block = SECTIONS[stripped], None
             seen.add(section)
-        elif stripped in ("Recommendations:", "Early Stopping Result:"):
-            block = summary.recommendations if stripped == "Recommendations:" else summary.early_stopping
+        elif stripped == "Recommendations:" or stripped in EARLY_STOPPING_BLOCKS:
+            block = _block(summary, stripped, number)
         elif block is not None and (stripped.startswith("*") or line.startswith(" ")):
             block.append(stripped.lstrip("* ").strip())
         elif pair := _key_value(line):
@@ -130,6 +158,17 @@ def parse_summary(path: Path | str) -> LoadgenSummary:
             block = None
     _check_complete(summary, seen)
     return summary
+
+
+def _block(summary: LoadgenSummary, title: str, number: int) -> list[str]:
+    if title == "Recommendations:":
+        return summary.recommendations
+    if title == "Early Stopping Result:":
+        return summary.early_stopping
+    which = title.split()[0]
+    if which in summary.token_early_stopping:
+        raise ParseError(summary.path, f"a second {title!r} block", line=number)
+    return summary.token_early_stopping.setdefault(which, [])
 
 
 def _once(summary: LoadgenSummary, lines_seen: dict, entry: tuple[str, str, str], number: int) -> None:
@@ -148,6 +187,16 @@ def stat_key(label: str, per_query: bool = False) -> str | None:
         return HEADLINES[label]
     if label in _QPS_STATS:
         return _QPS_STATS[label]
+    if label in TOKEN_LINES:
+        return TOKEN_LINES[label]
+    if label in _TOKEN_STATS:
+        return _TOKEN_STATS[label]
+    token = _TOKEN_PERCENTILE_LABEL.match(label)
+    if token:
+        percent = f"{float(token.group(1)):.2f}"
+        if token.group(2) == "first token latency":
+            return f"result_first_token_{percent}_percentile_latency_ns"
+        return f"result_time_per_output_token_{percent}_percentile_ns"
     if label in _STATS:
         return f"result_{_STATS[label]}_query_latency_ns" if per_query else f"result_{_STATS[label]}_latency_ns"
     match = _PERCENTILE_LABEL.match(label)
@@ -175,8 +224,15 @@ def _result_line(summary: LoadgenSummary, label: str, value: str, number: int) -
     if label in NAMED:
         setattr(summary, NAMED[label], value)
     elif label in HEADLINES:
+        if summary.headline is not None and summary.headline[0] != HEADLINES[label]:
+            raise ParseError(path, f"a second headline ({label}) after {summary.headline[0]}", line=number)
         summary.headline = (HEADLINES[label], _number(path, number, label, value))
         _figure(summary, HEADLINES[label], value, number)
+    elif label in TOKEN_LINES:
+        if summary.tokens is not None and summary.tokens[0] != TOKEN_LINES[label]:
+            raise ParseError(path, f"a second token rate ({label}) after {summary.tokens[0]}", line=number)
+        summary.tokens = (TOKEN_LINES[label], _number(path, number, label, value))
+        _figure(summary, TOKEN_LINES[label], value, number)
     elif label == "Result is":
         if value not in ("VALID", "INVALID"):
             raise ParseError(path, f"result is neither VALID nor INVALID: {value!r}", line=number)
