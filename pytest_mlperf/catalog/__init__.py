@@ -64,6 +64,37 @@ class System:
     gpu: Gpu
     count: int
     description: str
+    arch: str = "x86_64"  # the host's CPU architecture NVIDIA's configs name (GH200 and Jetson: aarch64)
+
+
+@dataclass(frozen=True)
+class AccuracyTarget:
+    """One accuracy rule of a benchmark, as MLCommons' submission checker states it: a score of accuracy.txt (by
+    the checker's name) at least `low` and, where the round sets an upper limit, at most `high`."""
+
+    metric: str
+    low: float | None
+    high: float | None = None
+    rule: str = ""  # how the bound is made, for the reason: "99% of 44.4312", "MLPerf's range"
+
+    def breaks(self, value: float) -> str | None:
+        """What the value breaks, in words, or None when it holds."""
+        if self.low is not None and value < self.low:
+            return f"{self.metric} {value:.4g} < {self.low:.4g} ({self.rule})"
+        if self.high is not None and value > self.high:
+            return f"{self.metric} {value:.4g} > upper limit {self.high:.4g} ({self.rule})"
+        return None
+
+    @classmethod
+    def from_json(cls, entry: dict) -> AccuracyTarget:
+        """{"metric", "reference", "factor"[, "upper_factor"]} (a share of a reference score) or {"metric", "low",
+        "high"} (a range the round sets outright)."""
+        if "reference" in entry:
+            reference, factor = float(entry["reference"]), float(entry["factor"])
+            upper = entry.get("upper_factor")
+            rule = f"{factor * 100:g}% of {reference:g}" + (f", at most {upper * 100:g}%" if upper else "")
+            return cls(entry["metric"], reference * factor, reference * upper if upper else None, rule)
+        return cls(entry["metric"], entry.get("low"), entry.get("high"), "MLPerf's range")
 
 
 @dataclass(frozen=True)
@@ -80,10 +111,22 @@ class Benchmark:
     dataset_size: int | None = None  # the sample count LoadGen's QSL reports for the MLPerf dataset
     performance_sample_count: int | None = None  # NVIDIA's performance sample count for it
     log_names: tuple[str, ...] = ()  # SUT and QSL names NVIDIA's harnesses log that name this model only
+    # Every rule a later round's benchmark is held to (the LLMs' three ROUGE scores and tokens a sample, SDXL's FID
+    # and CLIP ranges); empty for one score against `reference`, as in v2.0.
+    targets: tuple[AccuracyTarget, ...] = ()
 
     @property
     def threshold(self) -> float:
+        if self.targets and self.targets[0].low is not None:
+            return self.targets[0].low
         return self.reference * (0.999 if self.level == "99.9" else 0.99)
+
+    @property
+    def accuracy_targets(self) -> tuple[AccuracyTarget, ...]:
+        """The rules accuracy.txt is held to: the round's list, or the one score at the level's share."""
+        if self.targets:
+            return self.targets
+        return (AccuracyTarget(self.metric, self.threshold, None, f"{self.level}% of {self.reference:g}"),)
 
 
 @dataclass(frozen=True)
@@ -474,10 +517,23 @@ def _load_json(name: str) -> dict:
     return json.loads(resources.files(__package__).joinpath(name).read_text(encoding="utf-8"))
 
 
+# The inference rounds the catalog holds: the round's own file, and the file of what NVIDIA's tree for it says
+# (written by tools/refresh_nvidia_catalog.py), or None where the round's file carries the rules itself.
+ROUNDS = {
+    "inference-v2.0": ("inference_v2_0.json", "nvidia_v2_0.json"),
+    "inference-v4.1": ("inference_v4_1.json", None),
+}
+DEFAULT_ROUND = "inference-v2.0"
+
+
 @cache
-def load() -> Catalog:
-    inf = _load_json("inference_v2_0.json")
-    nvidia = _load_json("nvidia_v2_0.json")
+def load(round_name: str = DEFAULT_ROUND) -> Catalog:
+    """The catalog of one inference round (with the training round beside it)."""
+    if round_name not in ROUNDS:
+        raise CatalogError(f"unknown round {round_name!r}; known: {', '.join(ROUNDS)}")
+    inference_file, nvidia_file = ROUNDS[round_name]
+    inf = _load_json(inference_file)
+    nvidia = _load_json(nvidia_file) if nvidia_file else {"mlperf_conf": inf["mlperf_conf"]}
     tra = _load_json("training_v2_1.json")
     gpus = {
         key: Gpu(
@@ -500,11 +556,19 @@ def load() -> Catalog:
             gpu=gpus[s["gpu"]],
             count=s["count"],
             description=s["description"],
+            arch=s.get("arch", "x86_64"),
         )
         for sku, s in inf["systems"].items()
     }
     benchmarks = {
-        name: Benchmark(name=name, **{**b, "log_names": tuple(b.get("log_names", ()))})
+        name: Benchmark(
+            name=name,
+            **{
+                **b,
+                "log_names": tuple(b.get("log_names", ())),
+                "targets": tuple(AccuracyTarget.from_json(t) for t in b.get("targets", ())),
+            },
+        )
         for name, b in inf["benchmarks"].items()
     }
     rules = nvidia["mlperf_conf"]  # the round's mlperf.conf: each scenario's min_duration and min_query_count
@@ -532,9 +596,9 @@ def load() -> Catalog:
         training_systems={k: tuple(v) for k, v in tra["systems"].items()},
         training_system_notes=dict(tra.get("system_notes", {})),
         training_target=tra["target"]["value"],
-        published=nvidia["published"],
-        nvidia_matrix=nvidia["matrix"],
-        tuned=nvidia["tuned"],
+        published=nvidia.get("published", {}),
+        nvidia_matrix=nvidia.get("matrix", {}),
+        tuned=nvidia.get("tuned", {}),
         mlperf_conf=nvidia["mlperf_conf"],
         marker_help=_marker_help(inf, tra, benchmarks),
         # .get: the refresh tool loads the catalog to rewrite a file written before these keys existed

@@ -74,6 +74,8 @@ def check_harness_perf(harness: PerfMessage, summary: LoadgenSummary | None, det
 
 
 def accuracy_verdict(result: AccuracyResult, benchmark: Benchmark, harness: AccuracyMessage | None = None) -> Verdict:
+    if benchmark.targets:
+        return _targets_verdict(result, benchmark)
     threshold = benchmark.threshold
     if harness is not None:
         check_harness_accuracy(result, benchmark, harness)
@@ -92,6 +94,34 @@ def accuracy_verdict(result: AccuracyResult, benchmark: Benchmark, harness: Accu
             {"value": result.value, "threshold": threshold},
         )
     return Verdict(ok, reason, "PASS" if ok else "FAIL", {"value": result.value, "threshold": threshold})
+
+
+def _targets_verdict(result: AccuracyResult, benchmark: Benchmark) -> Verdict:
+    """A benchmark held to several rules (the LLMs: ROUGE-1/2/L and tokens a sample; SDXL: FID and CLIP, each in a
+    range): PASS only when accuracy.txt gives every score the rules name and each holds; the reason names each rule
+    broken, or each one held."""
+    scores = result.scores
+    broken, held = [], []
+    for target in benchmark.targets:
+        value = scores.get(target.metric)
+        if value is None:
+            broken.append(f"{result.path.name} gives no {target.metric}")
+        elif (why := target.breaks(value)) is not None:
+            broken.append(why)
+        else:
+            bounds = " and ".join(
+                part
+                for part in (
+                    f">= {target.low:.4g}" if target.low is not None else "",
+                    f"<= {target.high:.4g}" if target.high is not None else "",
+                )
+                if part
+            )
+            held.append(f"{target.metric} {value:.4g} {bounds}")
+    details = {"value": result.value, "threshold": benchmark.threshold, "scores": scores}
+    if broken:
+        return Verdict(False, "FAIL: " + "; ".join(broken), "FAIL", details)
+    return Verdict(True, "PASS: " + ", ".join(held), "PASS", details)
 
 
 def performance_verdict(
@@ -118,6 +148,14 @@ def performance_verdict(
             {"flags": flags},
         )
     unmet = [FLAG_TEXT[key] + " not satisfied" for key, met in flags.items() if not met]
+    over = token_latency_breaks(summary, detail, scenario)
+    if validity == "VALID" and over:
+        return Verdict(
+            False,
+            f"INVALID: LoadGen says VALID, but {'; '.join(over)}: the run's own figures contradict it",
+            "INVALID",
+            {"flags": flags, "token_latency": over},
+        )
     if validity == "VALID":
         ok, label = True, "VALID"
         reason = "VALID: " + ", ".join(f"{FLAG_TEXT[k]} satisfied" for k in flags) if flags else "VALID"
@@ -127,6 +165,7 @@ def performance_verdict(
         latency = _latency_note(detail, scenario, benchmark)
         if latency and "performance constraints not satisfied" in parts:
             parts[parts.index("performance constraints not satisfied")] += f" ({latency})"
+        parts.extend(over)
         if summary is not None and summary.recommendations:
             parts.append("LoadGen recommends: " + " ".join(summary.recommendations))
         reason = "INVALID: " + "; ".join(parts)
@@ -142,6 +181,46 @@ def performance_verdict(
             False, f"{reason}; but NVIDIA's harness printed Result is {harness.validity}", "INVALID", {"flags": flags}
         )
     return Verdict(ok, reason, label, {"flags": flags})
+
+
+# MLPerf's latency rule for the LLMs in Server (LoadGen 4.x, use_token_latencies): the time to the first token
+# (TTFT) and the time per output token (TPOT), each at the scenario's percentile, within the bounds mlperf.conf
+# sets (llama2-70b: 2000 ms and 200 ms), where the other models have one bound on the whole query.
+TOKEN_BOUNDS = (
+    ("TTFT", "ttft_latency (ns)", "requested_server_ttft_latency", "result_first_token_{p}_percentile_latency_ns"),
+    ("TPOT", "tpot_latency (ns)", "requested_server_tpot_latency", "result_time_per_output_token_{p}_percentile_ns"),
+)
+
+
+def token_latency_breaks(summary: LoadgenSummary | None, detail: LoadgenDetail | None, scenario: Scenario) -> list[str]:
+    """Each token-latency bound a Server run's own figures break, in words; [] for a run bound by query latency."""
+    if scenario.name != "Server" or scenario.target_latency_percentile is None:
+        return []
+    percent = f"{scenario.target_latency_percentile * 100:.2f}"
+    out = []
+    for name, param, requested, template in TOKEN_BOUNDS:
+        bound = _figure(summary.params.get(param) if summary is not None else None)
+        if bound is None and detail is not None:
+            bound = _figure(detail.get(requested))
+            bound = bound * 1e6 if bound is not None and bound < 1e6 else bound  # requested in ms, logged in ns
+        key = template.format(p=percent)
+        value = _figure(summary.figures[key][0]) if summary is not None and key in summary.figures else None
+        if value is None and detail is not None:
+            value = _figure(detail.get(key))
+        if bound is None or value is None or bound <= 0:
+            continue
+        if value > bound:
+            where = f"{name} p{scenario.target_latency_percentile * 100:g}"
+            out.append(f"{where} {value / 1e6:.1f} ms > bound {bound / 1e6:.0f} ms (MLPerf's LLM token-latency rule)")
+    return out
+
+
+def _figure(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _latency_note(detail: LoadgenDetail | None, scenario: Scenario, benchmark: Benchmark) -> str | None:
