@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from .catalog import ROUNDS
 from .gate.baseline import EXPECTED_CHANGES, BaselineError, Rule, parse_fail_on, parse_fields
 
 PREFIX = "--mlperf-"
@@ -175,6 +176,15 @@ SELECTION = (
         "System under test: a catalog SKU such as A100-SXM-80GBx8, or 'auto' to detect it",
         metavar="NAME",
         alias="--sku",
+    ),
+    Spec(
+        "round",
+        "round",
+        "The MLPerf Inference round whose cases, rules and published figures apply: inference-v2.0 or "
+        "inference-v4.1. Default: the oldest round that has the SKU (the seed's Ampere systems: v2.0; Hopper and "
+        "Blackwell: v4.1), v2.0 without a SKU",
+        metavar="ROUND",
+        choices=tuple(ROUNDS),
     ),
     Spec(
         "backend",
@@ -598,6 +608,7 @@ class Options:
     """Every option's value, parsed; read once from pytest's config (or argparse's namespace)."""
 
     sku: str | None = None
+    round: str | None = None
     backend: str = "auto"
     power: tuple[str, ...] = ("MaxP",)
     all_configs: bool = False

@@ -49,7 +49,11 @@ def pytest_cmdline_main(config: pytest.Config):
 
 @pytest.hookimpl(trylast=True)  # after the tmp_path and junitxml plugins have configured
 def pytest_configure(config: pytest.Config) -> None:
-    for name, text in catalog.load().marker_help.items():
+    markers: dict[str, str] = {}
+    for round_name in catalog.ROUNDS:  # every round's, so that -m names a later round's model under strict markers
+        for name, text in catalog.load(round_name).marker_help.items():
+            markers.setdefault(name, text)
+    for name, text in markers.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     if config.option.help:
         return

@@ -28,6 +28,8 @@ from .report.reporter import Reporter
 from .report.trials import TrialStore
 
 KINDS = ("inference", "training")
+# The rounds whose NVIDIA code the nvidia backend runs; a later round's cases are replayed and judged, not run yet.
+NVIDIA_ROUNDS = ("inference-v2.0",)
 
 
 class MlperfSession:
@@ -35,9 +37,10 @@ class MlperfSession:
         self.config = config
         self.options = options
         guard_two_words(config)
-        self.catalog = catalog.load()
         self._nvml: gpu.Inventory | gpu.NvmlUnavailable | None = None
         self.detected: gpu.Inventory | None = None  # what --sku auto matched against
+        self.round, self.round_reason = self._choose_round(controller_header)
+        self.catalog = catalog.load(self.round)
         self.system = self._resolve_system(controller_header)
         self.pinned_gpus = self._each_gpu() if options.each_gpu else ()
         self._check_training_options()
@@ -68,6 +71,36 @@ class MlperfSession:
         self._cleanup = Cleanup(self.close_backends)
         if self.fleet is not None or any(type(b).close is not BackendBase.close for b in self.backends.values()):
             self._cleanup.install()  # containers and jobs go on Ctrl-C, SIGTERM and interpreter exit alike
+
+    def _choose_round(self, controller_header: dict | None) -> tuple[str, str]:
+        """The inference round this run's cases come from, and why (said in the header, JSON, JUnit and HTML)."""
+        if controller_header is not None and controller_header.get("round"):
+            return controller_header["round"], controller_header.get("round_reason", "")
+        opts = self.options
+        try:
+            if opts.round is None and opts.sku is None and opts.results is not None:
+                found = catalog.round_of_tree(opts.results)
+                if found is not None:
+                    return found
+            if opts.round is None and opts.sku == "auto":
+                return self._round_by_detection()
+            return catalog.choose_round(opts.round, opts.sku)
+        except catalog.CatalogError as exc:
+            raise pytest.UsageError(f"{flag('round') if opts.round else flag('sku')}: {exc}") from None
+
+    def _round_by_detection(self) -> tuple[str, str]:
+        """--sku auto: the oldest round with a SKU that matches the GPUs NVML reports (without GPUs, the seed's
+        round; the system's own error follows)."""
+        try:
+            inventory = self.inventory()
+        except gpu.NvmlUnavailable:
+            return catalog.DEFAULT_ROUND, "the seed's round (no GPUs to match)"
+        rounds = NVIDIA_ROUNDS if self.options.backend == "nvidia" else tuple(catalog.ROUNDS)
+        for name in rounds:
+            system = gpu.match_sku(inventory, catalog.load(name))
+            if system is not None:
+                return catalog.choose_round(None, system.sku)
+        return catalog.DEFAULT_ROUND, "the seed's round (the GPUs match no SKU)"
 
     # ---- the machine and the system -----------------------------------------------------------------------
     def inventory(self) -> gpu.Inventory:
@@ -239,6 +272,12 @@ class MlperfSession:
         gpus, no_gpu = self._gpus_in_words() if needs_gpus and controller_header is None else (None, "")
         try:
             inference = choosing.choose_inference(opts, gpus, no_gpu, self.system is not None)
+            if inference.backend == "nvidia" and self.round not in NVIDIA_ROUNDS:
+                raise pytest.UsageError(
+                    f"the nvidia backend runs NVIDIA's {', '.join(NVIDIA_ROUNDS)} code; this run's round is "
+                    f"{self.round} ({self.round_reason}), whose results replay with {flag('results')} DIR; not run "
+                    "by this version"
+                )
             if inference.backend == "results":
                 guard_rootdir(self.config, opts.results)
             choices = {"inference": inference, "training": choosing.choose_training(opts, inference)}
@@ -345,6 +384,7 @@ class MlperfSession:
         inference, training = self.backends["inference"], self.backends["training"]
         lines = [
             f"mlperf: pytest-mlperf {__version__}",
+            f"mlperf: round {self.round} ({self.round_reason})",
             f"mlperf: backend {inference.name} ({self.reasons['inference']})",
         ]
         if training is not inference:
@@ -381,6 +421,8 @@ class MlperfSession:
         return {
             "pytest_mlperf": __version__,
             "catalog": f"{self.catalog.inference_round}; {self.catalog.training_round}",
+            "round": self.round,
+            "round_reason": self.round_reason,
             "sku": self.system.sku if self.system else None,
             "system_id": self.system.system_id if self.system else None,
             "backend": self.backends["inference"].name,

@@ -208,3 +208,19 @@ def test_the_v20_catalog_keeps_its_one_score_rule():
     assert bert.threshold == pytest.approx(90.874 * 0.99)
     with pytest.raises(catalog.CatalogError, match="unknown round 'inference-v9'"):
         catalog.load("inference-v9")
+
+
+def test_the_rounds_scenario_rules_are_those_nvidias_mlperf_conf_copies_state(nvidia_tree_v41):
+    """Each figure v4.1's mlperf.conf states for every model (min_duration, the latency percentile, MultiStream's
+    min_query_count) is the catalog's; the ones it leaves to each model or to LoadGen keep the round file's."""
+    from pytest_mlperf.catalog import nvidia_tree_v4_1
+
+    tree_rules = nvidia_tree_v4_1.mlperf_conf(nvidia_tree_v41)
+    for name, scenario in V41.scenarios.items():
+        stated = tree_rules[name]
+        assert scenario.min_duration_ms == stated["min_duration"]
+        assert scenario.target_latency_percentile == (
+            None if name == "Offline" else stated["target_latency_percentile"] / 100
+        )
+        if "min_query_count" in stated:
+            assert scenario.min_query_count == stated["min_query_count"]

@@ -158,7 +158,9 @@ class ResultsBackend(BackendBase):
         found: list[Path] = []
         for dirpath, dirnames, filenames in os.walk(self.root, onerror=lambda exc: found.append(Path(exc.filename))):
             dirnames.sort()
-            if any(name in filenames for name in LOG_FILES):
+            if any(name in filenames for name in LOG_FILES) or (
+                os.path.basename(dirpath) == "accuracy" and "accuracy.txt" in filenames
+            ):  # a later round's published accuracy folder keeps accuracy.txt alone
                 found.append(Path(dirpath))
         return sorted(set(found))
 

@@ -40,6 +40,9 @@ def marker_name(text: str) -> str:
     return text.removesuffix("Only").replace("-", "_").lower()
 
 
+DEFAULT_ROUND_NAME = "inference-v2.0"
+
+
 class CatalogError(ValueError):
     """A name that the catalog does not know, with what it does know."""
 
@@ -370,6 +373,12 @@ class Catalog:
     system_types: dict[str, str] = field(default_factory=dict)  # system name -> NVIDIA's systems/*.json system_type
     suite_skips: tuple[SuiteSkip, ...] = ()  # NVIDIA's update_results.py: what a system type never submits
     suite_exceptions: tuple[SuiteException, ...] = ()
+    # A round whose suite NVIDIA's tooling no longer draws (v4.1): category -> benchmark -> its scenarios, from
+    # MLCommons' submission checker; empty where suite_skips draw it (v2.0).
+    suite: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    suite_source: str = ""
+    round_name: str = DEFAULT_ROUND_NAME  # the key in ROUNDS: inference-v2.0, inference-v4.1
+    published_tokens: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # the LLMs' token rates
 
     def _lookup(self, table: dict, name: str, what: str, known: str = "known"):
         try:
@@ -439,6 +448,14 @@ class Catalog:
         category (its first, in file order); None for a case in the suite or kept by a suite exception."""
         bench, scenario = case.benchmark.name, case.scenario.name
         if any((e.sku, e.benchmark, e.scenario) == (system.sku, bench, scenario) for e in self.suite_exceptions):
+            return None
+        if self.suite:
+            required = self.suite.get(system.category, {})
+            where = f"{self.suite_source}: required scenarios, {system.category}"
+            if bench not in required:
+                return SuiteSkip(system.category, "benchmark", (bench,), (), where)
+            if scenario not in required[bench]:
+                return SuiteSkip(system.category, "scenario", (scenario,), (), where)
             return None
         return next((s for s in self.suite_skips if s.skips(system.category, bench, scenario)), None)
 
@@ -521,9 +538,69 @@ def _load_json(name: str) -> dict:
 # (written by tools/refresh_nvidia_catalog.py), or None where the round's file carries the rules itself.
 ROUNDS = {
     "inference-v2.0": ("inference_v2_0.json", "nvidia_v2_0.json"),
-    "inference-v4.1": ("inference_v4_1.json", None),
+    "inference-v4.1": ("inference_v4_1.json", "nvidia_v4_1.json"),
 }
-DEFAULT_ROUND = "inference-v2.0"
+DEFAULT_ROUND = DEFAULT_ROUND_NAME
+
+
+def rounds_for_sku(sku: str) -> list[str]:
+    """The rounds whose catalog knows the SKU, oldest first."""
+    return [name for name in ROUNDS if sku in load(name).systems]
+
+
+def round_of_tree(root: Path, depth: int = 4) -> tuple[str, str] | None:
+    """The round a results tree is of, by the benchmark folders in its first levels that only one round's MLPerf
+    suite has (each round's `tree_names`: llama2-70b-99 is v4.1's, rnnt v2.0's; resnet50 and bert are both's);
+    None when it names none of them. A tree holding both is refused."""
+    only = {name: set(_load_json(ROUNDS[name][0])["tree_names"]["names"]) for name in ROUNDS}
+    found: dict[str, str] = {}
+    level = [Path(root)]
+    for _ in range(depth):
+        below = []
+        for folder in level:
+            try:
+                children = sorted(p for p in folder.iterdir() if p.is_dir())
+            except OSError:
+                continue
+            for child in children:
+                for name, benches in only.items():
+                    if child.name in benches:
+                        found.setdefault(name, str(child))
+            below.extend(children)
+        level = below[:10000]
+    if len(found) > 1:
+        raise CatalogError(
+            "the results tree holds benchmarks of several rounds ("
+            + ", ".join(f"{name}: {where}" for name, where in sorted(found.items()))
+            + "); name the one to replay with --mlperf-round"
+        )
+    if found:
+        ((name, where),) = found.items()
+        return name, f"the results tree's benchmarks are {name}'s ({where})"
+    return None
+
+
+def choose_round(requested: str | None, sku: str | None) -> tuple[str, str]:
+    """(round, why): the round asked for; else the oldest round that knows the SKU (the seed's Ampere systems keep
+    v2.0, a Hopper or Blackwell SKU, which v2.0 has no case for, gets v4.1); else v2.0, the seed's round."""
+    if requested is not None:
+        if requested not in ROUNDS:
+            raise CatalogError(f"unknown round {requested!r}; known: {', '.join(ROUNDS)}")
+        if sku is not None and sku != "auto" and sku not in load(requested).systems:
+            known = rounds_for_sku(sku)
+            raise CatalogError(
+                f"{sku} has no case in {requested}" + (f"; it is in {', '.join(known)}" if known else "")
+            )
+        return requested, "asked for"
+    if sku is None or sku == "auto":
+        return DEFAULT_ROUND, "the seed's round (no SKU named)"
+    known = rounds_for_sku(sku)
+    if not known:
+        every = list(dict.fromkeys(name for r in ROUNDS for name in load(r).systems))
+        raise CatalogError(f"unknown SKU {sku!r}; known SKUs: {', '.join(every)}")
+    if known[0] == DEFAULT_ROUND:
+        return known[0], f"{sku} is a system of the seed's round"
+    return known[0], f"{DEFAULT_ROUND} has no case for {sku}"
 
 
 @cache
@@ -533,7 +610,14 @@ def load(round_name: str = DEFAULT_ROUND) -> Catalog:
         raise CatalogError(f"unknown round {round_name!r}; known: {', '.join(ROUNDS)}")
     inference_file, nvidia_file = ROUNDS[round_name]
     inf = _load_json(inference_file)
-    nvidia = _load_json(nvidia_file) if nvidia_file else {"mlperf_conf": inf["mlperf_conf"]}
+    nvidia = _load_json(nvidia_file) if nvidia_file else {}
+    # v4.1's mlperf.conf leaves min_query_count to each model (Offline) or to LoadGen's default (Server,
+    # SingleStream): the round's file gives the scenario's figure, over what NVIDIA's copy states for all models.
+    rules = {
+        name: {**nvidia.get("mlperf_conf", {}).get(name, {}), **inf.get("mlperf_conf", {}).get(name, {})}
+        for name in inf["scenarios"]
+    }
+    nvidia["mlperf_conf"] = rules
     tra = _load_json("training_v2_1.json")
     gpus = {
         key: Gpu(
@@ -605,6 +689,14 @@ def load(round_name: str = DEFAULT_ROUND) -> Catalog:
         system_types=nvidia.get("system_types", {}),
         suite_skips=tuple(SuiteSkip.from_json(skip) for skip in nvidia.get("suite_skips", ())),
         suite_exceptions=tuple(SuiteException(**e) for e in inf["suite_exceptions"]),
+        suite={
+            category: {bench: tuple(scenarios) for bench, scenarios in table.items()}
+            for category, table in inf.get("suite", {}).items()
+            if category != "source"
+        },
+        suite_source=inf.get("suite", {}).get("source", ""),
+        round_name=round_name,
+        published_tokens=nvidia.get("published_tokens", {}),
     )
 
 

@@ -87,6 +87,10 @@ def harness_metrics(config_name: str, message: PerfMessage | AccuracyMessage, un
     ]
 
 
+TTFT_P99 = "result_first_token_99.00_percentile_latency_ns"
+TPOT_P99 = "result_time_per_output_token_99.00_percentile_ns"
+
+
 def performance_metrics(
     config_name: str,
     perf_key: str,
@@ -97,13 +101,22 @@ def performance_metrics(
     verdict: Verdict,
 ) -> list[Metric]:
     out = [Metric(f"{config_name}-PerformanceMode", 1.0 if verdict.ok else 0.0, "VALID/INVALID", None)]
-    headline = None
+    headline, key = None, perf_key
     if detail is not None and isinstance(detail.get(perf_key), int | float):
         headline = float(detail.get(perf_key))
+    elif summary is not None and perf_key in summary.figures:
+        headline = float(summary.figures[perf_key][0])
     elif summary is not None and summary.headline is not None:
-        headline = summary.headline[1]
+        # another LoadGen's headline (v4.1 prints Server's completed rate, v2.0 its scheduled one): under its own name
+        key, headline = summary.headline
     if headline is not None:
-        out.append(Metric(perf_key, headline, unit, higher_is_better))
+        out.append(Metric(key, headline, unit, higher_is_better))
+    if summary is not None and summary.tokens is not None:  # the LLMs' figure the round scores them on
+        out.append(Metric(summary.tokens[0], summary.tokens[1], "tokens/s", True))
+    if summary is not None and detail is None:
+        for name in (TTFT_P99, TPOT_P99):
+            if name in summary.figures:
+                out.append(Metric(name, float(summary.figures[name][0]), "ns", False))
     if detail is None:
         return out
     for key in ("result_samples_per_second", "result_scheduled_samples_per_sec", "result_completed_samples_per_sec"):

@@ -1,0 +1,80 @@
+"""A replay of NVIDIA's published v4.1 results through the suites, as users run it (a child pytest over the real
+suites): the round follows the tree, every published case passes with its summary's own headline figure, and copies
+broken one rule each fail naming that rule."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pytest_mlperf.logs.loadgen import parse_summary
+
+
+def test_the_published_v41_results_replay_as_published(suites, nvidia_tree_v41, tmp_path):
+    results = nvidia_tree_v41 / "results"
+    out = tmp_path / "r.json"
+    run = suites.runpytest("-m", "inference", f"--mlperf-results={results}", f"--mlperf-json={out}", "--junitxml=j.xml")
+    run.assert_outcomes(passed=216)
+    run.stdout.fnmatch_lines(["mlperf: round inference-v4.1 (the results tree's benchmarks are inference-v4.1's*"])
+    data = json.loads(out.read_text())
+    assert data["round"] == "inference-v4.1" and data["catalog"].startswith("inference v4.1")
+    assert 'name="mlperf:round" value="inference-v4.1"' in (suites.path / "j.xml").read_text()
+    perf = [r for r in data["results"] if "PerformanceOnly" in r["id"]]
+    assert len(perf) == 108
+    for record in perf:
+        summary = parse_summary(Path(record["artifacts"][0]))
+        figures = {m["name"]: m["value"] for m in record["metrics"]}
+        assert figures[summary.headline[0]] == summary.headline[1], record["id"]
+        if summary.tokens is not None:
+            assert figures[summary.tokens[0]] == summary.tokens[1]
+        config = record["info"]["config_name"]
+        assert figures[f"{config}-PerformanceMode"] == 1.0  # VirtualClient's metric name for the config
+    accuracy = [r for r in data["results"] if "AccuracyOnly" in r["id"]]
+    assert len(accuracy) == 108 and all(r["verdict"] == "PASS" for r in accuracy)
+
+
+BROKEN = {
+    # case folder -> (file, old, new, the rule the failure must name)
+    "H200-SXM-141GBx8_TRT/llama2-70b-99/Server/performance/run_1": (
+        "mlperf_log_summary.txt",
+        "99.00 percentile first token latency (ns)   : 452744202",
+        "99.00 percentile first token latency (ns)   : 2452744202",
+        "TTFT p99 2452.7 ms > bound 2000 ms (MLPerf's LLM token-latency rule)",
+    ),
+    "H200-SXM-141GBx8_TRT/stable-diffusion-xl/Offline/accuracy": (
+        "accuracy.txt",
+        "'CLIP_SCORE': 31.78",
+        "'CLIP_SCORE': 31.98",
+        "CLIP_SCORE 31.98 > upper limit 31.81 (MLPerf's range)",
+    ),
+    "H200-SXM-141GBx8_TRT/gptj-99/Offline/accuracy": (
+        "accuracy.txt",
+        "'rouge1': 43.1017",
+        "'rouge1': 42.1017",
+        "ROUGE1 42.1 < 42.56 (99% of 42.9865)",
+    ),
+    "H200-SXM-141GBx8_TRT/llama2-70b-99/Offline/accuracy": (
+        "accuracy.txt",
+        "'gen_tok_len': 7157751, 'tokens_per_sample': 291.2",
+        "'gen_tok_len': 8603136, 'tokens_per_sample': 350.1",
+        "TOKENS_PER_SAMPLE 350.1 > upper limit 323.9",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_copy_broken_against_one_rule_fails_naming_it(suites, nvidia_tree_v41, tmp_path, case):
+    name, old, new, rule = BROKEN[case]
+    tree = tmp_path / "results"
+    shutil.copytree(nvidia_tree_v41 / "results" / Path(case).parents[-2], tree / Path(case).parents[-2])
+    target = tree / case / name
+    text = target.read_text()
+    assert old in text
+    target.write_text(text.replace(old, new, 1))
+    run = suites.runpytest("-m", "inference", f"--mlperf-results={tree}")
+    outcomes = run.parseoutcomes()
+    assert outcomes.get("failed") == 1, outcomes
+    run.stdout.fnmatch_lines([f"*{rule}*"])
