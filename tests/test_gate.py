@@ -324,16 +324,16 @@ def test_a_case_nvidia_published_no_figure_for_says_so():
     )
     floor = Gate(cat, min_published=0.9, min_published_source="--mlperf-min-published 0.9")
     assert floor.reference_notes(unpublished, None) == [
-        "NVIDIA published no v2.0 figure for DGX-A100_A100-SXM-80GBx8_TRT-lwis_k_99_MaxP-Offline; the published "
-        "floor (--mlperf-min-published 0.9) does not apply to it"
+        "NVIDIA published no inference v2.0 figure for DGX-A100_A100-SXM-80GBx8_TRT-lwis_k_99_MaxP-Offline; the "
+        "published floor (--mlperf-min-published 0.9) does not apply to it"
     ]
     assert Gate(cat).reference_notes(unpublished, None) == [
-        "NVIDIA published no v2.0 figure for DGX-A100_A100-SXM-80GBx8_TRT-lwis_k_99_MaxP-Offline"
+        "NVIDIA published no inference v2.0 figure for DGX-A100_A100-SXM-80GBx8_TRT-lwis_k_99_MaxP-Offline"
     ]
     assert floor.reference_notes(published, None) == []
     assert floor.reference_notes(cases["ssd-mobilenet-Offline-AccuracyOnly-lwis"], None) == []
     record = CaseRecord("x", verdict="VALID", notes=floor.reference_notes(unpublished, None))
-    assert "NVIDIA published no v2.0 figure" in metrics_table(record)
+    assert "NVIDIA published no inference v2.0 figure" in metrics_table(record)
     from pytest_mlperf.report.junit import case_properties
 
     assert ("mlperf:note", record.notes[0]) in case_properties(record)

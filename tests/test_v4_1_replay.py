@@ -78,3 +78,41 @@ def test_a_copy_broken_against_one_rule_fails_naming_it(suites, nvidia_tree_v41,
     outcomes = run.parseoutcomes()
     assert outcomes.get("failed") == 1, outcomes
     run.stdout.fnmatch_lines([f"*{rule}*"])
+
+
+def test_a_v41_skus_replay_is_100_percent_of_what_nvidia_published(suites, nvidia_tree_v41, tmp_path):
+    """The catalog's published v4.1 figures are the summaries' own: a replay of them for the SKU is 100 % of
+    published, case by case (Triton's too), and the tuned targets of NVIDIA's user.conf are beside them."""
+    out = tmp_path / "h200.json"
+    run = suites.runpytest(
+        "--sku",
+        "H200-SXM-141GBx8",
+        "-m",
+        "inference and performance",
+        f"--mlperf-results={nvidia_tree_v41 / 'results'}",
+        f"--mlperf-json={out}",
+    )
+    run.assert_outcomes(passed=30)
+    for record in json.loads(out.read_text())["results"]:
+        figures = {m["name"]: m for m in record["metrics"]}
+        assert figures["published_pct"]["value"] == pytest.approx(100.0), record["id"]
+        assert "tuned_target_pct" in figures, record["id"]
+
+
+def test_another_submitters_v41_tree_is_judged_under_its_own_system_name(suites, nvidia_tree_v41, tmp_path):
+    """A v4.1 results tree of a system NVIDIA's catalog does not know (another submitter's, or a fleet's own): its
+    cases are judged by the round's rules under the tree's own system name, with no published figure to hold."""
+    tree = tmp_path / "results"
+    for bench in ("llama2-70b-99", "stable-diffusion-xl"):
+        shutil.copytree(
+            nvidia_tree_v41 / "results" / "H200-SXM-141GBx8_TRT" / bench, tree / "Acme-HGX-H200x8_TRT" / bench
+        )
+    out = tmp_path / "r.json"
+    run = suites.runpytest("-m", "inference", f"--mlperf-results={tree}", f"--mlperf-json={out}")
+    run.assert_outcomes(passed=8)
+    records = json.loads(out.read_text())["results"]
+    assert all(r["id"].startswith("Acme-HGX-H200x8_TRT/") for r in records)
+    llm = next(r for r in records if r["id"] == "Acme-HGX-H200x8_TRT/llama2-70b-99-Server-PerformanceOnly-custom")
+    names = {m["name"] for m in llm["metrics"]}
+    assert {"result_completed_tokens_per_second", "result_first_token_99.00_percentile_latency_ns"} <= names
+    assert "published_pct" not in names

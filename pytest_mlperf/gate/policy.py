@@ -36,7 +36,7 @@ class Gate:
     inconclusive: str = "fail"  # what an undecided comparison does: fail the test, or warn
 
     def published(self, case, result: CaseResult) -> Metric | None:
-        """A performance case's share of NVIDIA's published v2.0 figure for the same system and case, as a
+        """A performance case's share of NVIDIA's published figure (the round's) for the same system and case, as a
         metric (a latency scenario's share is published / measured, so above 100 % is better either way)."""
         if not isinstance(case, InferenceCase) or case.mode != "PerformanceOnly":
             return None
@@ -73,7 +73,7 @@ class Gate:
             return []
         if self.catalog.published_figure(case.system_name, case.benchmark.name, case.scenario.name) is not None:
             return []
-        note = f"NVIDIA published no v2.0 figure for {case.config_name}"
+        note = f"NVIDIA published no {self.catalog.inference_round} figure for {case.config_name}"
         if self.min_published is not None:
             note += f"; the published floor ({self.min_published_source}) does not apply to it"
         return [note]
