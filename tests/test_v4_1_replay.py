@@ -116,3 +116,27 @@ def test_another_submitters_v41_tree_is_judged_under_its_own_system_name(suites,
     names = {m["name"] for m in llm["metrics"]}
     assert {"result_completed_tokens_per_second", "result_first_token_99.00_percentile_latency_ns"} <= names
     assert "published_pct" not in names
+
+
+def test_a_v20_baseline_cannot_gate_a_v41_run(suites, nvidia_tree_v41, inference_fixtures, tmp_path):
+    """Baselines carry their round: one saved from a v2.0 replay is refused by a v4.1 run, naming both rounds."""
+    store = f"--mlperf-baseline-dir={tmp_path / 'store'}"
+    saved = suites.runpytest(
+        "-m", "inference", "--sku", "Orin", f"--mlperf-results={inference_fixtures}", store, "--mlperf-save=orin"
+    )
+    assert saved.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), saved.stdout.str()[-1500:]
+    gated = suites.runpytest(
+        "-m",
+        "inference",
+        "--sku",
+        "Orin",
+        "--mlperf-round",
+        "inference-v4.1",
+        f"--mlperf-results={nvidia_tree_v41 / 'results'}",
+        store,
+        "--mlperf-baseline=orin",
+    )
+    assert gated.ret == pytest.ExitCode.USAGE_ERROR
+    gated.stderr.fnmatch_lines(
+        ["*recorded for MLPerf round 'inference v2.0; training v2.1', this run is 'inference v4.1; training v2.1'*"]
+    )
