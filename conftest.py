@@ -254,22 +254,23 @@ def inference_fixtures(mlperf_shared: Path) -> Path:
     return mlperf_shared / "fixtures" / "inference"
 
 
+def _nvidia_inference_tree(shared: Path, version: str) -> Path:
+    tree = shared / "upstream" / f"inference_results_{version}" / "closed" / "NVIDIA"
+    if not (tree / "configs").is_dir():
+        pytest.skip(f"NVIDIA's {version} tree is not at {tree}")
+    return tree
+
+
 @pytest.fixture(scope="session")
 def nvidia_tree(mlperf_shared: Path) -> Path:
     """NVIDIA's closed MLPerf Inference v2.0 tree (Makefile, code/, configs/, results/, measurements/)."""
-    tree = mlperf_shared / "upstream" / "inference_results_v2.0" / "closed" / "NVIDIA"
-    if not (tree / "configs").is_dir():
-        pytest.skip(f"NVIDIA's v2.0 tree is not at {tree}")
-    return tree
+    return _nvidia_inference_tree(mlperf_shared, "v2.0")
 
 
 @pytest.fixture(scope="session")
 def nvidia_tree_v41(mlperf_shared: Path) -> Path:
     """NVIDIA's closed MLPerf Inference v4.1 tree (Makefile, code/, configs/, results/, measurements/)."""
-    tree = mlperf_shared / "upstream" / "inference_results_v4.1" / "closed" / "NVIDIA"
-    if not (tree / "configs").is_dir():
-        pytest.skip(f"NVIDIA's v4.1 tree is not at {tree}")
-    return tree
+    return _nvidia_inference_tree(mlperf_shared, "v4.1")
 
 
 def nvidia_checkout(tree: Path, folder: Path, **controls: str) -> tuple[Path, Path]:

@@ -257,21 +257,20 @@ def _llm_scores(path: Path, line: str, number: int) -> tuple[str, float, dict[st
     return "ROUGE1", rouge1, out
 
 
-def _unit(path: Path, number: int, name: str, text: str) -> float:
-    try:
-        figure = finite(text)
-    except ValueError as exc:
-        raise ParseError(path, f"{name}: {exc}", line=number) from None
-    if not 0.0 <= figure <= 1.0:
-        raise ParseError(path, f"{name} is {figure:g}, outside 0-1", line=number)
-    return figure
+def _unit(path: Path, number: int, name: str, value: object) -> float:
+    return _bounded(path, number, name, value, 1.0)
 
 
 def _percent(path: Path, number: int, name: str, value: object) -> float:
+    return _bounded(path, number, name, value, 100.0)
+
+
+def _bounded(path: Path, number: int, name: str, value: object, high: float) -> float:
+    """A finite score from 0 to `high` (a fraction's 1, a percentage's 100)."""
     try:
         figure = finite(value)
     except ValueError as exc:
         raise ParseError(path, f"{name}: {exc}", line=number) from None
-    if not 0.0 <= figure <= 100.0:
-        raise ParseError(path, f"{name} is {figure:g}, outside 0-100", line=number)
+    if not 0.0 <= figure <= high:
+        raise ParseError(path, f"{name} is {figure:g}, outside 0-{high:g}", line=number)
     return figure
