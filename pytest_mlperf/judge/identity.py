@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..catalog import InferenceCase, load
+from ..catalog import ROUNDS, InferenceCase, load
 from ..logs import ParseError
 from ..logs.accuracy import AccuracyResult
 from ..logs.loadgen import LoadgenDetail, LoadgenSummary, percentile_key
@@ -39,7 +39,7 @@ def check_identity(
         ("qsl_name", "log_names"),
         ("effective_performance_sample_count", "performance_sample_count"),
     ):
-        owners = _owners(field, detail.get(key))
+        owners = _owners(case, field, detail.get(key))
         if owners and case.benchmark.name not in owners:
             raise ParseError(
                 folder,
@@ -106,12 +106,22 @@ def _server_bound(summary: LoadgenSummary | None, detail: LoadgenDetail | None) 
     return int(float(text)) if text and text.replace(".", "", 1).isdigit() else None
 
 
-def _owners(field: str, value: object) -> list[str]:
-    """The benchmarks whose entry claims a logged name or count (none: the value names no one benchmark)."""
+def _round_benchmarks(case: InferenceCase) -> dict:
+    """The benchmarks of the round the case's benchmark is from (a v4.1 case is told apart from v4.1's others)."""
+    for name in ROUNDS:
+        benchmarks = load(name).benchmarks
+        if benchmarks.get(case.benchmark.name) is case.benchmark:
+            return benchmarks
+    return load().benchmarks
+
+
+def _owners(case: InferenceCase, field: str, value: object) -> list[str]:
+    """The benchmarks of the case's round whose entry claims a logged name or count (none: the value names no one
+    benchmark)."""
     if value is None:
         return []
     found: list[str] = []
-    for bench in load().benchmarks.values():
+    for bench in _round_benchmarks(case).values():
         claimed = getattr(bench, field)
         if value in claimed if isinstance(claimed, tuple) else value == claimed:
             found.append(bench.name)
