@@ -4,6 +4,7 @@ Real processes, a real flock(2)-guarded state file and a real pytest-xdist run, 
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -38,6 +39,21 @@ def _stamp(process: subprocess.Popen, word: str) -> float:
     return float(stamp)
 
 
+def _registered_waiting(folder, process: subprocess.Popen, kind: str, timeout: float = 30.0) -> None:
+    """Until the process is in the turnstile's list of waiting tests (its interpreter's start takes its time on a
+    busy machine: a test that arrives after must arrive after it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = json.loads((folder / "mlperf-turns.json").read_text() or "{}")
+        except (OSError, ValueError):
+            state = {}
+        if state.get("waiting", {}).get(str(process.pid)) == kind:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{kind} test {process.pid} never registered as waiting")
+
+
 def _waits(process: subprocess.Popen, seconds: float = 0.8) -> bool:
     """True when the process has not entered within `seconds` (it prints nothing before it does)."""
     readable, _, _ = select.select([process.stdout], [], [], seconds)
@@ -69,10 +85,10 @@ def test_tests_that_are_neither_alone_nor_quiet_run_side_by_side(tmp_path):
 def test_quiet_tests_run_together_and_beside_nothing_else(tmp_path):
     """A quiet test waits for a running shared test; while it waits no new shared test starts (it is not starved),
     a second quiet test joins it, and the shared test that came later starts once both quiet ones are done."""
-    shared = _test(tmp_path, "shared", 1.5)
+    shared = _test(tmp_path, "shared", 3.0)  # long enough for the next two interpreters to start on a busy machine
     shared_in = _stamp(shared, "in")
     quiet = _test(tmp_path, "quiet", 1.5)
-    time.sleep(0.3)
+    _registered_waiting(tmp_path, quiet, "quiet")
     later = _test(tmp_path, "shared", 0.0)
     assert _waits(later, 0.3)
     other_quiet = _test(tmp_path, "quiet", 1.5)
@@ -86,10 +102,10 @@ def test_quiet_tests_run_together_and_beside_nothing_else(tmp_path):
 
 
 def test_an_alone_test_waits_for_quiet_ones_and_no_new_quiet_one_joins(tmp_path):
-    quiet = _test(tmp_path, "quiet", 1.0)
+    quiet = _test(tmp_path, "quiet", 3.0)  # long enough for the alone test's interpreter to start on a busy machine
     _stamp(quiet, "in")
     alone = _test(tmp_path, "alone", 0.5)
-    time.sleep(0.2)
+    _registered_waiting(tmp_path, alone, "alone")
     late_quiet = _test(tmp_path, "quiet", 0.0)
     quiet_out = _stamp(quiet, "leaving")
     alone_in, alone_out = _stamp(alone, "in"), _stamp(alone, "leaving")
