@@ -26,12 +26,12 @@ from pytest_mlperf.catalog.nvidia_detection import (
     CpuFacts,
     DetectionRulesError,
     GpuFacts,
-    HostFacts,
     load_rules,
     nvidia_memory_bytes,
     predict,
     select_visible,
 )
+from pytest_mlperf.machine.host import HostFacts
 
 SHARED = shared_dir()
 TREE = SHARED / "upstream" / "inference_results_v2.0" / "closed" / "NVIDIA" if SHARED else None
@@ -688,7 +688,14 @@ def test_read_falls_back_to_cpuinfo_and_reads_the_jetson(tmp_path):
     assert facts.memory_bytes == 7773304000
     assert (facts.soc_model, facts.soc_compute_sm) == ("NVIDIA Jetson Xavier NX Developer Kit", 72)
     with_gpu = HostFacts.read(board("NVIDIA A2", 1), root=tmp_path)
-    assert with_gpu.soc_model is None and len(with_gpu.gpus) == 1
+    # The devicetree is read beside NVML's GPUs: v4.1 reads it first, v2.0 only without nvidia-smi's GPUs.
+    assert with_gpu.soc_model == "NVIDIA Jetson Xavier NX Developer Kit" and len(with_gpu.gpus) == 1
+
+
+def test_v2_0_reads_the_devicetree_only_without_gpus(rules, host):
+    """accelerator.py:252-300: nvidia-smi's GPUs first; the devicetree's model only where there is none."""
+    facts = replace(host("A2x2-128GiB"), soc_model="NVIDIA Jetson Xavier NX Developer Kit", soc_compute_sm=72)
+    assert predict(rules, facts).system == "A2x2"
 
 
 def test_lscpu_fields_are_split_as_nvidia_splits_them():

@@ -1,11 +1,12 @@
-"""What NVIDIA's MLPerf Inference v2.0 code will decide this host is, predicted from its own rules.
+"""What NVIDIA's MLPerf Inference code (v2.0 or v4.1) will decide this host is, predicted from its own rules.
 
 NVIDIA's harness (`code/main.py`) imports `code/common/systems/system_list.py`, which detects the machine
 (`SystemConfiguration.detect()`) and compares it with each `KnownSystem` in turn; when none matches it logs
 "Detected System ID: ... did not match any known systems. Exiting." and exits 0, so a run does nothing. This
 module reads the rules from the checkout the user gives, with `ast` (NVIDIA's modules cannot be imported here:
 they need TensorRT and pycuda, and detect the machine at import), and says beforehand what will match and,
-for a wanted system, why it will not. Standard library only; it reads files and never imports NVIDIA's code.
+for a wanted system, why it will not. Standard library only; it reads NVIDIA's files and never imports NVIDIA's
+code, and it never reads the machine: `HostFacts` are given (`machine.host` reads them from this host).
 
 The rules, as NVIDIA's v2.0 code has them (paths under `code/common/`):
 
@@ -48,15 +49,37 @@ reader does not understand, and, if `code/common/systems/custom_list.py` exists,
 evaluated (entries it can evaluate are added, as NVIDIA's `system_confs.update(custom_systems)` does).
 Two equal `system_confs` values would make the later an Enum alias; v2.0 has none (its tests check NVIDIA's
 own Enum), and this module does not look for them.
+
+What v4.1 changed (the same paths; `load_rules` tells the rounds apart by the system list's registry, `SHAPES`):
+
+- The list: `_system_confs = dict()` (system_list.py:33), `add_systems(..., target_dict=_system_confs)`
+  (:36-62), `KnownSystem = MatchableEnum("KnownSystem", _system_confs)` (:175), whose `get_first_match` returns
+  the first member whose rule matches the detected system (base.py:178-189, the same comparisons as v2.0's
+  `==`: systems.py:387-392). After it, `_deprecated_systems` (:178-222, `DeprecatedSystem`, :223): a host that
+  matches only one of those gets a logged warning and still no system (:226-240), so it runs nothing. The
+  custom list is code/common/systems/custom_list.py as in v2.0, unless MLPINF_CUSTOM_DEFINITION_PATH names
+  another folder (:162-174; this reader takes it as unset). Every entry of the system list must be read: one
+  this reader cannot evaluate raises `DetectionRulesError` with its file:line (custom entries stay notes).
+- Known hardware: `KnownGPU`/`KnownCPU`/`KnownMIG(MatchableEnum)` with keyword arguments; the Hopper x86 systems
+  name one CPU each (Intel 8480C for H100-SXM and H200, 8480+ for H100-NVL, EPYC 7742 for H100-PCIe:
+  known_hardware.py:284-311), no x86_64_Generic. H200 and H200-CTS differ only in max power limit (700 against
+  1000 W, :125-136) and CTS's 2 TB memory floor (system_list.py:83). `KnownCPU.GraceHopper_ARM` is
+  `AliasedName("aarch64_0", ("NVIDIA Grace CPU"))` (:285): the alias is a str, which AliasedName iterates
+  character by character (constants.py:259), so only the name "aarch64_0" matches (or a one-character name).
+- CPU (cpu.py:65-79, 105-119): "Model name", else Architecture + "_" + Model (Grace's lscpu shows no model name,
+  Model 0: "aarch64_0"); cores from "Core(s) per socket", else "Core(s) per cluster", else 0; threads default
+  1; sockets from "Socket(s)" with "-" read as 1 (a Jetson's clusters); no "Socket(s)" at all raises.
+- GPUs (accelerator.py:263-309): the Jetson devicetree's model, where the file exists, comes before nvidia-smi
+  (v2.0: after it), and then no discrete GPU is read; compute SM from cuda-python (:209-229). `KnownGPU.Orin`
+  matches "Orin" or a full match of "(NVIDIA Jetson AGX Orin)|(NVIDIA Jetson AGX Orin Developer Kit)" with any
+  SM (:223-228). Memory, MIG and CUDA_VISIBLE_DEVICES are read as in v2.0.
 """
 
 from __future__ import annotations
 
 import ast
 import math
-import os
 import re
-import subprocess
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -68,7 +91,7 @@ SYSTEM_LIST = f"{SYSTEMS}/system_list.py"
 MEMORY = f"{SYSTEMS}/memory.py"
 CUSTOM_LIST = f"{SYSTEMS}/custom_list.py"
 
-# constants.py:46-56, ByteSuffix (checked against the checkout by the tests).
+# constants.py:46-56 (v2.0), :85-96 (v4.1), ByteSuffix (checked against the checkouts by the tests).
 BYTE_SUFFIXES = {
     "B": (1, 0),
     "KiB": (1024, 1),
@@ -81,8 +104,40 @@ BYTE_SUFFIXES = {
     "TB": (1000, 4),
 }
 
-# Jetson module -> CUDA compute capability. NVIDIA asks pycuda; the plugin reads the devicetree's compatible.
+# Jetson module -> CUDA compute capability. NVIDIA asks pycuda (v2.0) or cuda-python (v4.1); the plugin reads the
+# devicetree's compatible.
 TEGRA_SM = {"nvidia,tegra234": 87, "nvidia,tegra194": 72, "nvidia,tegra186": 62, "nvidia,tegra210": 53}
+
+
+@dataclass(frozen=True)
+class ListShape:
+    """How a round's system_list.py is written: the dict `add_systems` fills, the enum KnownSystem is made with,
+    the deprecated systems' dict (made into `DeprecatedSystem` after KnownSystem), the top-level names read from
+    the environment (skipped: taken as unset), whether an entry this reader cannot evaluate stops the reading
+    (v4.1) or is skipped with a note (v2.0, whose Inferentia entries are never detected on a GPU host), and which
+    side of a layout leads the comparison."""
+
+    round: str
+    registry: str
+    enum: str
+    deprecated: str | None = None
+    environment: tuple[str, ...] = ()
+    strict: bool = False
+    rules_first: bool = False  # the known system's layouts lead the comparison (`Layout.rules_first`)
+
+
+SHAPES = {
+    "v2.0": ListShape("v2.0", "system_confs", "Enum"),
+    "v4.1": ListShape(
+        "v4.1",
+        "_system_confs",
+        "MatchableEnum",
+        "_deprecated_systems",
+        ("_custom_definition_path",),
+        strict=True,
+        rules_first=True,
+    ),
+}
 
 
 class DetectionRulesError(ValueError):
@@ -377,16 +432,25 @@ class GpuSpec(Matcher):
 
 @dataclass(frozen=True)
 class Layout(Matcher):
-    """CPUConfiguration / AcceleratorConfiguration (cpu.py:127-148, accelerator.py:584-602): the same number of
-    kinds; each detected kind equal to an entry (the first found) with exactly its count."""
+    """CPUConfiguration / AcceleratorConfiguration (v2.0 cpu.py:127-148, accelerator.py:584-602): the same number
+    of kinds; each detected kind equal to an entry (the first found) with exactly its count. In v4.1 the known
+    system's side leads (`rules_first`: cpu.py:141-162, accelerator.py:600-618): each entry equal to a detected
+    kind (the first found) with exactly its count."""
 
     entries: tuple[tuple[Matcher, Matcher], ...]
     where: str = ""
+    rules_first: bool = False
 
     def matches(self, value) -> bool:
         counts: Counter = value
         if len(counts) != len(self.entries):
             return False
+        if self.rules_first:
+            for key, count in self.entries:
+                found = next((seen for item, seen in counts.items() if key.matches(item)), None)
+                if found is None or not count.matches(found):
+                    return False
+            return True
         for item, count in counts.items():
             found = next((entry for entry in self.entries if entry[0].matches(item)), None)
             if found is None or not found[1].matches(count):
@@ -452,13 +516,16 @@ class SkippedRule:
 
 
 class Rules(dict):
-    """KnownSystem member name -> SystemRule, in NVIDIA's match order, with what was skipped."""
+    """KnownSystem member name -> SystemRule, in NVIDIA's match order, with what was skipped, the round whose
+    detection reads the host ("v2.0", "v4.1") and, from v4.1, the DeprecatedSystem members (same shape)."""
 
-    def __init__(self, rules, *, code_dir: Path, skipped=(), enums=None):
+    def __init__(self, rules, *, code_dir: Path, skipped=(), enums=None, round: str = "v2.0", deprecated=None):
         super().__init__(rules)
         self.code_dir = code_dir
         self.skipped: tuple[SkippedRule, ...] = tuple(skipped)
         self.enums: dict[str, dict[str, Member]] = enums or {}
+        self.round = round
+        self.deprecated: dict[str, SystemRule] = dict(deprecated or {})
 
     def architecture(self, text: str | None) -> Member | None:
         """CPUArchitecture(text) as NVIDIA evaluates it (cpu.py:75): a hash lookup, so the text must be the
@@ -579,21 +646,36 @@ def _matcher(value, where: str) -> Matcher:
     raise _Unevaluable(f"{value!r} is not a value NVIDIA compares", where)
 
 
-def _layout(value, where: str) -> Matcher:
+def _layout(value, where: str, rules_first: bool = False) -> Matcher:
     if isinstance(value, AnyValue):
         return value
     if not isinstance(value, tuple) or not all(isinstance(pair, tuple) and len(pair) == 2 for pair in value):
         raise _Unevaluable("a configuration layout must be a dict", where)
-    return Layout(tuple((_matcher(key, where), _matcher(count, where)) for key, count in value), where)
+    entries = tuple((_matcher(key, where), _matcher(count, where)) for key, count in value)
+    return Layout(entries, where, rules_first)
 
 
 class _Interp:
     """Evaluates the expressions and the few statements NVIDIA's systems files use."""
 
-    def __init__(self, source: _Source, scope: dict, tolerance: float):
+    def __init__(self, source: _Source, scope: dict, tolerance: float, shape: ListShape | None = None):
         self.source = source
         self.scope = scope
         self.tolerance = tolerance  # MemoryConfiguration.comparison_tolerance's default (memory.py)
+        self.shape = shape or SHAPES["v2.0"]
+
+    @property
+    def registry(self) -> str:
+        """The name of the dict KnownSystem is made from (a custom list adds to it)."""
+        return self.shape.registry
+
+    @property
+    def environment(self) -> tuple[str, ...]:
+        return self.shape.environment
+
+    @property
+    def rules_first(self) -> bool:
+        return self.shape.rules_first
 
     def at(self, node) -> str:
         return self.source.at(node)
@@ -684,7 +766,7 @@ class _Interp:
             elif _registry_assignment(stmt):
                 registry = self.eval(stmt.targets[0].value, local)
                 if not isinstance(registry, _Registry):
-                    raise _Unevaluable("assignment to something other than system_confs", self.at(stmt))
+                    raise _Unevaluable("assignment to something other than a systems dict", self.at(stmt))
                 registry.set(self.eval(stmt.targets[0].slice, local), self.eval(stmt.value, local))
             else:
                 raise _Unevaluable(f"statement not understood: {ast.unparse(stmt)[:80]!r}", self.at(stmt))
@@ -726,6 +808,8 @@ def _b_aliased_name(interp, args, kwargs, where):
     if not all(isinstance(pattern, _Pattern) for pattern in bound["patterns"]):
         raise _Unevaluable("AliasedName patterns must be re.compile(...)", where)
     patterns = tuple(pattern.pattern for pattern in bound["patterns"])
+    # A str given as the aliases (v4.1's GraceHopper_ARM: `("NVIDIA Grace CPU")`, no comma) is iterated by
+    # AliasedName.__eq__ as it is here: one alias a character.
     return Name(bound["name"], tuple(bound["aliases"]), patterns, where)
 
 
@@ -800,11 +884,13 @@ def _b_inferentia(interp, args, kwargs, where):
 
 
 def _b_cpu_configuration(interp, args, kwargs, where):
-    return _layout(_bind("CPUConfiguration", ("layout",), args, kwargs, {}, where)["layout"], where)
+    layout = _bind("CPUConfiguration", ("layout",), args, kwargs, {}, where)["layout"]
+    return _layout(layout, where, interp.rules_first)
 
 
 def _b_accelerator_configuration(interp, args, kwargs, where):
-    return _layout(_bind("AcceleratorConfiguration", ("layout",), args, kwargs, {}, where)["layout"], where)
+    layout = _bind("AcceleratorConfiguration", ("layout",), args, kwargs, {}, where)["layout"]
+    return _layout(layout, where, interp.rules_first)
 
 
 def _b_system_configuration(interp, args, kwargs, where):
@@ -883,7 +969,8 @@ def _classes(source: _Source, names: tuple[str, ...]) -> dict[str, ast.ClassDef]
     found = {node.name: node for node in source.tree.body if isinstance(node, ast.ClassDef)}
     missing = [name for name in names if name not in found]
     if missing:
-        raise DetectionRulesError(f"{source.path}:1: no class {', '.join(missing)} (not NVIDIA's v2.0 layout?)")
+        names = ", ".join(missing)
+        raise DetectionRulesError(f"{source.path}:1: no class {names} (not NVIDIA's v2.0 or v4.1 layout?)")
     return found
 
 
@@ -932,54 +1019,78 @@ def _skipped_name(stmt, interp: _Interp) -> str:
     return "?"
 
 
-def _execute(source: _Source, interp: _Interp, registry: _Registry, skipped: list) -> bool:
-    """Runs a systems file's top-level statements; True when it reached `KnownSystem = Enum(...)`."""
+def _execute(source: _Source, interp: _Interp, skipped: list, *, ends=(), enum: str = "") -> set:
+    """Runs a systems file's top-level statements until each `<end> = <enum>(...)` in `ends` (`KnownSystem =
+    Enum(...)`) has been reached; returns those reached. A `NAME = dict()` empties the registry NAME; a statement
+    that cannot be evaluated is added to `skipped`."""
+    registries = [value for value in interp.scope.values() if isinstance(value, _Registry)]
+    reached: set = set()
     for stmt in source.tree.body:
-        registry.where = source.at(stmt)
+        where = source.at(stmt)
+        for registry in registries:
+            registry.where = where
         if isinstance(stmt, ast.Import | ast.ImportFrom) or _is_docstring(stmt):
             continue
+        created = _registry_created(stmt)
         if isinstance(stmt, ast.FunctionDef):
             interp.scope[stmt.name] = _Function(stmt.name, stmt, interp)
-        elif _is_registry_creation(stmt, registry.name):
-            registry.entries.clear()
-        elif _is_known_system_enum(stmt):
-            return True
-        elif isinstance(stmt, ast.If) and "custom_list" in ast.unparse(stmt.test):
-            _custom_list(interp, registry, skipped)
+        elif created is not None and isinstance(interp.scope.get(created), _Registry):
+            interp.scope[created].entries.clear()
+        elif (made := _enum_made(stmt, enum)) in ends:
+            reached.add(made)
+            if reached == set(ends):
+                return reached
+        elif isinstance(stmt, ast.If) and "custom_list" in ast.unparse(stmt):
+            _custom_list(interp, skipped)
+        elif _assigns(stmt, interp.environment):
+            continue
         elif isinstance(stmt, ast.Expr | ast.Assign):
             try:
                 interp.run([stmt], {})
             except _EVAL_ERRORS as exc:
                 text = ast.unparse(stmt)
-                skipped.append(
-                    SkippedRule(_skipped_name(stmt, interp), registry.where, _reason(exc), "Inferentia" in text)
-                )
-    return False
+                skipped.append(SkippedRule(_skipped_name(stmt, interp), where, _reason(exc), "Inferentia" in text))
+    return reached
 
 
 def _is_docstring(stmt) -> bool:
     return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
 
 
-def _is_registry_creation(stmt, name: str) -> bool:
-    return (
+def _registry_created(stmt) -> str | None:
+    """NAME for `NAME = dict()`."""
+    if (
         isinstance(stmt, ast.Assign)
-        and [ast.unparse(target) for target in stmt.targets] == [name]
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
         and ast.unparse(stmt.value) == "dict()"
-    )
+    ):
+        return stmt.targets[0].id
+    return None
 
 
-def _is_known_system_enum(stmt) -> bool:
-    return (
+def _enum_made(stmt, enum: str) -> str | None:
+    """NAME for `NAME = <enum>("NAME", ...)`: `KnownSystem = Enum("KnownSystem", system_confs)` (v2.0),
+    `KnownSystem = MatchableEnum("KnownSystem", _system_confs)` (v4.1)."""
+    if (
         isinstance(stmt, ast.Assign)
-        and [ast.unparse(target) for target in stmt.targets] == ["KnownSystem"]
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
         and isinstance(stmt.value, ast.Call)
-        and ast.unparse(stmt.value.func) == "Enum"
-    )
+        and ast.unparse(stmt.value.func) == enum
+    ):
+        return stmt.targets[0].id
+    return None
 
 
-def _custom_list(interp: _Interp, registry: _Registry, skipped: list) -> None:
-    """system_list.py:159-161: code/common/systems/custom_list.py's custom_systems, when the file exists."""
+def _assigns(stmt, names: tuple[str, ...]) -> bool:
+    return isinstance(stmt, ast.Assign) and any(ast.unparse(target) in names for target in stmt.targets)
+
+
+def _custom_list(interp: _Interp, skipped: list) -> None:
+    """code/common/systems/custom_list.py's custom_systems, when the file exists, added to the round's registry
+    (v2.0 system_list.py:159-161; v4.1 :162-174, with MLPINF_CUSTOM_DEFINITION_PATH unset)."""
+    registry = interp.scope[interp.registry]
     code_dir = interp.source.path.parents[3]
     if not (code_dir / CUSTOM_LIST).is_file():
         return
@@ -991,33 +1102,61 @@ def _custom_list(interp: _Interp, registry: _Registry, skipped: list) -> None:
         return
     custom = _Registry("custom_systems")
     scope = {**interp.scope, "custom_systems": custom}
-    _execute(source, _Interp(source, scope, interp.tolerance), custom, skipped)
+    _execute(source, _Interp(source, scope, interp.tolerance, interp.shape), skipped)
     registry.entries.update(custom.entries)
 
 
-def load_rules(code_dir: Path) -> Rules:
+def load_rules(code_dir: Path, round: str | None = None) -> Rules:
     """NVIDIA's KnownSystem rules from a checkout (the closed/NVIDIA folder, or its code/ folder), in match order.
 
-    Raises DetectionRulesError, naming the file and line, when a file is missing or not shaped as in v2.0."""
+    `round` ("v2.0", "v4.1"): the shape of its system list (`SHAPES`); by default v4.1 where the list fills
+    `_system_confs`, else v2.0. Raises DetectionRulesError, naming the file and line, when a file is missing or
+    not shaped as that round's."""
     code_dir = Path(code_dir)
     if not (code_dir / SYSTEM_LIST).is_file() and (code_dir.parent / SYSTEM_LIST).is_file():
         code_dir = code_dir.parent
+    if round is not None and round not in SHAPES:
+        raise ValueError(f"no system list shape for round {round!r}: known {', '.join(SHAPES)}")
     scope, tolerance = _hardware_scope(code_dir)
     source = _parse(code_dir, SYSTEM_LIST)
-    registry = _Registry("system_confs")
-    scope = {**scope, "system_confs": registry}
-    if not any(_is_registry_creation(stmt, "system_confs") for stmt in source.tree.body):
-        raise DetectionRulesError(f"{source.path}:1: no `system_confs = dict()` (not NVIDIA's v2.0 system list?)")
+    created = {_registry_created(stmt) for stmt in source.tree.body}
+    guessed = round is None
+    if round is None:
+        round = next((shape.round for shape in reversed(SHAPES.values()) if shape.registry in created), "v2.0")
+    shape = SHAPES[round]
+    if shape.registry not in created:
+        what = f"`{shape.registry} = dict()` (not NVIDIA's {round} system list?)"
+        if guessed:
+            what = " nor ".join(f"`{other.registry} = dict()` ({other.round})" for other in SHAPES.values())
+            what += " (not NVIDIA's system list?)"
+        raise DetectionRulesError(f"{source.path}:1: no {what}")
+    registry = _Registry(shape.registry)
+    deprecated = _Registry(shape.deprecated) if shape.deprecated else None
+    scope = {**scope, shape.registry: registry, **({deprecated.name: deprecated} if deprecated else {})}
     skipped: list[SkippedRule] = []
-    if not _execute(source, _Interp(source, scope, tolerance), registry, skipped):
-        raise DetectionRulesError(f'{source.path}:1: no `KnownSystem = Enum("KnownSystem", system_confs)`')
+    interp = _Interp(source, scope, tolerance, shape)
+    ends = ("KnownSystem", "DeprecatedSystem") if deprecated and deprecated.name in created else ("KnownSystem",)
+    reached = _execute(source, interp, skipped, ends=ends, enum=shape.enum)
+    for end, dictionary in zip(ends, (shape.registry, shape.deprecated), strict=False):
+        if end not in reached:
+            raise DetectionRulesError(f'{source.path}:1: no `{end} = {shape.enum}("{end}", {dictionary})`')
+    unread = [skip for skip in skipped if skip.where.startswith(f"{SYSTEM_LIST}:")]
+    if shape.strict and unread:
+        raise DetectionRulesError(f"{code_dir / unread[0].where}: cannot be read: {unread[0].reason}")
     if not registry.entries:
         raise DetectionRulesError(f"{source.path}:1: no system could be read (skipped: {skipped[:3]})")
     enums = {
         name: {key: value for key, value in scope[name].members.items() if isinstance(value, Member)}
         for name in ("CPUArchitecture", "AcceleratorType", "ByteSuffix")
     }
-    return Rules(registry.entries, code_dir=code_dir, skipped=skipped, enums=enums)
+    return Rules(
+        registry.entries,
+        code_dir=code_dir,
+        skipped=skipped,
+        enums=enums,
+        round=round,
+        deprecated=deprecated.entries if deprecated else None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1044,14 +1183,18 @@ def _int(text: str | None) -> int | None:
 
 @dataclass(frozen=True)
 class CpuFacts:
-    """The CPU fields NVIDIA reads from lscpu (cpu.py:72-77, 116). None: lscpu shows no usable value, and NVIDIA's
-    detection would stop with an exception."""
+    """The CPU fields NVIDIA reads from lscpu. v2.0 (cpu.py:72-77, 116) needs the first five; None: lscpu shows no
+    usable value, and its detection would stop with an exception. v4.1 (cpu.py:70-79, 118) falls back to `model`
+    for the name, `cores_per_cluster` for the cores, and reads a "Socket(s)" of "-" (`sockets_dash`) as 1."""
 
     model_name: str | None
     architecture: str | None
     cores_per_socket: int | None
     threads_per_core: int | None
     sockets: int | None
+    model: str | None = None  # lscpu's "Model" (x86: the model number; Grace: 0)
+    cores_per_cluster: int | None = None  # lscpu's "Core(s) per cluster" (a Jetson's, with no socket count)
+    sockets_dash: bool = False  # lscpu's "Socket(s)" is "-"
 
     @classmethod
     def from_lscpu(cls, text: str) -> CpuFacts:
@@ -1062,11 +1205,15 @@ class CpuFacts:
             _int(fields_.get("Core(s) per socket")),
             _int(fields_.get("Thread(s) per core")),
             _int(fields_.get("Socket(s)")),
+            fields_.get("Model"),
+            _int(fields_.get("Core(s) per cluster")),
+            fields_.get("Socket(s)") == "-",
         )
 
     @classmethod
     def from_cpuinfo(cls, text: str, machine: str) -> CpuFacts:
-        """From /proc/cpuinfo when lscpu is not installed (x86 has the topology fields; elsewhere they are None)."""
+        """From /proc/cpuinfo when lscpu is not installed (x86 has the topology fields; elsewhere they are None).
+        lscpu's "Model" is x86's "model", and on ARM the "CPU revision" (Grace: 0)."""
         blocks = [block for block in text.split("\n\n") if block.strip()]
         first: dict[str, str] = {}
         packages = set()
@@ -1077,13 +1224,17 @@ class CpuFacts:
         cores, siblings = _int(first.get("cpu cores")), _int(first.get("siblings"))
         threads = siblings // cores if cores and siblings else None
         sockets = len(packages) if None not in packages else None
-        return cls(first.get("model name"), machine, cores, threads, sockets)
+        model = first.get("model", first.get("CPU revision"))
+        return cls(first.get("model name"), machine, cores, threads, sockets, model)
 
     def describe(self) -> str:
-        return (
-            f"{self.model_name} ({self.architecture}, {self.cores_per_socket} cores per socket, "
-            f"{self.threads_per_core} threads per core, {self.sockets} sockets)"
-        )
+        name = self.model_name if self.model_name is not None else f"no model name (model {self.model})"
+        if self.cores_per_socket is None and self.cores_per_cluster is not None:
+            cores = f"{self.cores_per_cluster} cores per cluster"
+        else:
+            cores = f"{self.cores_per_socket} cores per socket"
+        sockets = "-" if self.sockets_dash else self.sockets
+        return f"{name} ({self.architecture}, {cores}, {self.threads_per_core} threads per core, {sockets} sockets)"
 
 
 @dataclass(frozen=True)
@@ -1151,11 +1302,29 @@ def select_visible(gpus, cuda_visible_devices: str | None) -> tuple[GpuFacts, ..
     return tuple(kept)
 
 
+def soc_facts(model: str | None, compatible: str | None) -> tuple[str | None, int | None]:
+    """A Jetson's devicetree `model` file as NVIDIA reads it (printable characters of the stripped text:
+    accelerator.py:289 in v2.0, :265 in v4.1), and the GPU's SM from its `compatible` file (NUL-separated)."""
+    if model is None:
+        return None, None
+    name = "".join(c for c in model.strip() if c.isprintable())
+    sm = next((TEGRA_SM[c] for c in (compatible or "").split("\0") if c in TEGRA_SM), None)
+    return name, sm
+
+
+def meminfo_bytes(meminfo: str | None) -> int | None:
+    """MemTotal from /proc/meminfo's text as NVIDIA reads it (`nvidia_memory_bytes`); None without one."""
+    fields_ = _fields(meminfo or "")
+    return nvidia_memory_bytes(fields_["MemTotal"]) if "MemTotal" in fields_ else None
+
+
 @dataclass(frozen=True)
 class HostFacts:
     """What NVIDIA's detection sees: the CPU from lscpu, MemTotal as it reads it (bytes, kB taken as 1000), the GPUs
-    nvidia-smi shows in the container (only those selected for it, in PCI order), MIG slices, and, on a Jetson
-    (no nvidia-smi), the devicetree model and the GPU's SM."""
+    nvidia-smi shows in the container (only those selected for it, in PCI order), MIG slices, and, where the
+    devicetree has a model (a Jetson), its text and the GPU's SM. Which of nvidia-smi and the devicetree counts is
+    the round's: v2.0 reads the devicetree only without nvidia-smi's GPUs, v4.1 reads it first. `machine.host`
+    reads these from this host; `from_texts` builds them from the files' text."""
 
     cpu: CpuFacts
     memory_bytes: int | None
@@ -1165,40 +1334,19 @@ class HostFacts:
     soc_compute_sm: int | None = None
 
     @classmethod
-    def read(cls, gpus=(), migs=(), *, root: str | Path = "/", lscpu_text: str | None = None) -> HostFacts:
-        """Reads lscpu (or, without it, /proc/cpuinfo), /proc/meminfo and, when `gpus` is empty, the Jetson
-        devicetree, under `root`. `gpus`/`migs` come from NVML, as GpuFacts."""
-        root = Path(root)
-        cpu = CpuFacts.from_lscpu(lscpu_text) if lscpu_text is not None else _read_cpu(root)
-        meminfo = _fields(_read_text(root / "proc/meminfo") or "")
-        memory = nvidia_memory_bytes(meminfo["MemTotal"]) if "MemTotal" in meminfo else None
-        soc_model = soc_sm = None
-        if not gpus:
-            model = _read_text(root / "sys/firmware/devicetree/base/model")
-            if model is not None:
-                soc_model = "".join(c for c in model.strip() if c.isprintable())  # accelerator.py:289
-                compatible = (_read_text(root / "sys/firmware/devicetree/base/compatible") or "").split("\0")
-                soc_sm = next((TEGRA_SM[c] for c in compatible if c in TEGRA_SM), None)
-        return cls(cpu, memory, tuple(gpus), tuple(migs), soc_model, soc_sm)
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-
-
-def _read_cpu(root: Path) -> CpuFacts:
-    if root == Path("/"):
-        try:
-            env = {**os.environ, "LC_ALL": "C"}
-            done = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=30, env=env, check=True)
-            return CpuFacts.from_lscpu(done.stdout)
-        except (OSError, subprocess.SubprocessError):
-            pass
-    machine = (_read_text(root / "proc/sys/kernel/arch") or "").strip() or os.uname().machine  # the kernel's own
-    return CpuFacts.from_cpuinfo(_read_text(root / "proc/cpuinfo") or "", machine)
+    def from_texts(
+        cls,
+        cpu: CpuFacts,
+        meminfo: str | None,
+        gpus=(),
+        migs=(),
+        devicetree_model: str | None = None,
+        devicetree_compatible: str | None = None,
+    ) -> HostFacts:
+        """From /proc/meminfo's text and the devicetree's model and compatible files (None where absent); `gpus`
+        and `migs` come from NVML, as GpuFacts."""
+        soc_model, soc_sm = soc_facts(devicetree_model, devicetree_compatible)
+        return cls(cpu, meminfo_bytes(meminfo), tuple(gpus), tuple(migs), soc_model, soc_sm)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1226,21 +1374,28 @@ class Prediction:
         return "; ".join((head, *self.reasons, *self.notes))
 
 
-def _detected_cpu(rules: Rules, host: HostFacts) -> tuple[DetectedCpu | None, list[str]]:
+_LSCPU_LABELS = ("Model name", "Core(s) per socket", "Thread(s) per core", "Socket(s)")
+
+
+def _detected_cpu(rules: Rules, host: HostFacts) -> tuple[DetectedCpu | None, int | None, list[str]]:
+    """The CPU and socket count NVIDIA's CPU.detect() / CPUConfiguration.detect() build from lscpu, or why they
+    stop with an exception."""
     cpu = host.cpu
-    missing = [
-        label
-        for label, value in (
-            ("Model name", cpu.model_name),
-            ("Core(s) per socket", cpu.cores_per_socket),
-            ("Thread(s) per core", cpu.threads_per_core),
-            ("Socket(s)", cpu.sockets),
-        )
-        if value is None
-    ]
+    if rules.round == "v2.0":
+        name, cores, threads, sockets = cpu.model_name, cpu.cores_per_socket, cpu.threads_per_core, cpu.sockets
+        where = "cpu.py:72-77, 116"
+    else:  # v4.1, cpu.py:70-79, 118
+        name = cpu.model_name
+        if name is None:
+            name = f"{cpu.architecture or 'UnknownArch'}_{cpu.model if cpu.model is not None else 'UnknownNum'}"
+        cores = next((n for n in (cpu.cores_per_socket, cpu.cores_per_cluster) if n is not None), 0)
+        threads = cpu.threads_per_core if cpu.threads_per_core is not None else 1
+        sockets = 1 if cpu.sockets_dash else cpu.sockets
+        where = "cpu.py:70-79, 118"
     problems = [
-        f"NVIDIA's CPU detection stops: lscpu shows no usable {label!r} (code/common/systems/cpu.py:72-77, 116)"
-        for label in missing
+        f"NVIDIA's CPU detection stops: lscpu shows no usable {label!r} (code/common/systems/{where})"
+        for label, value in zip(_LSCPU_LABELS, (name, cores, threads, sockets), strict=True)
+        if value is None
     ]
     architecture = rules.architecture(cpu.architecture)
     if architecture is None:
@@ -1249,14 +1404,18 @@ def _detected_cpu(rules: Rules, host: HostFacts) -> tuple[DetectedCpu | None, li
             f"NVIDIA's CPU detection stops: architecture {cpu.architecture!r} is not one of {known} ({CONSTANTS})"
         )
     if problems:
-        return None, problems
-    return DetectedCpu(cpu.model_name, architecture, cpu.cores_per_socket, cpu.threads_per_core), []
+        return None, None, problems
+    return DetectedCpu(name, architecture, cores, threads), sockets, []
 
 
 def _detected_accelerators(rules: Rules, host: HostFacts) -> Counter:
+    """The GPUs and MIG slices NVIDIA's AcceleratorConfiguration.detect() counts. The devicetree's model (a
+    Jetson) counts where v2.0 finds no nvidia-smi GPU (accelerator.py:287-300) and, in v4.1, before nvidia-smi
+    (accelerator.py:263-277)."""
     discrete = rules.accelerator_type("Discrete")
     found: list[DetectedAccelerator] = []
-    if host.gpus or host.migs:
+    soc_first = rules.round != "v2.0" and host.soc_model is not None
+    if (host.gpus or host.migs) and not soc_first:
         full = () if any(gpu.mig_enabled for gpu in host.gpus) else host.gpus  # accelerator.py:273-277
         for kind, gpus in (("GPU", full), ("MIG", host.migs)):
             for gpu in gpus:
@@ -1276,18 +1435,20 @@ def _needs(rule: SystemRule, what: str, where: str, have: str) -> str:
     return f"NVIDIA's detection needs {what} for {rule.name} ({where}); this host has {have}"
 
 
-def _cpu_reasons(rule: SystemRule, cpu: DetectedCpu, host: HostFacts) -> list[str]:
-    if not isinstance(rule.cpu, Layout) or rule.cpu.matches(Counter({cpu: host.cpu.sockets})):
+def _cpu_reasons(rule: SystemRule, cpu: DetectedCpu, sockets_seen: int, host: HostFacts) -> list[str]:
+    if not isinstance(rule.cpu, Layout) or rule.cpu.matches(Counter({cpu: sockets_seen})):
         return []
     if len(rule.cpu.entries) != 1:
         return [_needs(rule, f"CPUs {rule.cpu.describe()}", rule.where, host.cpu.describe())]
     key, sockets = rule.cpu.entries[0]
     if not key.matches(cpu):
         have = host.cpu.describe()
+        if cpu.name != host.cpu.model_name:
+            have += f", which NVIDIA names {cpu.name!r}"
         if isinstance(key, CpuSpec):
             have += f", differing in {', '.join(key.differences(cpu))}"
         return [_needs(rule, f"CPU {key.describe()}", rule.where, have)]
-    return [_needs(rule, f"{sockets.describe()} CPU sockets", rule.where, f"{host.cpu.sockets}")]
+    return [_needs(rule, f"{sockets.describe()} CPU sockets", rule.where, f"{sockets_seen}")]
 
 
 def _memory_reasons(rule: SystemRule, host: HostFacts) -> list[str]:
@@ -1324,33 +1485,50 @@ def _notes(rules: Rules) -> tuple[str, ...]:
     )
 
 
+def _first_match(systems, cpus: Counter, memory: int, detected: Counter) -> SystemRule | None:
+    return next(
+        (
+            rule
+            for rule in systems
+            if rule.cpu.matches(cpus) and rule.memory.matches(memory) and rule.accelerators.matches(detected)
+        ),
+        None,
+    )
+
+
 def predict(rules: Rules, host: HostFacts, want: str | None = None) -> Prediction:
     """The KnownSystem NVIDIA's detection will match on `host` (the first in KnownSystem order), and, for `want`,
-    each reason it will not run as that system, naming the rule's file:line and the host's value."""
+    each reason it will not run as that system, naming the rule's file:line and the host's value. In v4.1 a host
+    that matches only a DeprecatedSystem gets a note: NVIDIA logs a warning and still matches nothing."""
     if want is not None and want not in rules:
         skipped = [skip for skip in rules.skipped if want in skip.name.split(", ")]
         detail = f"it was skipped: {skipped[0].reason}" if skipped else f"known: {', '.join(rules)}"
+        if want in rules.deprecated:
+            detail = f"it is a DeprecatedSystem ({rules.deprecated[want].where}), which NVIDIA no longer runs"
         raise ValueError(f"{want!r} is not a KnownSystem read from {rules.code_dir / SYSTEM_LIST} ({detail})")
-    cpu, problems = _detected_cpu(rules, host)
+    cpu, sockets, problems = _detected_cpu(rules, host)
     if host.memory_bytes is None:
         problems.append(f"NVIDIA's memory detection stops: /proc/meminfo has no MemTotal ({MEMORY}:74)")
     if cpu is None or problems:
         return Prediction(None, None, want, tuple(problems), _notes(rules))
     detected = _detected_accelerators(rules, host)
-    cpus = Counter({cpu: host.cpu.sockets})
-    matched = next(
-        (
-            rule
-            for rule in rules.values()
-            if rule.cpu.matches(cpus) and rule.memory.matches(host.memory_bytes) and rule.accelerators.matches(detected)
-        ),
-        None,
-    )
+    cpus = Counter({cpu: sockets})
+    matched = _first_match(rules.values(), cpus, host.memory_bytes, detected)
+    notes = _notes(rules)
+    if matched is None and rules.deprecated:
+        old = _first_match(rules.deprecated.values(), cpus, host.memory_bytes, detected)
+        if old is not None:
+            notes += (
+                f"the host is the deprecated system {old.name} ({old.where}): NVIDIA logs 'Detected system is a "
+                "deprecated system, and is no longer supported' and matches nothing (system_list.py:226-240)",
+            )
     reasons: list[str] = []
     if want is not None:
         rule = rules[want]
         reasons = (
-            _cpu_reasons(rule, cpu, host) + _memory_reasons(rule, host) + _accelerator_reasons(rule, host, detected)
+            _cpu_reasons(rule, cpu, sockets, host)
+            + _memory_reasons(rule, host)
+            + _accelerator_reasons(rule, host, detected)
         )
         if not reasons and matched is not None and matched.name != want:
             reasons = [
@@ -1358,4 +1536,4 @@ def predict(rules: Rules, host: HostFacts, want: str | None = None) -> Predictio
                 f"{matched.name} ({matched.where})"
             ]
     system_id = matched.system_id if matched else None
-    return Prediction(matched.name if matched else None, system_id, want, tuple(reasons), _notes(rules))
+    return Prediction(matched.name if matched else None, system_id, want, tuple(reasons), notes)

@@ -145,7 +145,7 @@ def detection_facts(inventory: Inventory | None, root: Path):
     """This host as NVIDIA's system detection will see it (its lscpu or /proc/cpuinfo and /proc/meminfo under
     `root`, the GPUs given to its container, or, without NVML, a Jetson's device tree), for
     `catalog.nvidia_detection.predict`."""
-    from ..catalog import nvidia_detection as nd
+    from . import host as nd
 
     gpus = [
         nd.GpuFacts(
