@@ -26,6 +26,7 @@ from pytest_mlperf.backends.local import (
     SERVER_BACKOFF,
     SERVER_LOAD,
     SERVER_RETRIES,
+    SIZING_RERUNS,
     Calibration,
     LocalBackend,
     user_conf,
@@ -318,7 +319,11 @@ def test_a_run_that_outruns_its_sizing_is_kept_and_rerun_from_loadgens_own_measu
     artifacts = backend.run(case, tmp_path)
     assert evaluate(case, artifacts).verdict.label == "VALID"
     kept = tmp_path / "_probes" / benchmark / f"{scenario.lower()}-short-run-1"
-    assert artifacts.info["sizing_reruns_kept"] == [str(kept)]
+    # One rerun, sized from what LoadGen measured; on a crowded machine that measure can itself be low and the
+    # rerun run out too (a clean-clone CI run kept short-run-2 once): the backend allows SIZING_RERUNS, in order.
+    reruns = artifacts.info["sizing_reruns_kept"]
+    assert 1 <= len(reruns) <= SIZING_RERUNS
+    assert reruns == [str(kept.with_name(f"{scenario.lower()}-short-run-{i}")) for i in range(1, len(reruns) + 1)]
     assert "Min duration satisfied : NO" in (kept / "mlperf_log_summary.txt").read_text()
     first = parse_detail(kept / "mlperf_log_detail.txt")
     if scenario != "Offline":  # LoadGen names the cause itself for the stream scenarios
