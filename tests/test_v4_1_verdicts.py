@@ -224,3 +224,16 @@ def test_the_rounds_scenario_rules_are_those_nvidias_mlperf_conf_copies_state(nv
         )
         if "min_query_count" in stated:
             assert scenario.min_query_count == stated["min_query_count"]
+
+
+def test_a_harness_that_said_failed_fails_a_case_its_rules_would_pass(nvidia_tree_v41):
+    """NVIDIA's harness reads the same accuracy.txt against the same rules: where its message says FAILED, the case
+    is FAIL even though every rule holds on the file (one of the two is another run's)."""
+    from pytest_mlperf.logs.harness import AccuracyMessage
+
+    path = nvidia_tree_v41 / "results" / "H200-SXM-141GBx8_TRT/llama2-70b-99/Offline/accuracy/accuracy.txt"
+    bench = V41.benchmark("llama2-70b-99")
+    result = parse_accuracy(path)
+    assert accuracy_verdict(result, bench, AccuracyMessage(44.563, None, True)).ok
+    failed = accuracy_verdict(result, bench, AccuracyMessage(44.563, None, False))
+    assert not failed.ok and failed.label == "FAIL" and "NVIDIA's harness said Accuracy test FAILED" in failed.reason

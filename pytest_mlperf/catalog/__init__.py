@@ -80,6 +80,15 @@ class AccuracyTarget:
     high: float | None = None
     rule: str = ""  # how the bound is made, for the reason: "99% of 44.4312", "MLPerf's range"
 
+    @property
+    def bounds(self) -> str:
+        """The bounds in words: '>= 43.99', '>= 23.01 and <= 23.95'."""
+        parts = [
+            f">= {self.low:.4g}" if self.low is not None else "",
+            f"<= {self.high:.4g}" if self.high is not None else "",
+        ]
+        return " and ".join(part for part in parts if part)
+
     def breaks(self, value: float) -> str | None:
         """What the value breaks, in words, or None when it holds."""
         if self.low is not None and value < self.low:
