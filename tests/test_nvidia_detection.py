@@ -267,7 +267,7 @@ class Device:
         return self.sm // 10 if attribute == "major" else self.sm % 10
 """
 
-HARNESS = r"""
+HARNESS_HEAD = r"""
 import functools, json, os, sys
 sys.path.insert(0, os.getcwd())  # NVIDIA's `code` package, not the standard library's
 cases = json.load(open(sys.argv[1]))
@@ -297,6 +297,9 @@ def member(known):
 use(cases[0])
 from code.common.systems import accelerator, cpu, memory, system_list
 out = {"members": [member(known) for known in system_list.KnownSystem], "cases": {}}
+"""
+# Between the round's own lines: the aliases, and each case detected afresh (its PATH, meminfo, device tree).
+HARNESS_LOOP = r"""
 out["aliases"] = [name for name, known in system_list.KnownSystem.__members__.items() if name != known.name]
 for case in cases:
     use(case)
@@ -306,16 +309,33 @@ for case in cases:
                    accelerator.ACCELERATOR_INFO_SOURCE, accelerator.MIG_INFO_SOURCE):
         source.reset(hard=True)
     try:
+"""
+HARNESS = (
+    HARNESS_HEAD
+    + HARNESS_LOOP
+    + r"""
         match = system_list.match_known_system(system_list.SystemConfiguration.detect())
         out["cases"][case["id"]] = [match.name, match.value.system_id] if match else [None, None]
     except Exception as exc:
         out["cases"][case["id"]] = ["error", repr(exc)]
 json.dump(out, open(sys.argv[2], "w"))
 """
+)
 
 
-def write_fakes(folder: Path) -> dict[str, Path]:
-    """bin folders (with and without nvidia-smi) and a pycuda package answering the compute capability."""
+def pycuda_stubs(stubs: Path) -> None:
+    """A pycuda package answering the compute capability (v2.0's accelerator.py imports pycuda)."""
+    pycuda = stubs / "pycuda"
+    pycuda.mkdir(parents=True)
+    (pycuda / "__init__.py").write_text("")
+    (pycuda / "autoinit.py").write_text("")
+    (pycuda / "driver.py").write_text(FAKE_PYCUDA_DRIVER)
+    if importlib.util.find_spec("requests") is None:  # inferentia.py imports it; used only with USE_INFERENTIA=1
+        (stubs / "requests.py").write_text("")
+
+
+def write_fakes(folder: Path, stubs=pycuda_stubs, harness: str = HARNESS) -> dict[str, Path]:
+    """bin folders (with and without nvidia-smi), the round's stub packages and its harness script."""
     script = f"#!{sys.executable}\n{FAKE_COMMAND}"
     bins = {"smi": folder / "bin-smi", "plain": folder / "bin-plain"}
     for name, names in (("smi", ("lscpu", "nvidia-smi")), ("plain", ("lscpu",))):
@@ -323,14 +343,8 @@ def write_fakes(folder: Path) -> dict[str, Path]:
         for command in names:
             (bins[name] / command).write_text(script)
             (bins[name] / command).chmod(0o755)
-    pycuda = folder / "stubs" / "pycuda"
-    pycuda.mkdir(parents=True)
-    (pycuda / "__init__.py").write_text("")
-    (pycuda / "autoinit.py").write_text("")
-    (pycuda / "driver.py").write_text(FAKE_PYCUDA_DRIVER)
-    if importlib.util.find_spec("requests") is None:  # inferentia.py imports it; used only with USE_INFERENTIA=1
-        (folder / "stubs" / "requests.py").write_text("")
-    (folder / "harness.py").write_text(HARNESS)
+    stubs(folder / "stubs")
+    (folder / "harness.py").write_text(harness)
     return bins
 
 
@@ -365,9 +379,12 @@ def nvidia_case(machine: Machine, folder: Path, bins: dict[str, Path]) -> dict:
     }
 
 
-def run_nvidia(code_root: Path, machines: list[Machine], folder: Path) -> dict:
-    """NVIDIA's match_known_system verdict for each machine, from its own code under code_root."""
-    bins = write_fakes(folder)
+def run_nvidia(
+    code_root: Path, machines: list[Machine], folder: Path, stubs=pycuda_stubs, harness: str = HARNESS
+) -> dict:
+    """NVIDIA's match_known_system verdict for each machine, from its own code under code_root (the round's stubs
+    and harness script: v2.0's by default)."""
+    bins = write_fakes(folder, stubs, harness)
     cases = [nvidia_case(machine, folder / "cases" / machine.id, bins) for machine in machines]
     (folder / "cases.json").write_text(json.dumps(cases))
     env = {

@@ -14,16 +14,13 @@ Hopper box with another CPU.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_nvidia_detection import FAKE_COMMAND, Machine, host_of, lscpu, memtotal_kb, nvidia_case
+from test_nvidia_detection import HARNESS_HEAD, HARNESS_LOOP, Machine, host_of, lscpu, memtotal_kb, run_nvidia
 
 from pytest_mlperf import catalog
 from pytest_mlperf.catalog.nvidia_detection import (
@@ -280,46 +277,13 @@ def cuDeviceGetAttribute(attribute, device):
     return (cudaError_t.cudaSuccess, sm // 10 if attribute == "major" else sm % 10)
 """
 
-HARNESS = r"""
-import functools, json, os, sys
-sys.path.insert(0, os.getcwd())  # NVIDIA's `code` package, not the standard library's
-cases = json.load(open(sys.argv[1]))
-
-
-def use(case):
-    os.environ.update(PATH=case["path"], FAKE_HOST=case["spec"])
-    os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-    if case["cuda_visible"] is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = case["cuda_visible"]
-
-
-def plain(value):
-    return value if value is None or isinstance(value, (int, float, str)) else str(value)
-
-
-def member(known):
-    conf, item = known.value, {"name": known.name, "system_id": known.value.system_id}
-    floor = getattr(conf.host_mem_conf, "o", None)
-    item["min_memory"] = floor.host_memory_capacity.to_bytes() if floor is not None else None
-    for accelerator, count in getattr(conf.accelerator_conf, "layout", {}).items():
-        item.update(count=count, power=plain(getattr(accelerator, "max_power_limit", None)))
-        item.update(sm=plain(getattr(accelerator, "compute_sm", None)), pci=plain(getattr(accelerator, "pci_id", None)))
-    return item
-
-
-use(cases[0])
-from code.common.systems import accelerator, cpu, memory, system_list
-out = {"members": [member(known) for known in system_list.KnownSystem], "cases": {}}
-out["deprecated"] = [member(old) for old in system_list.DeprecatedSystem]
-out["aliases"] = [name for name, known in system_list.KnownSystem.__members__.items() if name != known.name]
-for case in cases:
-    use(case)
-    memory.MEM_INFO_SOURCE.fn = functools.partial(memory.get_mem_info, case["meminfo"])
-    accelerator.GPU_INFO_SOURCE.fn = functools.partial(accelerator.get_gpu_info, soc_model_filepath=case["soc_model"])
-    for source in (cpu.CPU_INFO_SOURCE, memory.MEM_INFO_SOURCE, accelerator.GPU_INFO_SOURCE,
-                   accelerator.ACCELERATOR_INFO_SOURCE, accelerator.MIG_INFO_SOURCE):
-        source.reset(hard=True)
-    try:
+# v2.0's harness script with DeprecatedSystem read too, and each verdict with its deprecated match.
+HARNESS = (
+    HARNESS_HEAD
+    + r"""out["deprecated"] = [member(old) for old in system_list.DeprecatedSystem]
+"""
+    + HARNESS_LOOP
+    + r"""
         detected = system_list.SystemConfiguration.detect()
         match = system_list.match_known_system(detected)
         old = system_list.DeprecatedSystem.get_first_match(detected)
@@ -329,49 +293,22 @@ for case in cases:
         out["cases"][case["id"]] = {"match": ["error", repr(exc)], "deprecated": None}
 json.dump(out, open(sys.argv[2], "w"))
 """
+)
 
 
-def write_fakes(folder: Path) -> dict[str, Path]:
-    """bin folders (with and without nvidia-smi) and a `cuda` package (cuda-python's `cuda.cuda` and
-    `cuda.cudart`, what accelerator.py:209-229 and code/common/cuda_python.py import) answering the compute
-    capability."""
-    script = f"#!{sys.executable}\n{FAKE_COMMAND}"
-    bins = {"smi": folder / "bin-smi", "plain": folder / "bin-plain"}
-    for name, names in (("smi", ("lscpu", "nvidia-smi")), ("plain", ("lscpu",))):
-        bins[name].mkdir(parents=True)
-        for command in names:
-            (bins[name] / command).write_text(script)
-            (bins[name] / command).chmod(0o755)
-    cuda = folder / "stubs" / "cuda"
+def cuda_stubs(stubs: Path) -> None:
+    """A `cuda` package (cuda-python's `cuda.cuda` and `cuda.cudart`, what accelerator.py:209-229 and
+    code/common/cuda_python.py import) answering the compute capability."""
+    cuda = stubs / "cuda"
     cuda.mkdir(parents=True)
     (cuda / "__init__.py").write_text("")
     (cuda / "cudart.py").write_text("class cudaError_t:\n    cudaSuccess = 0\n")
     (cuda / "cuda.py").write_text(FAKE_CUDA_DRIVER)
-    (folder / "harness.py").write_text(HARNESS)
-    return bins
-
-
-def run_nvidia(code_root: Path, machines: list[Machine], folder: Path) -> dict:
-    """NVIDIA's v4.1 match_known_system verdict (and DeprecatedSystem match) for each machine, from its own code."""
-    bins = write_fakes(folder)
-    cases = [nvidia_case(machine, folder / "cases" / machine.id, bins) for machine in machines]
-    (folder / "cases.json").write_text(json.dumps(cases))
-    env = {
-        "HOME": str(folder),
-        "PYTHONPATH": str(folder / "stubs"),
-        "OUTSIDE_MLPINF_ENV": "1",  # constants.py imports tensorrt unless this is set (constants.py:31)
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PATH": str(bins["plain"]),
-    }
-    command = [sys.executable, str(folder / "harness.py"), str(folder / "cases.json"), str(folder / "out.json")]
-    done = subprocess.run(command, cwd=code_root, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"NVIDIA's v4.1 detection code failed:\n{done.stdout}\n{done.stderr[-4000:]}"
-    return json.loads((folder / "out.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def nvidia(tree, tmp_path_factory):
-    return run_nvidia(tree, list(MACHINES.values()), tmp_path_factory.mktemp("nvidia-v4.1"))
+    return run_nvidia(tree, list(MACHINES.values()), tmp_path_factory.mktemp("nvidia-v4.1"), cuda_stubs, HARNESS)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -649,7 +586,7 @@ def test_custom_list_describes_the_wrong_cpu_box(tree, tmp_path, tmp_path_factor
         replace(MACHINES["H100x8-epyc-9654"], expected=("H100x8_EPYC9654", "H100x8_EPYC9654")),
         MACHINES["H100x8-8480C"],
     ]
-    verdicts = run_nvidia(root, machines, tmp_path_factory.mktemp("nvidia-v4.1-custom"))
+    verdicts = run_nvidia(root, machines, tmp_path_factory.mktemp("nvidia-v4.1-custom"), cuda_stubs, HARNESS)
     for machine in machines:
         prediction = predict(rules, host_of(machine, tmp_path / machine.id))
         assert verdicts["cases"][machine.id]["match"] == list(machine.expected), machine.id
