@@ -22,12 +22,17 @@ from pathlib import Path
 from conftest import _turn
 with _turn(Path(sys.argv[2]), sys.argv[3]):
     print(f"in {time.time():.6f}", flush=True)
-    time.sleep(float(sys.argv[4]))
+    hold = sys.argv[4]
+    if hold.startswith("until:"):  # hold the turn until the test creates this file
+        while not Path(hold[6:]).exists():
+            time.sleep(0.02)
+    else:
+        time.sleep(float(hold))
     print(f"leaving {time.time():.6f}", flush=True)
 """
 
 
-def _test(folder, kind: str, hold: float) -> subprocess.Popen:
+def _test(folder, kind: str, hold: float | str) -> subprocess.Popen:
     """A worker's test of the given kind that holds its turn for `hold` seconds."""
     cmd = [sys.executable, "-c", TEST, str(ROOT), str(folder), kind, str(hold)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -85,13 +90,16 @@ def test_tests_that_are_neither_alone_nor_quiet_run_side_by_side(tmp_path):
 def test_quiet_tests_run_together_and_beside_nothing_else(tmp_path):
     """A quiet test waits for a running shared test; while it waits no new shared test starts (it is not starved),
     a second quiet test joins it, and the shared test that came later starts once both quiet ones are done."""
-    shared = _test(tmp_path, "shared", 3.0)  # long enough for the next two interpreters to start on a busy machine
+    go = tmp_path / "go"
+    shared = _test(tmp_path, "shared", f"until:{go}")  # held until both quiet tests wait, however slow their start
     shared_in = _stamp(shared, "in")
     quiet = _test(tmp_path, "quiet", 1.5)
     _registered_waiting(tmp_path, quiet, "quiet")
     later = _test(tmp_path, "shared", 0.0)
     assert _waits(later, 0.3)
     other_quiet = _test(tmp_path, "quiet", 1.5)
+    _registered_waiting(tmp_path, other_quiet, "quiet")
+    go.touch()
     shared_out = _stamp(shared, "leaving")
     quiet_in, other_in = _stamp(quiet, "in"), _stamp(other_quiet, "in")
     assert shared_in < shared_out <= min(quiet_in, other_in)
