@@ -110,11 +110,14 @@ def test_quiet_tests_run_together_and_beside_nothing_else(tmp_path):
 
 
 def test_an_alone_test_waits_for_quiet_ones_and_no_new_quiet_one_joins(tmp_path):
-    quiet = _test(tmp_path, "quiet", 3.0)  # long enough for the alone test's interpreter to start on a busy machine
+    go = tmp_path / "go"
+    quiet = _test(tmp_path, "quiet", f"until:{go}")  # held until the alone test waits, however slow its start
     _stamp(quiet, "in")
     alone = _test(tmp_path, "alone", 0.5)
     _registered_waiting(tmp_path, alone, "alone")
     late_quiet = _test(tmp_path, "quiet", 0.0)
+    _registered_waiting(tmp_path, late_quiet, "quiet")
+    go.touch()
     quiet_out = _stamp(quiet, "leaving")
     alone_in, alone_out = _stamp(alone, "in"), _stamp(alone, "leaving")
     assert quiet_out <= alone_in
